@@ -1,0 +1,63 @@
+/* tsdb/index.h -- the LMDB series index: ids, label sets, postings, names and values.
+ *
+ * The one cross-block structure. Series ids are global and never reused; every series ever
+ * appended (head or blocks) has an entry until garbage collection removes series with no data
+ * left. Only tsdb/index.c includes lmdb.h.
+ *
+ * Threads: one writer at a time (callers hold db->append_lock or are single-threaded); read
+ * handles (tsdb_index_rd) may be used from any one thread at a time (MDB_NOTLS) and must be
+ * ended promptly.
+ */
+#ifndef TSDB_INDEX_H
+#define TSDB_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tsdb/base.h"
+#include "tsdb/tsdb.h"
+
+typedef struct tsdb_index tsdb_index;
+typedef struct tsdb_index_rd tsdb_index_rd;
+
+/* Opens or creates the environment in dir (a folder: data.mdb, lock.mdb). map_bytes 0 = 16 GiB.
+ * MDB_MAP_FULL during a write grows the map (doubling) and retries, or returns TSDB_EFULL. */
+int tsdb__index_open(const char *dir, size_t map_bytes, int read_only, tsdb_index **out,
+                     tsdb_err *err);
+void tsdb__index_close(tsdb_index *ix);
+
+/* Resolves n label sets (sorted, validated) to series ids in ONE write transaction, creating ids
+ * for the new ones. created[i] (if created != NULL) is set to 1 for new series. */
+int tsdb__index_resolve(tsdb_index *ix, const tsdb_labels *sets, size_t n, uint64_t *ids,
+                        uint8_t *created, tsdb_err *err);
+/* Ensures series id exists with labels l (WAL replay: idempotent; keeps next id above id). */
+int tsdb__index_put_series(tsdb_index *ix, uint64_t id, tsdb_labels l, tsdb_err *err);
+/* Removes series (labels, lhash, postings) in one transaction (garbage collection). */
+int tsdb__index_delete_series(tsdb_index *ix, const uint64_t *ids, size_t n, tsdb_err *err);
+/* Next id that would be allocated. */
+uint64_t tsdb__index_next_id(tsdb_index *ix);
+
+/* Read handles: a read transaction for a consistent view. */
+int tsdb__index_rd_begin(tsdb_index *ix, tsdb_index_rd **out, tsdb_err *err);
+void tsdb__index_rd_end(tsdb_index_rd *r); /* NULL allowed */
+/* Labels of a series, copied into the arena. TSDB_ENOTFOUND if unknown. */
+int tsdb__index_rd_labels(tsdb_index_rd *r, uint64_t id, tsdb_arena *a, tsdb_labels *out);
+/* Id of an exact label set, TSDB_ENOTFOUND if absent. */
+int tsdb__index_rd_lookup(tsdb_index_rd *r, tsdb_labels l, uint64_t *id);
+/* Sorted ids of series matching every matcher (in the arena). */
+int tsdb__index_rd_select(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_t n,
+                          tsdb_arena *a, uint64_t **ids, size_t *n_ids, tsdb_err *err);
+/* All label names / all values of one name, sorted, unique, in the arena. */
+int tsdb__index_rd_names(tsdb_index_rd *r, tsdb_arena *a, tsdb_str **out, size_t *n);
+int tsdb__index_rd_values(tsdb_index_rd *r, tsdb_str name, tsdb_arena *a, tsdb_str **out,
+                          size_t *n);
+/* Number of series with label name=value (postings length). */
+int tsdb__index_rd_count(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64_t *n);
+/* Calls fn for every series in id order (recovery, GC, tools); stops on non-zero return. */
+int tsdb__index_rd_each(tsdb_index_rd *r, tsdb_arena *scratch,
+                        int (*fn)(void *ctx, uint64_t id, tsdb_labels l), void *ctx);
+
+/* Bytes of data.mdb on disk. */
+uint64_t tsdb__index_disk_bytes(tsdb_index *ix);
+
+#endif
