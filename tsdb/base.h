@@ -32,10 +32,10 @@
     XX(LOCKED, "data directory is locked by another process")                                      \
     XX(EXEC, "execution error")
 
-/* 0 is success; every error is negative and below -100, so it never collides with a count. */
+/* 0 is success; every error lies in (-200, -100): negative, and never a plausible count. */
 enum tsdb_code {
     TSDB_OK = 0,
-    TSDB__ERR_FIRST = -100, /* never returned */
+    TSDB__ERR_FIRST = -200, /* never returned */
 #define XX(name, msg) TSDB_E##name,
     TSDB_ERR_MAP(XX)
 #undef XX
