@@ -43,7 +43,8 @@ const char *tsdb_errname(int code)
     return i < 0 ? "EUNKNOWN" : err_names[i];
 }
 
-static void err_vfill(tsdb_err *err, int code, int pos, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void err_vfill(tsdb_err *err, int code, int pos,
+                                                            const char *fmt, va_list ap)
 {
     err->code = code;
     err->pos = pos;
