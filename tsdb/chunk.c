@@ -1,0 +1,561 @@
+/* tsdb/chunk.c -- the XOR (Gorilla) chunk codec, bit-identical to Prometheus' XOR chunks.
+ *
+ * A chunk holds up to 65535 samples (the head cuts at 120) of one series. Its bytes are exactly
+ * what Prometheus' chunkenc.XORChunk.Bytes() returns, so remote read can ship our chunks and we
+ * can read Prometheus' (tsdb/docs/format/chunks.md, tsdb/chunkenc/xor.go).
+ *
+ * Layout. Bits are written most significant first; "n bits of x" means the n low bits of x,
+ * high bit first, in two's complement where x is negative.
+ *
+ *   +------------------+--------------------+----------------+------------------+-----------+
+ *   | count: u16 BE    | t0: varint         | v0: 64 bits    | t1-t0: uvarint   | v1: XOR   |
+ *   +------------------+--------------------+----------------+------------------+-----------+
+ *   | then, for every later sample: dod (delta of delta) of t, then v as XOR                 |
+ *   +----------------------------------------------------------------------------------------+
+ *
+ *   count  number of samples, big endian, rewritten on every append.
+ *   t0     zig-zag varint as Go's binary.PutVarint (1000 -> 2000 -> D0 0F).
+ *   v0     the IEEE-754 bits of the first value, raw (NaN payloads kept bit for bit).
+ *   t1-t0  Go's binary.PutUvarint of the delta taken as uint64 (a negative delta costs 10 bytes).
+ *   Both varints start on a byte boundary, since everything before them is whole bytes.
+ *
+ * Timestamps from the third sample on: delta = t[i] - t[i-1], dod = delta - previous delta.
+ *
+ *   dod range (inclusive)        written as                       bits   example
+ *   0                            '0'                              1      dod 0    -> 0
+ *   -8191 .. 8192                '10'   + 14 bits of dod          16     dod 10   -> 10
+ * 00000000001010 -65535 .. 65536              '110'  + 17 bits of dod          20     dod -1   ->
+ * 110 1...1 (17 ones) -524287 .. 524288            '1110' + 20 bits of dod          24     dod 2^19
+ * -> 1110 1 0...0 anything else                '1111' + 64 bits of dod          68
+ *
+ * The ranges are lopsided on purpose (Prometheus' bitRange): an n-bit field holds
+ * -(2^(n-1) - 1) .. 2^(n-1), and the reader takes a field above 2^(n-1) as negative
+ * (field - 2^n), so the pattern 1 0...0 means +2^(n-1).
+ *
+ * Values from the second sample on: x = bits(v[i]) ^ bits(v[i-1]).
+ *
+ *   case                                     written as                              bits
+ *   x == 0                                   '0'                                     1
+ *   x fits the previous window (lead >= L,   '10' + the window's 64-L-T bits of x>>T  2 + 64-L-T
+ *     trail >= T for the current L, T)
+ *   otherwise (and for the first x != 0)     '11' + 5 bits lead + 6 bits sigbits     13 + sigbits
+ *                                            + sigbits bits of x >> trail
+ *
+ *   lead = leading zeros of x, capped at 31 so it fits 5 bits; trail = trailing zeros of x;
+ *   sigbits = 64 - lead - trail, with 64 written as 0 (0 significant bits cannot occur, x != 0).
+ *   The new window becomes (L, T) = (lead, trail). Example: v 1.0 -> 2.0 gives x =
+ *   0x7ff0000000000000, lead 1, trail 52, sigbits 11: '11' 00001 001011 11111111111.
+ *   A reader that meets '10' before any window uses L = T = 0 (64 bits), as Prometheus does.
+ *
+ * Padding and the trailing byte. The stream is padded with zero bits to a whole byte. Prometheus
+ * writes a multiple of 8 bits byte by byte, and a byte write that starts on a byte boundary
+ * leaves one more, still empty, byte at the end; the next bit written goes there. So when an
+ * append ends on a byte boundary with such a write (the first sample's 64 value bits, or XOR
+ * significant bits that are a multiple of 8), the chunk ends with one extra zero byte, and we
+ * reproduce it. Examples (hand-worked, pinned by tests/unit/tsdb/test_chunk.c):
+ *
+ *   (1000, 1.0)                      00 01 D0 0F 3F F0 00 00 00 00 00 00 00     (13 bytes)
+ *   + (2000, 2.0) (3000, 3.0)        00 04 D0 0F 3F F0 00 00 00 00 00 00 E8 07 C2 5F FF
+ *   + (4010, 3.0)                    6C 07 00 14                                (21 bytes)
+ *
+ * Reading. The iterator is bounds-checked against the given length: bits past the end read as
+ * zero, and a sample that ends past the last byte makes the stream TSDB_ECORRUPT (sticky), as do a
+ * varint that overflows 64 bits and a window with lead + sigbits > 64. Every sample consumes at
+ * least one bit and the count is at most 65535, so iteration always ends. Bytes after the last
+ * sample are ignored by the iterator; tsdb_chunk_decode_all also requires them to be zero padding
+ * (at most the padding bits plus the one empty byte above). Corruption is returned, not logged:
+ * the caller knows which file and series it was reading.
+ *
+ * Speed. The writer keeps the bytes past the used length zeroed and ORs up to 56 bits at a time
+ * into an unaligned 64-bit big-endian word; the reader loads 64 bits at any bit offset the same
+ * way (at least 57 valid bits), with a zero-padded copy only near the end of the chunk.
+ */
+#include "tsdb/chunk.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "tsdb/base.h"
+
+#define CHUNK_HDR        2  /* the count */
+#define CHUNK_APP_SLACK  48 /* zeroed bytes kept past the end before an append (one needs <= 32) */
+#define CHUNK_VARINT_MAX 10 /* bytes in the longest 64-bit varint */
+
+/* ---- Words and bits ---------------------------------------------------------------------- */
+
+static inline uint64_t load_be64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline void store_be64(unsigned char *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
+
+static inline uint64_t f64_bits(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    return u;
+}
+
+static inline double f64_from(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
+static inline unsigned clz64(uint64_t x) /* x != 0 */
+{
+    return (unsigned)__builtin_clzll(x);
+}
+
+static inline unsigned ctz64(uint64_t x) /* x != 0 */
+{
+    return (unsigned)__builtin_ctzll(x);
+}
+
+/* Whether x fits an n-bit dod field: -(2^(n-1) - 1) <= x <= 2^(n-1). */
+static inline int dod_fits(int64_t x, unsigned n)
+{
+    int64_t half = (int64_t)1 << (n - 1);
+    return x >= -(half - 1) && x <= half;
+}
+
+/* ---- Appender ------------------------------------------------------------------------------ */
+
+/* ORs the n low bits of v (1 <= n <= 56) into p at bit offset pos. The 8 bytes from pos / 8 must
+ * be inside the buffer, and the bits being written must still be zero. */
+static inline void put_bits(unsigned char *p, uint64_t pos, uint64_t v, unsigned n)
+{
+    unsigned char *q = p + (pos >> 3);
+    uint64_t w = (v << (64 - n)) >> (pos & 7);
+    store_be64(q, load_be64(q) | w);
+}
+
+/* As put_bits for 1 <= n <= 64. */
+static inline void put_bits64(unsigned char *p, uint64_t pos, uint64_t v, unsigned n)
+{
+    if (n > 56) {
+        put_bits(p, pos, v >> 32, n - 32);
+        put_bits(p, pos + n - 32, v & 0xffffffffu, 32);
+    } else {
+        put_bits(p, pos, v, n);
+    }
+}
+
+/* Writes a uvarint at byte offset off; returns its length. */
+static inline size_t put_uvarint(unsigned char *p, size_t off, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[off + n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[off + n++] = (unsigned char)v;
+    return n;
+}
+
+void tsdb_chunk_app_init(tsdb_chunk_app *a)
+{
+    memset(a, 0, sizeof(*a));
+    tsdb_buf_init(&a->b);
+    tsdb_buf_reserve(&a->b, 128);
+    memset(a->b.p, 0, a->b.cap);
+    a->b.len = CHUNK_HDR;
+    a->leading = 0xff;
+}
+
+void tsdb_chunk_app_fini(tsdb_chunk_app *a)
+{
+    if (!a)
+        return;
+    tsdb_buf_fini(&a->b);
+}
+
+const unsigned char *tsdb_chunk_app_bytes(const tsdb_chunk_app *a, size_t *len)
+{
+    *len = a->b.len;
+    return a->b.p;
+}
+
+/* Writes the XOR of v against the previous value at bit pos; returns the new position and sets
+ * *byte_end when the last write was a whole number of bytes (see "the trailing byte"). */
+static inline uint64_t app_put_value(tsdb_chunk_app *a, unsigned char *p, uint64_t pos,
+                                     uint64_t v_bits, int *byte_end)
+{
+    uint64_t x = v_bits ^ a->v_bits;
+    *byte_end = 0;
+    if (x == 0)
+        return pos + 1; /* '0': the byte is already zero */
+
+    unsigned lead = clz64(x), trail = ctz64(x);
+    if (lead > 31)
+        lead = 31;
+    unsigned sig;
+    if (a->leading != 0xff && lead >= a->leading && trail >= a->trailing) {
+        sig = 64u - a->leading - a->trailing;
+        uint64_t payload = x >> a->trailing;
+        if (sig <= 54) {
+            put_bits(p, pos, (uint64_t)2 << sig | payload, 2 + sig);
+        } else {
+            put_bits(p, pos, 2, 2);
+            put_bits64(p, pos + 2, payload, sig);
+        }
+        pos += 2 + sig;
+    } else {
+        a->leading = (uint8_t)lead;
+        a->trailing = (uint8_t)trail;
+        sig = 64u - lead - trail;
+        uint64_t ctl = (uint64_t)3 << 11 | (uint64_t)lead << 6 | (sig & 63);
+        uint64_t payload = x >> trail;
+        if (sig <= 43) {
+            put_bits(p, pos, ctl << sig | payload, 13 + sig);
+        } else {
+            put_bits(p, pos, ctl, 13);
+            put_bits64(p, pos + 13, payload, sig);
+        }
+        pos += 13 + sig;
+    }
+    *byte_end = (sig & 7) == 0;
+    return pos;
+}
+
+void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
+{
+    assert(a->n < UINT16_MAX);
+    tsdb_buf *b = &a->b;
+    if (b->cap - b->len < CHUNK_APP_SLACK) {
+        size_t old_cap = b->cap;
+        tsdb_buf_reserve(b, CHUNK_APP_SLACK);
+        memset(b->p + old_cap, 0, b->cap - old_cap); /* [len, old_cap) is zero already */
+    }
+    unsigned char *p = b->p;
+    uint64_t pos = (uint64_t)b->len * 8 - a->bit_free;
+    uint64_t v_bits = f64_bits(v);
+    uint64_t delta = 0;
+    int byte_end;
+
+    if (a->n == 0) {
+        size_t off = (size_t)(pos >> 3);
+        uint64_t zz = ((uint64_t)t << 1) ^ (uint64_t)(t >> 63);
+        off += put_uvarint(p, off, zz);
+        store_be64(p + off, v_bits);
+        pos = (uint64_t)(off + 8) * 8;
+        byte_end = 1;
+    } else if (a->n == 1) {
+        delta = (uint64_t)t - (uint64_t)a->t;
+        size_t off = (size_t)(pos >> 3);
+        off += put_uvarint(p, off, delta);
+        pos = app_put_value(a, p, (uint64_t)off * 8, v_bits, &byte_end);
+    } else {
+        delta = (uint64_t)t - (uint64_t)a->t;
+        int64_t dod = (int64_t)(delta - (uint64_t)a->t_delta);
+        uint64_t d = (uint64_t)dod;
+        if (dod == 0) {
+            pos += 1;
+        } else if (dod_fits(dod, 14)) {
+            put_bits(p, pos, (uint64_t)0x2 << 14 | (d & 0x3fff), 16);
+            pos += 16;
+        } else if (dod_fits(dod, 17)) {
+            put_bits(p, pos, (uint64_t)0x6 << 17 | (d & 0x1ffff), 20);
+            pos += 20;
+        } else if (dod_fits(dod, 20)) {
+            put_bits(p, pos, (uint64_t)0xe << 20 | (d & 0xfffff), 24);
+            pos += 24;
+        } else {
+            put_bits(p, pos, 0xf, 4);
+            put_bits64(p, pos + 4, d, 64);
+            pos += 68;
+        }
+        pos = app_put_value(a, p, pos, v_bits, &byte_end);
+    }
+
+    size_t len = (size_t)((pos + 7) >> 3);
+    if ((pos & 7) == 0 && byte_end)
+        len++;
+    b->len = len;
+    a->bit_free = (uint8_t)((uint64_t)len * 8 - pos);
+    a->n++;
+    p[0] = (unsigned char)(a->n >> 8);
+    p[1] = (unsigned char)a->n;
+    a->t = t;
+    a->t_delta = (int64_t)delta;
+    a->v_bits = v_bits;
+}
+
+/* ---- Iterator ------------------------------------------------------------------------------ */
+
+/* 64 bits of d[0..dlen) from bit pos, most significant first; bits past the end read as zero.
+ * At least 57 of the returned bits come from the stream (or its zero tail). */
+static inline uint64_t peek64(const unsigned char *d, size_t dlen, size_t pos)
+{
+    size_t o = pos >> 3;
+    uint64_t w;
+    if (o + 8 <= dlen) {
+        w = load_be64(d + o);
+    } else {
+        unsigned char tmp[8] = {0};
+        if (o < dlen)
+            memcpy(tmp, d + o, dlen - o);
+        w = load_be64(tmp);
+    }
+    return w << (pos & 7);
+}
+
+/* n bits (1 <= n <= 64) from bit pos. */
+static inline uint64_t get_bits64(const unsigned char *d, size_t dlen, size_t pos, unsigned n)
+{
+    if (n <= 57)
+        return peek64(d, dlen, pos) >> (64 - n);
+    uint64_t hi = peek64(d, dlen, pos) >> (64 - (n - 32));
+    uint64_t lo = peek64(d, dlen, pos + n - 32) >> 32;
+    return hi << 32 | lo;
+}
+
+static inline int it_fail(tsdb_chunk_it *it)
+{
+    it->err = TSDB_ECORRUPT;
+    return TSDB_ECORRUPT;
+}
+
+/* Reads a uvarint at byte offset *off of d[0..dlen), as Go's binary.ReadUvarint: 0 or -1. */
+static int get_uvarint(const unsigned char *d, size_t dlen, size_t *off, uint64_t *out)
+{
+    uint64_t x = 0;
+    unsigned s = 0;
+    for (size_t i = 0; i < CHUNK_VARINT_MAX; i++) {
+        if (*off >= dlen)
+            return -1;
+        unsigned char c = d[(*off)++];
+        if (c < 0x80) {
+            if (i == CHUNK_VARINT_MAX - 1 && c > 1)
+                return -1;
+            *out = x | (uint64_t)c << s;
+            return 0;
+        }
+        x |= (uint64_t)(c & 0x7f) << s;
+        s += 7;
+    }
+    return -1;
+}
+
+int tsdb_chunk_it_init(tsdb_chunk_it *it, const void *p, size_t len)
+{
+    memset(it, 0, sizeof(*it));
+    if (len < CHUNK_HDR) {
+        it->err = TSDB_ECORRUPT;
+        return TSDB_ECORRUPT;
+    }
+    it->p = p;
+    it->len = len;
+    it->n = (uint16_t)(it->p[0] << 8 | it->p[1]);
+    return 0;
+}
+
+uint16_t tsdb_chunk_count(const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    if (len < CHUNK_HDR)
+        return 0;
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+/* The first two samples: whole bytes, read without the bit reader. */
+static int it_next_head(tsdb_chunk_it *it, tsdb_sample *out)
+{
+    const unsigned char *d = it->p + CHUNK_HDR;
+    size_t dlen = it->len - CHUNK_HDR;
+    size_t off = it->bitpos >> 3; /* byte aligned here */
+    uint64_t u;
+    if (get_uvarint(d, dlen, &off, &u) < 0)
+        return it_fail(it);
+    if (it->i == 0) {
+        if (dlen - off < 8)
+            return it_fail(it);
+        it->t = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+        it->v_bits = load_be64(d + off);
+        it->bitpos = (off + 8) * 8;
+    } else {
+        it->t_delta = (int64_t)u;
+        it->t = (int64_t)((uint64_t)it->t + u);
+        size_t pos = off * 8;
+        uint64_t w = peek64(d, dlen, pos);
+        if (w >> 63) {
+            unsigned lead, sig;
+            if (!(w >> 62 & 1)) {
+                lead = it->leading;
+                sig = 64u - it->leading - it->trailing;
+                pos += 2;
+            } else {
+                lead = (unsigned)(w >> 57) & 31;
+                sig = (unsigned)(w >> 51) & 63;
+                if (sig == 0)
+                    sig = 64;
+                if (lead + sig > 64)
+                    return it_fail(it);
+                it->leading = (uint8_t)lead;
+                it->trailing = (uint8_t)(64 - lead - sig);
+                pos += 13;
+            }
+            it->v_bits ^= get_bits64(d, dlen, pos, sig) << it->trailing;
+            pos += sig;
+        } else {
+            pos += 1;
+        }
+        if (pos > (size_t)dlen * 8)
+            return it_fail(it);
+        it->bitpos = pos;
+    }
+    it->i++;
+    out->t = it->t;
+    out->v = f64_from(it->v_bits);
+    return 1;
+}
+
+int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
+{
+    if (it->err)
+        return it->err;
+    if (it->i >= it->n)
+        return 0;
+    if (it->i < 2)
+        return it_next_head(it, out);
+
+    const unsigned char *d = it->p + CHUNK_HDR;
+    size_t dlen = it->len - CHUNK_HDR;
+    size_t pos = it->bitpos;
+    uint64_t w = peek64(d, dlen, pos);
+    uint64_t t_delta = (uint64_t)it->t_delta;
+
+    /* Delta of delta. */
+    if (w >> 63) {
+        uint64_t f;
+        unsigned ones = ~w ? clz64(~w) : 64;
+        switch (ones) {
+        case 1:
+            f = w >> 48 & 0x3fff;
+            t_delta += f > 0x2000 ? f - 0x4000 : f;
+            pos += 16;
+            break;
+        case 2:
+            f = w >> 44 & 0x1ffff;
+            t_delta += f > 0x10000 ? f - 0x20000 : f;
+            pos += 20;
+            break;
+        case 3:
+            f = w >> 40 & 0xfffff;
+            t_delta += f > 0x80000 ? f - 0x100000 : f;
+            pos += 24;
+            break;
+        default:
+            t_delta += get_bits64(d, dlen, pos + 4, 64);
+            pos += 68;
+            break;
+        }
+        w = peek64(d, dlen, pos);
+    } else {
+        pos += 1;
+        w <<= 1; /* still >= 56 valid bits, enough for the value's control bits */
+    }
+
+    /* Value. */
+    if (w >> 63) {
+        unsigned ctl, sig;
+        if (!(w >> 62 & 1)) {
+            ctl = 2;
+            sig = 64u - it->leading - it->trailing;
+        } else {
+            unsigned lead = (unsigned)(w >> 57) & 31;
+            sig = (unsigned)(w >> 51) & 63;
+            if (sig == 0)
+                sig = 64;
+            if (lead + sig > 64)
+                return it_fail(it);
+            it->leading = (uint8_t)lead;
+            it->trailing = (uint8_t)(64 - lead - sig);
+            ctl = 13;
+        }
+        pos += ctl;
+        it->v_bits ^= get_bits64(d, dlen, pos, sig) << it->trailing;
+        pos += sig;
+    } else {
+        pos += 1;
+    }
+
+    if (pos > (size_t)dlen * 8)
+        return it_fail(it);
+    it->bitpos = pos;
+    it->t_delta = (int64_t)t_delta;
+    it->t = (int64_t)((uint64_t)it->t + t_delta);
+    it->i++;
+    out->t = it->t;
+    out->v = f64_from(it->v_bits);
+    return 1;
+}
+
+int tsdb_chunk_it_seek(tsdb_chunk_it *it, int64_t t0, tsdb_sample *out)
+{
+    if (it->err)
+        return it->err;
+    if (it->i > 0 && it->t >= t0) {
+        out->t = it->t;
+        out->v = f64_from(it->v_bits);
+        return 1;
+    }
+    tsdb_sample s;
+    int rc;
+    while ((rc = tsdb_chunk_it_next(it, &s)) > 0) {
+        if (s.t >= t0) {
+            *out = s;
+            return 1;
+        }
+    }
+    return rc;
+}
+
+int tsdb_chunk_decode_all(const void *p, size_t len, tsdb_sample *out, size_t cap, size_t *n)
+{
+    tsdb_chunk_it it;
+    int rc = tsdb_chunk_it_init(&it, p, len);
+    if (rc < 0)
+        return rc;
+    /* Cheapest possible samples: 9 bytes, then 1 byte + 1 bit, then 2 bits each. */
+    size_t bits = (len - CHUNK_HDR) * 8, need = 0;
+    if (it.n >= 1)
+        need += 72;
+    if (it.n >= 2)
+        need += 9;
+    if (it.n >= 3)
+        need += (size_t)(it.n - 2) * 2;
+    if (need > bits)
+        return TSDB_ECORRUPT;
+    if (it.n > cap)
+        return TSDB_EINVAL;
+    size_t k = 0;
+    tsdb_sample s;
+    while ((rc = tsdb_chunk_it_next(&it, &s)) > 0)
+        out[k++] = s;
+    if (rc < 0)
+        return rc;
+    /* What follows the last sample must be zero padding: the rest of its byte, then at most
+     * one empty byte. */
+    size_t end = CHUNK_HDR + (it.bitpos + 7) / 8;
+    const unsigned char *b = p;
+    if ((it.bitpos & 7) && (b[end - 1] & (0xffu >> (it.bitpos & 7))))
+        return TSDB_ECORRUPT;
+    if (len > end + 1 || (len == end + 1 && b[end] != 0))
+        return TSDB_ECORRUPT;
+    *n = k;
+    return 0;
+}
