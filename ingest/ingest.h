@@ -71,17 +71,17 @@ typedef struct ingest_text_entry {
     tsdb_str text;            /* HELP text (unescaped), TYPE name, UNIT; empty for SERIES */
     const tsdb_label *labels; /* SERIES: __name__ first, then labels in written order, unescaped */
     size_t n_labels;
-    double v;    /* SERIES: the value */
-    int64_t t;   /* SERIES: timestamp in ms when has_t */
-    int has_t;   /* 1 if the line carried a timestamp */
-    int line;    /* 1-based line number */
+    double v;  /* SERIES: the value */
+    int64_t t; /* SERIES: timestamp in ms when has_t */
+    int has_t; /* 1 if the line carried a timestamp */
+    int line;  /* 1-based line number */
 } ingest_text_entry;
 
 typedef struct ingest_text ingest_text; /* opaque pull parser */
 
 /* The Accept header the scraper sends (OpenMetrics preferred, as Prometheus 2.42 does). */
-#define INGEST_SCRAPE_ACCEPT                                                                      \
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"     \
+#define INGEST_SCRAPE_ACCEPT                                                                 \
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;" \
     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
 /* Format for a Content-Type header value: OpenMetrics for application/openmetrics-text, the text
