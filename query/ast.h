@@ -29,6 +29,10 @@
 
 struct query_func; /* query/functions.h */
 
+/* The parser rejects trees taller than this, so every recursive walk (checker, printer,
+ * evaluator) is bounded. */
+#define QUERY_MAX_DEPTH 512
+
 enum query_node_kind {
     QUERY_NODE_NUMBER,     /* number literal */
     QUERY_NODE_STRING,     /* string literal */
@@ -152,6 +156,7 @@ typedef struct query_matching {
 
 typedef struct query_binary {
     enum query_binop op;
+    int op_pos; /* byte offset of the operator token */
     const query_expr *lhs, *rhs;
     int return_bool; /* the bool modifier (comparisons only) */
     query_matching m;
@@ -176,6 +181,7 @@ struct query_expr {
     enum query_node_kind kind;
     enum query_type type; /* static type, set by the checker */
     int pos, end;         /* byte offsets into the query text: [pos, end) */
+    int height;           /* 1 for a leaf; 1 + the tallest child otherwise (<= QUERY_MAX_DEPTH) */
     union {
         double num;              /* QUERY_NODE_NUMBER */
         tsdb_str str;            /* QUERY_NODE_STRING: unescaped value (NUL-terminated) */
