@@ -60,4 +60,8 @@ int tsdb__index_rd_each(tsdb_index_rd *r, tsdb_arena *scratch,
 /* Bytes of data.mdb on disk. */
 uint64_t tsdb__index_disk_bytes(tsdb_index *ix);
 
+/* Tests: select checks the remaining matchers against stored labels once at most n candidates
+ * are left (default 1024); 0 forces pure postings algebra. */
+void tsdb__index_set_filter_max(tsdb_index *ix, size_t n);
+
 #endif

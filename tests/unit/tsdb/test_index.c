@@ -1,0 +1,552 @@
+/* Unit tests for tsdb/index.c: ids, reopen, select against brute force, names/values, delete,
+ * long values, map growth. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tsdb/base.h"
+#include "tsdb/index.h"
+#include "tsdb/os.h"
+#include "tsdb/tsdb.h"
+
+/* ---- Fixtures ------------------------------------------------------------------------------ */
+
+typedef struct fx {
+    char dir[64];
+    tsdb_index *ix;
+    tsdb_arena a;
+} fx;
+
+static int fx_setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/cairn-index-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    tsdb_arena_init(&f->a, 0);
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    fx *f = *state;
+    tsdb__index_close(f->ix);
+    tsdb_arena_fini(&f->a);
+    tsdb__os_remove_all(f->dir, NULL);
+    free(f);
+    return 0;
+}
+
+static void fx_open(fx *f, size_t map_bytes)
+{
+    tsdb_err err = {0};
+    int rc = tsdb__index_open(f->dir, map_bytes, 0, &f->ix, &err);
+    if (rc != 0)
+        fail_msg("open: %s", err.msg);
+}
+
+static void fx_reopen(fx *f, size_t map_bytes)
+{
+    tsdb__index_close(f->ix);
+    f->ix = NULL;
+    fx_open(f, map_bytes);
+}
+
+/* Builds a sorted label set from "k=v,k=v" in the arena (values may not contain ',' or '='). */
+static tsdb_labels L(tsdb_arena *a, const char *spec)
+{
+    tsdb_label *v = tsdb_arena_alloc(a, 16 * sizeof *v);
+    size_t n = 0;
+    const char *p = spec;
+    while (*p) {
+        const char *eq = strchr(p, '=');
+        const char *end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        v[n].name = tsdb_arena_str(a, (tsdb_str){p, (size_t)(eq - p)});
+        v[n].value = tsdb_arena_str(a, (tsdb_str){eq + 1, (size_t)(end - eq - 1)});
+        n++;
+        p = *end ? end + 1 : end;
+    }
+    tsdb_labels_sort(v, n);
+    return (tsdb_labels){v, n};
+}
+
+static uint64_t resolve1(fx *f, tsdb_labels l, uint8_t *created)
+{
+    uint64_t id = 0;
+    uint8_t c = 0;
+    tsdb_err err = {0};
+    int rc = tsdb__index_resolve(f->ix, &l, 1, &id, &c, &err);
+    if (rc != 0)
+        fail_msg("resolve: %s", err.msg);
+    if (created)
+        *created = c;
+    return id;
+}
+
+static const tsdb_matcher *M(tsdb_arena *a, enum tsdb_match_op op, const char *name,
+                             const char *value)
+{
+    tsdb_matcher *m = NULL;
+    tsdb_err err = {0};
+    int rc = tsdb_matcher_new(op, tsdb_str_c(name), tsdb_str_c(value), a, &m, &err);
+    if (rc != 0)
+        fail_msg("matcher: %s", err.msg);
+    return m;
+}
+
+static size_t select_n(fx *f, const tsdb_matcher *const *ms, size_t n, uint64_t **ids)
+{
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    size_t cnt = 0;
+    tsdb_err err = {0};
+    int rc = tsdb__index_rd_select(r, ms, n, &f->a, ids, &cnt, &err);
+    tsdb__index_rd_end(r);
+    if (rc != 0)
+        fail_msg("select: %s", err.msg);
+    return cnt;
+}
+
+/* ---- Basic behaviour ------------------------------------------------------------------------- */
+
+static void test_resolve_idempotent_and_stable(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    tsdb_labels a = L(&f->a, "__name__=up,job=api,instance=h1");
+    tsdb_labels b = L(&f->a, "__name__=up,job=api,instance=h2");
+    uint8_t created;
+    uint64_t ida = resolve1(f, a, &created);
+    assert_int_equal(created, 1);
+    uint64_t idb = resolve1(f, b, &created);
+    assert_int_equal(created, 1);
+    assert_int_not_equal(ida, idb);
+    assert_int_equal(resolve1(f, a, &created), ida);
+    assert_int_equal(created, 0);
+    uint64_t next = tsdb__index_next_id(f->ix);
+    assert_true(next > ida && next > idb);
+
+    /* A batch with duplicates and known sets: one transaction, consistent ids. */
+    tsdb_labels c = L(&f->a, "__name__=up,job=db");
+    tsdb_labels batch[4] = {c, a, c, b};
+    uint64_t ids[4];
+    uint8_t cr[4];
+    assert_int_equal(tsdb__index_resolve(f->ix, batch, 4, ids, cr, NULL), 0);
+    assert_int_equal(ids[1], ida);
+    assert_int_equal(ids[3], idb);
+    assert_int_equal(ids[0], ids[2]);
+    assert_int_equal(cr[0], 1);
+    assert_int_equal(cr[1], 0);
+    assert_int_equal(cr[2], 0);
+
+    fx_reopen(f, 0);
+    assert_int_equal(resolve1(f, a, &created), ida);
+    assert_int_equal(created, 0);
+    assert_int_equal(resolve1(f, c, &created), ids[0]);
+    assert_int_equal(tsdb__index_next_id(f->ix), ids[0] + 1);
+    uint64_t idd = resolve1(f, L(&f->a, "__name__=new"), &created);
+    assert_int_equal(created, 1);
+    assert_int_equal(idd, ids[0] + 1);
+
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    uint64_t got = 0;
+    assert_int_equal(tsdb__index_rd_lookup(r, b, &got), 0);
+    assert_int_equal(got, idb);
+    assert_int_equal(tsdb__index_rd_lookup(r, L(&f->a, "__name__=up"), &got), TSDB_ENOTFOUND);
+    tsdb_labels back;
+    assert_int_equal(tsdb__index_rd_labels(r, ida, &f->a, &back), 0);
+    assert_true(tsdb_labels_equal(back, a));
+    assert_int_equal(tsdb__index_rd_labels(r, 999999, &f->a, &back), TSDB_ENOTFOUND);
+    tsdb__index_rd_end(r);
+}
+
+static void test_names_values_count(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    resolve1(f, L(&f->a, "__name__=up,job=api,zone=a"), NULL);
+    resolve1(f, L(&f->a, "__name__=up,job=db"), NULL);
+    resolve1(f, L(&f->a, "__name__=down,job=api,a_b=x"), NULL);
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    tsdb_str *v;
+    size_t n;
+    assert_int_equal(tsdb__index_rd_names(r, &f->a, &v, &n), 0);
+    const char *want_names[] = {"__name__", "a_b", "job", "zone"};
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_true(tsdb_str_eq(v[i], tsdb_str_c(want_names[i])));
+    assert_int_equal(tsdb__index_rd_values(r, TSDB_STR("job"), &f->a, &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(tsdb_str_eq(v[0], TSDB_STR("api")));
+    assert_true(tsdb_str_eq(v[1], TSDB_STR("db")));
+    assert_int_equal(tsdb__index_rd_values(r, TSDB_STR("nope"), &f->a, &v, &n), 0);
+    assert_int_equal(n, 0);
+    uint64_t cnt = 0;
+    assert_int_equal(tsdb__index_rd_count(r, TSDB_STR("job"), TSDB_STR("api"), &cnt), 0);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(tsdb__index_rd_count(r, TSDB_STR("job"), TSDB_STR("x"), &cnt), 0);
+    assert_int_equal(cnt, 0);
+    tsdb__index_rd_end(r);
+}
+
+static void test_select_semantics(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    uint64_t up1 = resolve1(f, L(&f->a, "__name__=up,job=api"), NULL);
+    uint64_t up2 = resolve1(f, L(&f->a, "__name__=up,job=db,env=prod"), NULL);
+    uint64_t dn = resolve1(f, L(&f->a, "__name__=down,env=dev"), NULL);
+    uint64_t *ids;
+    const tsdb_matcher *ms[3];
+
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, "__name__", "up");
+    assert_int_equal(select_n(f, ms, 1, &ids), 2);
+    assert_int_equal(ids[0], up1);
+    assert_int_equal(ids[1], up2);
+
+    /* {env=""}: series without env. */
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, "env", "");
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    assert_int_equal(ids[0], up1);
+
+    /* {env!="prod"} includes series without env. */
+    ms[0] = M(&f->a, TSDB_MATCH_NE, "env", "prod");
+    assert_int_equal(select_n(f, ms, 1, &ids), 2);
+    assert_int_equal(ids[0], up1);
+    assert_int_equal(ids[1], dn);
+
+    /* {env=~"p.*"} anchored. */
+    ms[0] = M(&f->a, TSDB_MATCH_RE, "env", "p.*");
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    assert_int_equal(ids[0], up2);
+    ms[0] = M(&f->a, TSDB_MATCH_RE, "env", "ro");
+    assert_int_equal(select_n(f, ms, 1, &ids), 0);
+
+    /* {__name__="up", env!~"prod|"}: env must be set and not prod -> nothing among up. */
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, "__name__", "up");
+    ms[1] = M(&f->a, TSDB_MATCH_NRE, "env", "prod|");
+    assert_int_equal(select_n(f, ms, 2, &ids), 0);
+    ms[1] = M(&f->a, TSDB_MATCH_NE, "env", "");
+    assert_int_equal(select_n(f, ms, 2, &ids), 1);
+    assert_int_equal(ids[0], up2);
+
+    /* No matchers: every series. */
+    assert_int_equal(select_n(f, ms, 0, &ids), 3);
+}
+
+/* ---- Brute force ------------------------------------------------------------------------------
+ */
+
+#define BF_SERIES 400
+
+static const char *bf_names[] = {"__name__", "a", "b", "c"};
+static const char *bf_values[] = {"x", "y", "xy", "yx", "foo", "foobar", "bar", "a.b", "1", "12"};
+#define N_BF_NAMES  (sizeof bf_names / sizeof *bf_names)
+#define N_BF_VALUES (sizeof bf_values / sizeof *bf_values)
+
+static const char *bf_patterns[] = {
+    "x",  "x|y",   ".*",       ".+",    "f.*",       "foo.*r", "",    "x|", "a\\.b", "[0-9]+",
+    "y.", "(?i)X", "fo(o|x)b", ".*b.*", "1|foo|bar", "nope",   "a.b", ".",  "[^x]*"};
+#define N_BF_PATTERNS (sizeof bf_patterns / sizeof *bf_patterns)
+
+static void run_brute_force(fx *f, unsigned seed, size_t filter_max)
+{
+    srand(seed);
+    tsdb__index_set_filter_max(f->ix, filter_max);
+    tsdb_labels *sets = tsdb_arena_alloc(&f->a, BF_SERIES * sizeof *sets);
+    uint64_t *ids = tsdb_arena_alloc(&f->a, BF_SERIES * sizeof *ids);
+    for (size_t i = 0; i < BF_SERIES; i++) {
+        tsdb_label *v = tsdb_arena_alloc(&f->a, N_BF_NAMES * sizeof *v);
+        size_t n = 0;
+        for (size_t k = 0; k < N_BF_NAMES; k++) {
+            if (k > 0 && rand() % 3 == 0)
+                continue;
+            v[n].name = tsdb_str_c(bf_names[k]);
+            v[n].value = tsdb_str_c(bf_values[rand() % N_BF_VALUES]);
+            if (k == 0)
+                v[n].value = tsdb_str_c(rand() % 2 ? "m1" : "m2");
+            n++;
+        }
+        sets[i] = (tsdb_labels){v, n};
+    }
+    assert_int_equal(tsdb__index_resolve(f->ix, sets, BF_SERIES, ids, NULL, NULL), 0);
+    /* Delete a few to make sure deleted series never come back. */
+    uint64_t del[10];
+    for (size_t i = 0; i < 10; i++)
+        del[i] = ids[(size_t)rand() % BF_SERIES];
+    assert_int_equal(tsdb__index_delete_series(f->ix, del, 10, NULL), 0);
+
+    for (int q = 0; q < 300; q++) {
+        size_t nm = 1 + (size_t)rand() % 3;
+        const tsdb_matcher *ms[3];
+        for (size_t j = 0; j < nm; j++) {
+            enum tsdb_match_op op = (enum tsdb_match_op)(rand() % 4);
+            const char *name = bf_names[1 + rand() % (N_BF_NAMES - 1)];
+            if (rand() % 5 == 0)
+                name = "__name__";
+            const char *val;
+            if (op == TSDB_MATCH_EQ || op == TSDB_MATCH_NE)
+                val = rand() % 5 == 0 ? "" : bf_values[rand() % N_BF_VALUES];
+            else
+                val = bf_patterns[rand() % N_BF_PATTERNS];
+            ms[j] = M(&f->a, op, name, val);
+        }
+        uint64_t *got;
+        size_t n_got = select_n(f, ms, nm, &got);
+        /* Expected: every live series whose labels satisfy the matchers, ids ascending. */
+        size_t n_want = 0;
+        uint64_t want[BF_SERIES];
+        for (size_t i = 0; i < BF_SERIES; i++) {
+            int dead = 0;
+            for (size_t k = 0; k < 10; k++)
+                dead |= del[k] == ids[i];
+            if (dead || !tsdb_matchers_match(ms, nm, sets[i]))
+                continue;
+            int dup = 0;
+            for (size_t k = 0; k < n_want; k++)
+                dup |= want[k] == ids[i];
+            if (!dup)
+                want[n_want++] = ids[i];
+        }
+        for (size_t i = 1; i < n_want; i++) {
+            for (size_t k = i; k > 0 && want[k - 1] > want[k]; k--) {
+                uint64_t t = want[k];
+                want[k] = want[k - 1];
+                want[k - 1] = t;
+            }
+        }
+        if (n_got != n_want || (n_want && memcmp(got, want, n_want * sizeof *want) != 0)) {
+            char desc[256] = "";
+            for (size_t j = 0; j < nm; j++) {
+                static const char *ops[] = {"=", "!=", "=~", "!~"};
+                size_t l = strlen(desc);
+                snprintf(desc + l, sizeof desc - l, "%s%s\"%s\" ", tsdb_matcher_name(ms[j]).p,
+                         ops[tsdb_matcher_op(ms[j])], tsdb_matcher_value(ms[j]).p);
+            }
+            fail_msg("seed %u filter_max %zu query %d {%s}: got %zu ids, want %zu", seed,
+                     filter_max, q, desc, n_got, n_want);
+        }
+    }
+}
+
+static void test_select_brute_force(void **state)
+{
+    fx *f = *state;
+    unsigned seed = (unsigned)time(NULL);
+    print_message("seed %u\n", seed);
+    /* Pure postings algebra, the default plan, and label filtering after the first list; a
+     * fresh index for each so the brute-force reference sees every stored series. */
+    size_t filter_max[3] = {0, 1024, 50};
+    for (unsigned i = 0; i < 3; i++) {
+        tsdb__index_close(f->ix);
+        f->ix = NULL;
+        assert_int_equal(tsdb__os_remove_all(f->dir, NULL), 0);
+        fx_open(f, 0);
+        run_brute_force(f, seed + i, filter_max[i]);
+    }
+}
+
+/* ---- Delete, put, long values, growth ----------------------------------------------------------
+ */
+
+static void test_delete_and_put(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    tsdb_labels a = L(&f->a, "__name__=up,job=api");
+    tsdb_labels b = L(&f->a, "__name__=up,job=db,only_b=1");
+    uint64_t ida = resolve1(f, a, NULL), idb = resolve1(f, b, NULL);
+    assert_int_equal(tsdb__index_delete_series(f->ix, &idb, 1, NULL), 0);
+    /* Deleting an unknown id is not an error. */
+    uint64_t unknown = 777;
+    assert_int_equal(tsdb__index_delete_series(f->ix, &unknown, 1, NULL), 0);
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    uint64_t got;
+    assert_int_equal(tsdb__index_rd_lookup(r, b, &got), TSDB_ENOTFOUND);
+    tsdb_str *v;
+    size_t n;
+    assert_int_equal(tsdb__index_rd_names(r, &f->a, &v, &n), 0);
+    assert_int_equal(n, 2); /* only_b is gone with its last series */
+    assert_int_equal(tsdb__index_rd_values(r, TSDB_STR("job"), &f->a, &v, &n), 0);
+    assert_int_equal(n, 1);
+    tsdb__index_rd_end(r);
+    uint64_t *ids;
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_EQ, "__name__", "up")};
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    assert_int_equal(ids[0], ida);
+    /* Ids are never reused. */
+    uint8_t created;
+    uint64_t idb2 = resolve1(f, b, &created);
+    assert_int_equal(created, 1);
+    assert_true(idb2 > idb);
+
+    /* put_series: idempotent, bumps next id, refuses a different label set for a known id. */
+    tsdb_labels c = L(&f->a, "__name__=replayed");
+    assert_int_equal(tsdb__index_put_series(f->ix, 100, c, NULL), 0);
+    assert_int_equal(tsdb__index_put_series(f->ix, 100, c, NULL), 0);
+    assert_int_equal(tsdb__index_next_id(f->ix), 101);
+    assert_int_equal(tsdb__index_put_series(f->ix, 100, a, NULL), TSDB_ECORRUPT);
+    assert_int_equal(resolve1(f, c, &created), 100);
+    assert_int_equal(created, 0);
+    fx_reopen(f, 0);
+    assert_int_equal(tsdb__index_next_id(f->ix), 101);
+}
+
+static void test_long_values(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    size_t len = 10 * 1024;
+    char *v1 = tsdb_arena_alloc(&f->a, len + 1), *v2 = tsdb_arena_alloc(&f->a, len + 1);
+    for (size_t i = 0; i < len; i++)
+        v1[i] = v2[i] = (char)('a' + i % 26);
+    v1[len] = v2[len] = '\0';
+    v2[len - 1] = 'Z';
+    tsdb_label l1[2] = {{TSDB_STR("__name__"), TSDB_STR("m")}, {TSDB_STR("path"), {v1, len}}};
+    tsdb_label l2[2] = {{TSDB_STR("__name__"), TSDB_STR("m")}, {TSDB_STR("path"), {v2, len}}};
+    tsdb_labels s1 = {l1, 2}, s2 = {l2, 2};
+    uint64_t id1 = resolve1(f, s1, NULL), id2 = resolve1(f, s2, NULL);
+    uint64_t id3 = resolve1(f, L(&f->a, "__name__=m,path=short"), NULL);
+    assert_int_not_equal(id1, id2);
+    fx_reopen(f, 0);
+    uint8_t created;
+    assert_int_equal(resolve1(f, s2, &created), id2);
+    assert_int_equal(created, 0);
+
+    uint64_t *ids;
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_EQ, "path", v1)};
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    assert_int_equal(ids[0], id1);
+    ms[0] = M(&f->a, TSDB_MATCH_RE, "path", "abc.*Z");
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    assert_int_equal(ids[0], id2);
+    ms[0] = M(&f->a, TSDB_MATCH_NE, "path", v2);
+    assert_int_equal(select_n(f, ms, 1, &ids), 2);
+    assert_int_equal(ids[0], id1);
+    assert_int_equal(ids[1], id3);
+
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    tsdb_str *vals;
+    size_t n;
+    assert_int_equal(tsdb__index_rd_values(r, TSDB_STR("path"), &f->a, &vals, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(vals[0].len, len);
+    assert_int_equal(vals[1].len, len);
+    assert_true(tsdb_str_eq(vals[2], TSDB_STR("short")));
+    assert_true(memcmp(vals[0].p, v2, len) == 0); /* "...Z" < "...z" */
+    uint64_t cnt;
+    assert_int_equal(tsdb__index_rd_count(r, TSDB_STR("path"), (tsdb_str){v1, len}, &cnt), 0);
+    assert_int_equal(cnt, 1);
+    tsdb__index_rd_end(r);
+    assert_int_equal(tsdb__index_delete_series(f->ix, &id1, 1, NULL), 0);
+    ms[0] = M(&f->a, TSDB_MATCH_RE, "path", "abc.*");
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    assert_int_equal(ids[0], id2);
+}
+
+static void test_map_growth(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 64 * 1024);
+    size_t total = 20000, batch = 2000;
+    tsdb_label *lv = tsdb_arena_alloc(&f->a, batch * 3 * sizeof *lv);
+    tsdb_labels *sets = tsdb_arena_alloc(&f->a, batch * sizeof *sets);
+    uint64_t *ids = tsdb_arena_alloc(&f->a, batch * sizeof *ids);
+    /* An open read handle during growth must not block it forever: end it first. */
+    for (size_t done = 0; done < total; done += batch) {
+        for (size_t i = 0; i < batch; i++) {
+            tsdb_label *v = lv + i * 3;
+            v[0] = (tsdb_label){TSDB_STR("__name__"), TSDB_STR("metric_with_a_long_name")};
+            v[1] = (tsdb_label){TSDB_STR("instance"),
+                                tsdb_str_c(tsdb_arena_sprintf(&f->a, "host-%zu", done + i))};
+            v[2] = (tsdb_label){TSDB_STR("job"), TSDB_STR("node")};
+            sets[i] = (tsdb_labels){v, 3};
+        }
+        tsdb_err err = {0};
+        int rc = tsdb__index_resolve(f->ix, sets, batch, ids, NULL, &err);
+        if (rc != 0)
+            fail_msg("resolve at %zu: %s", done, err.msg);
+    }
+    uint64_t *got;
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_EQ, "job", "node")};
+    assert_int_equal(select_n(f, ms, 1, &got), total);
+    assert_true(tsdb__index_disk_bytes(f->ix) > 64 * 1024);
+    fx_reopen(f, 64 * 1024);
+    assert_int_equal(select_n(f, ms, 1, &got), total);
+}
+
+static void test_open_errors(void **state)
+{
+    fx *f = *state;
+    tsdb_index *ix = NULL;
+    char path[128];
+    snprintf(path, sizeof path, "%s/missing", f->dir);
+    tsdb_err err = {0};
+    assert_true(tsdb__index_open(path, 0, 1, &ix, &err) < 0);
+    /* Read-only over an existing index works and refuses writes. */
+    fx_open(f, 0);
+    uint64_t id = resolve1(f, L(&f->a, "__name__=x"), NULL);
+    tsdb__index_close(f->ix);
+    f->ix = NULL;
+    assert_int_equal(tsdb__index_open(f->dir, 0, 1, &f->ix, &err), 0);
+    tsdb_labels l = L(&f->a, "__name__=y");
+    uint64_t id2;
+    assert_int_equal(tsdb__index_resolve(f->ix, &l, 1, &id2, NULL, NULL), TSDB_EINVAL);
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    uint64_t got;
+    assert_int_equal(tsdb__index_rd_lookup(r, L(&f->a, "__name__=x"), &got), 0);
+    assert_int_equal(got, id);
+    tsdb__index_rd_end(r);
+}
+
+static int each_count(void *ctx, uint64_t id, tsdb_labels l)
+{
+    (void)id;
+    (void)l;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static void test_each(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    for (int i = 0; i < 50; i++)
+        resolve1(f, L(&f->a, tsdb_arena_sprintf(&f->a, "__name__=m,i=%d", i)), NULL);
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    size_t n = 0;
+    assert_int_equal(tsdb__index_rd_each(r, &f->a, each_count, &n), 0);
+    assert_int_equal(n, 50);
+    tsdb__index_rd_end(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_resolve_idempotent_and_stable, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_names_values_count, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_select_semantics, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_select_brute_force, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_and_put, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_long_values, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_growth, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_each, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
