@@ -38,7 +38,7 @@ only_in() { # header-regex, allowed files...
 }
 only_in 'lmdb\.h' tsdb/index.c
 only_in 'zstd\.h' tsdb/wal.c tsdb/block.c
-only_in 'pcre2\.h' tsdb/labels.c
+only_in 'pcre2\.h' tsdb/labels.c tsdb/regex.c
 only_in 'snappy-c\.h' ingest/remote_write.c
 only_in 'protobuf-c/protobuf-c\.h' ingest/remote_write.c
 only_in 'curl/curl\.h' ingest/scrape.c tools/cairnctl.c tools/bench_write.c tools/cairnctl_query.c

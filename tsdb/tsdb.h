@@ -204,4 +204,18 @@ int tsdb_maintain(tsdb *db, tsdb_err *err);
 /* Writes a consistent copy of the data directory (blocks + head as a block) into dir. */
 int tsdb_snapshot(tsdb *db, const char *dir, tsdb_err *err);
 
+/* ---- Regular expressions with captures (tsdb/regex.c) --------------------------------------- */
+
+typedef struct tsdb_regex tsdb_regex; /* compiled; lives in the arena given to new */
+
+/* Compiles an RE2-syntax pattern that must match a whole input (as ^(?:pattern)$). The regex
+ * lives until tsdb_arena_fini of a; one thread uses it at a time. TSDB_EINVAL + message for a
+ * bad pattern. */
+int tsdb_regex_new(tsdb_str pattern, tsdb_arena *a, tsdb_regex **out, tsdb_err *err);
+/* If re matches all of input, expands replacement ($1, ${1}, $name, ${name}, $$ as Go's
+ * regexp.Expand) into *out (NUL-terminated, in a) and returns 1; returns 0 when it does not
+ * match, TSDB_ELIMIT if the match hit the backtracking limits. */
+int tsdb_regex_replace(const tsdb_regex *re, tsdb_str input, tsdb_str replacement, tsdb_arena *a,
+                       tsdb_str *out);
+
 #endif

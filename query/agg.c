@@ -1,0 +1,283 @@
+/* query/agg.c -- aggregation operators (sum, avg, min, max, count, group, stddev, stdvar,
+ * topk, bottomk, quantile, count_values) with by/without grouping.
+ *
+ * Each input series belongs to one group for all steps (its grouping labels do not change), so
+ * the groups are computed once: the series are ordered by group (stably, so the per-group
+ * accumulation order is the input order, as in Prometheus) and each step walks every group's
+ * range. Arithmetic follows Prometheus 2.42: avg is an incremental mean that tolerates
+ * infinities, stddev/stdvar use Welford's update, min/max replace a NaN accumulator.
+ * count_values is the exception: its groups depend on the value, so it keys output series by
+ * their label set per point.
+ */
+#include "query/eval.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/ast.h"
+#include "tsdb/base.h"
+#include "tsdb/tsdb.h"
+
+typedef struct ent {
+    double v;
+    size_t s;
+} ent;
+
+static int ent_desc(const void *a, const void *b)
+{
+    const ent *x = a, *y = b;
+    int xn = isnan(x->v), yn = isnan(y->v);
+    if (xn != yn)
+        return xn - yn; /* NaN last */
+    if (!xn && x->v != y->v)
+        return x->v > y->v ? -1 : 1;
+    return (x->s > y->s) - (x->s < y->s);
+}
+
+static int ent_asc(const void *a, const void *b)
+{
+    const ent *x = a, *y = b;
+    int xn = isnan(x->v), yn = isnan(y->v);
+    if (xn != yn)
+        return xn - yn;
+    if (!xn && x->v != y->v)
+        return x->v < y->v ? -1 : 1;
+    return (x->s > y->s) - (x->s < y->s);
+}
+
+static tsdb_labels group_labels(qe_ctx *c, const query_agg *a, tsdb_labels l)
+{
+    if (a->without)
+        return qe_labels_del(c, l, a->grouping, a->n_grouping, 1);
+    return qe_labels_keep(c, l, a->grouping, a->n_grouping);
+}
+
+static int count_values(qe_ctx *c, const query_agg *a, const qe_steps *st, qe_value *in,
+                        tsdb_str label, qe_value *out)
+{
+    if (!tsdb_label_name_valid(label))
+        return qe_errf(c, TSDB_EEXEC, "invalid label name \"%.*s\"", (int)label.len, label.p);
+    /* by(...) keeps the value label too */
+    tsdb_str *names = tsdb_arena_alloc(c->a, (a->n_grouping + 1) * sizeof *names);
+    memcpy(names, a->grouping, a->n_grouping * sizeof *names);
+    size_t nn = a->n_grouping;
+    if (!a->without)
+        names[nn++] = label;
+    qe_out o;
+    qe_out_init(&o, c, st, in->n_vs);
+    for (size_t i = 0; i < st->n; i++) {
+        for (size_t s = 0; s < in->n_vs; s++) {
+            if (!in->vs[s].ok[i])
+                continue;
+            tsdb_labels l =
+                qe_labels_set(c, in->vs[s].labels, label, qe_fmt_float(c, in->vs[s].v[i]));
+            l = a->without ? qe_labels_del(c, l, names, nn, 1) : qe_labels_keep(c, l, names, nn);
+            size_t idx = qe_out_series(&o, l);
+            if (o.s[idx].ok[i]) {
+                o.s[idx].v[i] += 1;
+            } else {
+                o.s[idx].ok[i] = 1;
+                o.s[idx].v[i] = 1;
+            }
+        }
+        int rc = qe_check(c);
+        if (rc < 0) {
+            qe_out_fini(&o);
+            return rc;
+        }
+    }
+    return qe_out_finish(&o, out);
+}
+
+int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_value *param,
+           qe_value *out)
+{
+    const query_agg *a = &e->u.agg;
+    if (in->kind != QE_VECTOR)
+        return qe_errf(c, TSDB_EEXEC, "aggregation over a non-vector value");
+    if (a->op == QUERY_AGG_COUNT_VALUES) {
+        if (!param || param->kind != QE_STRING)
+            return qe_errf(c, TSDB_EEXEC, "count_values needs a string parameter");
+        return count_values(c, a, st, in, param->str, out);
+    }
+    int is_k = a->op == QUERY_AGG_TOPK || a->op == QUERY_AGG_BOTTOMK;
+    if ((is_k || a->op == QUERY_AGG_QUANTILE) && (!param || param->kind != QE_SCALAR))
+        return qe_errf(c, TSDB_EEXEC, "aggregation needs a scalar parameter");
+    if (is_k) {
+        for (size_t i = 0; i < st->n; i++) {
+            double k = param->scalar[i];
+            if (!(k >= -9.2233720368547758e18 && k <= 9.2233720368547758e18))
+                return qe_errf(c, TSDB_EEXEC, "Scalar value %g overflows int64", k);
+        }
+    }
+
+    /* Groups, in order of first appearance. */
+    size_t ns = in->n_vs;
+    size_t *gid = xmalloc((ns + 1) * sizeof *gid);
+    tsdb_labels *glabels = xmalloc((ns + 1) * sizeof *glabels);
+    qe_map gm;
+    qe_map_init(&gm, ns);
+    size_t ng = 0;
+    for (size_t s = 0; s < ns; s++) {
+        tsdb_labels gl = group_labels(c, a, in->vs[s].labels);
+        uint64_t h = qe_labels_hash(c, gl);
+        size_t g;
+        if (!qe_map_get(&gm, h, &g)) {
+            g = ng++;
+            glabels[g] = gl;
+            qe_map_put(&gm, h, g);
+        }
+        gid[s] = g;
+    }
+    qe_map_fini(&gm);
+    /* Counting sort of series by group, stable. */
+    size_t *gstart = xcalloc(ng + 1, sizeof *gstart);
+    size_t *order = xmalloc((ns + 1) * sizeof *order);
+    for (size_t s = 0; s < ns; s++)
+        gstart[gid[s] + 1]++;
+    for (size_t g = 0; g < ng; g++)
+        gstart[g + 1] += gstart[g];
+    size_t *fill = xmalloc((ng + 1) * sizeof *fill);
+    memcpy(fill, gstart, (ng + 1) * sizeof *fill);
+    for (size_t s = 0; s < ns; s++)
+        order[fill[gid[s]]++] = s;
+    free(fill);
+
+    qe_out o;
+    qe_out_init(&o, c, st, is_k ? ns : ng);
+    size_t *gout = xmalloc((ng + 1) * sizeof *gout);
+    for (size_t g = 0; g < ng; g++)
+        gout[g] = (size_t)-1;
+    size_t *sout = NULL;
+    if (is_k) {
+        sout = xmalloc((ns + 1) * sizeof *sout);
+        for (size_t s = 0; s < ns; s++)
+            sout[s] = (size_t)-1;
+    }
+    ent *buf = xmalloc((ns + 1) * sizeof *buf);
+    int rc = 0;
+    for (size_t i = 0; i < st->n && rc == 0; i++) {
+        if (is_k && (int64_t)param->scalar[i] < 1)
+            continue;
+        for (size_t g = 0; g < ng && rc == 0; g++) {
+            size_t cnt = 0;
+            double val = 0, mean = 0, acc = 0;
+            for (size_t k = gstart[g]; k < gstart[g + 1]; k++) {
+                const qe_vseries *sv = &in->vs[order[k]];
+                if (!sv->ok[i])
+                    continue;
+                double v = sv->v[i];
+                cnt++;
+                if (cnt == 1) {
+                    val = v;
+                    mean = v;
+                    acc = 0;
+                    buf[0] = (ent){v, order[k]};
+                    continue;
+                }
+                buf[cnt - 1] = (ent){v, order[k]};
+                switch (a->op) {
+                case QUERY_AGG_SUM:
+                    val += v;
+                    break;
+                case QUERY_AGG_AVG: {
+                    double n = (double)cnt;
+                    if (isinf(mean)) {
+                        if (isinf(v) && (mean > 0) == (v > 0))
+                            break;
+                        if (!isinf(v) && !isnan(v))
+                            break;
+                    }
+                    mean += v / n - mean / n;
+                    break;
+                }
+                case QUERY_AGG_MAX:
+                    if (val < v || isnan(val))
+                        val = v;
+                    break;
+                case QUERY_AGG_MIN:
+                    if (val > v || isnan(val))
+                        val = v;
+                    break;
+                case QUERY_AGG_STDDEV:
+                case QUERY_AGG_STDVAR: {
+                    double delta = v - mean;
+                    mean += delta / (double)cnt;
+                    acc += delta * (v - mean);
+                    break;
+                }
+                default:
+                    break;
+                }
+            }
+            if (!cnt)
+                continue;
+            double res;
+            switch (a->op) {
+            case QUERY_AGG_SUM:
+            case QUERY_AGG_MAX:
+            case QUERY_AGG_MIN:
+                res = val;
+                break;
+            case QUERY_AGG_AVG:
+                res = mean;
+                break;
+            case QUERY_AGG_COUNT:
+                res = (double)cnt;
+                break;
+            case QUERY_AGG_GROUP:
+                res = 1;
+                break;
+            case QUERY_AGG_STDVAR:
+                res = acc / (double)cnt;
+                break;
+            case QUERY_AGG_STDDEV:
+                res = sqrt(acc / (double)cnt);
+                break;
+            case QUERY_AGG_QUANTILE: {
+                double *vals = xmalloc(cnt * sizeof *vals);
+                for (size_t k = 0; k < cnt; k++)
+                    vals[k] = buf[k].v;
+                res = qe_quantile(param->scalar[i], vals, cnt);
+                free(vals);
+                break;
+            }
+            case QUERY_AGG_TOPK:
+            case QUERY_AGG_BOTTOMK: {
+                qsort(buf, cnt, sizeof *buf, a->op == QUERY_AGG_TOPK ? ent_desc : ent_asc);
+                int64_t kk = (int64_t)param->scalar[i];
+                size_t take = (uint64_t)kk < cnt ? (size_t)kk : cnt;
+                for (size_t k = 0; k < take && rc == 0; k++) {
+                    size_t s = buf[k].s;
+                    if (sout[s] == (size_t)-1)
+                        sout[s] = qe_out_series(&o, in->vs[s].labels);
+                    rc = qe_out_put(&o, sout[s], i, buf[k].v);
+                }
+                continue;
+            }
+            default:
+                res = NAN;
+                break;
+            }
+            if (gout[g] == (size_t)-1)
+                gout[g] = qe_out_series(&o, glabels[g]);
+            rc = qe_out_put(&o, gout[g], i, res);
+        }
+        if (rc == 0)
+            rc = qe_check(c);
+    }
+    free(buf);
+    free(sout);
+    free(gout);
+    free(order);
+    free(gstart);
+    free(glabels);
+    free(gid);
+    if (rc < 0) {
+        qe_out_fini(&o);
+        return rc;
+    }
+    return qe_out_finish(&o, out);
+}

@@ -1,0 +1,505 @@
+/* query/eval.c -- the PromQL evaluator: selectors, subqueries, and the walk over the AST.
+ *
+ * Every node is evaluated once over all steps (query/eval.h). Time rules (Prometheus 2.42):
+ *
+ *   - A vector selector at step time t reads at ref = (@ ? @ : t) - offset the newest sample
+ *     with timestamp in the closed window [ref - lookback, ref]; a staleness marker as that
+ *     newest sample means "no value".
+ *   - A matrix selector's window at step t is the closed [end - range, end] with
+ *     end = (@ ? @ : t) - offset; staleness markers are dropped from range data.
+ *   - A subquery expr[range:step] evaluates expr at the multiples of step in
+ *     [align_up(first_end - range), last_end] (end as above) and then behaves like a matrix
+ *     selector over those points.
+ *
+ * qe_plan walks the tree with the same rules to find the union of storage time a query needs,
+ * so one querier (one consistent snapshot) serves every selector, each selector reading its
+ * own window once.
+ */
+#include "query/eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/ast.h"
+#include "query/functions.h"
+#include "tsdb/base.h"
+#include "tsdb/tsdb.h"
+
+const query_expr *qe_unparen(const query_expr *e)
+{
+    while (e->kind == QUERY_NODE_PAREN)
+        e = e->u.paren;
+    return e;
+}
+
+/* Resolves the @ modifier: 1 and *at when present. */
+static int resolve_at(const qe_ctx *c, const query_time_mod *tm, int64_t *at)
+{
+    switch (tm->at) {
+    case QUERY_AT_NONE:
+        return 0;
+    case QUERY_AT_TS:
+        *at = tm->at_ms;
+        return 1;
+    case QUERY_AT_START:
+        *at = c->q_start;
+        return 1;
+    case QUERY_AT_END:
+        *at = c->q_end;
+        return 1;
+    }
+    return 0;
+}
+
+/* First and last reference time (before lookback/range) of a selector over st. */
+static void ref_span(const qe_ctx *c, const query_time_mod *tm, const qe_steps *st, int64_t *lo,
+                     int64_t *hi)
+{
+    int64_t at;
+    if (resolve_at(c, tm, &at)) {
+        *lo = *hi = at - tm->offset_ms;
+    } else {
+        *lo = st->start - tm->offset_ms;
+        *hi = qe_step_t(st, st->n - 1) - tm->offset_ms;
+    }
+}
+
+/* Inner steps of a subquery evaluated over outer steps st; 0 if there are none. */
+static int subquery_steps(const qe_ctx *c, const query_expr *e, const qe_steps *st, qe_steps *inner)
+{
+    const query_subquery *sq = &e->u.sq;
+    int64_t lo, hi;
+    ref_span(c, &sq->tm, st, &lo, &hi);
+    int64_t step = sq->step_ms > 0 ? sq->step_ms : c->sub_step;
+    int64_t from = lo - sq->range_ms;
+    int64_t start = step * (from / step);
+    if (start < from)
+        start += step;
+    if (hi < start)
+        return 0;
+    inner->start = start;
+    inner->step = step;
+    inner->n = (size_t)((hi - start) / step) + 1;
+    return 1;
+}
+
+static void plan_window(qe_ctx *c, int64_t mint, int64_t maxt)
+{
+    if (!c->planned_any || mint < c->mint)
+        c->mint = mint;
+    if (!c->planned_any || maxt > c->maxt)
+        c->maxt = maxt;
+    c->planned_any = 1;
+}
+
+void qe_plan(qe_ctx *c, const query_expr *e, const qe_steps *st)
+{
+    int64_t lo, hi;
+    switch (e->kind) {
+    case QUERY_NODE_NUMBER:
+    case QUERY_NODE_STRING:
+        return;
+    case QUERY_NODE_VECTOR_SEL:
+        ref_span(c, &e->u.vs.tm, st, &lo, &hi);
+        plan_window(c, lo - c->lookback, hi);
+        return;
+    case QUERY_NODE_MATRIX_SEL:
+        ref_span(c, &e->u.ms.vs->u.vs.tm, st, &lo, &hi);
+        plan_window(c, lo - e->u.ms.range_ms, hi);
+        return;
+    case QUERY_NODE_SUBQUERY: {
+        qe_steps inner;
+        if (subquery_steps(c, e, st, &inner))
+            qe_plan(c, e->u.sq.expr, &inner);
+        return;
+    }
+    case QUERY_NODE_UNARY:
+        qe_plan(c, e->u.un.expr, st);
+        return;
+    case QUERY_NODE_BINARY:
+        qe_plan(c, e->u.bin.lhs, st);
+        qe_plan(c, e->u.bin.rhs, st);
+        return;
+    case QUERY_NODE_AGG:
+        if (e->u.agg.param)
+            qe_plan(c, e->u.agg.param, st);
+        qe_plan(c, e->u.agg.expr, st);
+        return;
+    case QUERY_NODE_CALL:
+        for (size_t i = 0; i < e->u.call.n_args; i++)
+            qe_plan(c, e->u.call.args[i], st);
+        return;
+    case QUERY_NODE_PAREN:
+        qe_plan(c, e->u.paren, st);
+        return;
+    }
+}
+
+/* ---- Storage reads ------------------------------------------------------------------------------
+ */
+
+/* Reads every series matching the selector with samples in [mint, maxt] (all of them are
+ * returned even when empty: callers decide). drop_stale removes staleness markers. */
+static int fetch(qe_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t maxt, int drop_stale,
+                 qe_rseries **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!c->q)
+        return 0;
+    tsdb_series_set *set;
+    tsdb_err e2;
+    int rc = tsdb_querier_select(c->q, vs->matchers, vs->n_matchers, &set, &e2);
+    if (rc < 0) {
+        if (c->err)
+            *c->err = e2;
+        return rc;
+    }
+    size_t cap = 16, n = 0;
+    qe_rseries *rs = xmalloc(cap * sizeof *rs);
+    size_t bcap = 256;
+    tsdb_sample *buf = xmalloc(bcap * sizeof *buf);
+    for (;;) {
+        tsdb_labels l;
+        tsdb_iter *it;
+        rc = tsdb_series_next(set, &l, &it);
+        if (rc <= 0)
+            break;
+        if ((rc = qe_check(c)) < 0)
+            break;
+        size_t k = 0;
+        tsdb_sample s;
+        int r = tsdb_iter_seek(it, mint, &s);
+        while (r > 0 && s.t <= maxt) {
+            if (!(drop_stale && tsdb_is_stale_nan(s.v))) {
+                if (k == bcap) {
+                    bcap *= 2;
+                    buf = xrealloc(buf, bcap * sizeof *buf);
+                }
+                buf[k++] = s;
+            }
+            r = tsdb_iter_next(it, &s);
+        }
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (n == cap) {
+            cap *= 2;
+            rs = xrealloc(rs, cap * sizeof *rs);
+        }
+        rs[n].labels = tsdb_labels_copy(l, c->a);
+        rs[n].n = k;
+        rs[n].pts = tsdb_arena_alloc(c->a, (k ? k : 1) * sizeof *buf);
+        if (k)
+            memcpy(rs[n].pts, buf, k * sizeof *buf);
+        n++;
+        c->samples_loaded += k;
+        if ((rc = qe_account(c, k)) < 0)
+            break;
+    }
+    free(buf);
+    if (rc < 0) {
+        free(rs);
+        if (c->err && c->err->code != rc)
+            qe_errf(c, rc, "%s", tsdb_strerror(rc));
+        return rc;
+    }
+    qe_rseries *res = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *res);
+    if (n)
+        memcpy(res, rs, n * sizeof *rs);
+    free(rs);
+    *out = res;
+    *n_out = n;
+    return 0;
+}
+
+static int eval_vector_sel(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+{
+    const query_vector_sel *vs = &e->u.vs;
+    int64_t lo, hi, at = 0;
+    int has_at = resolve_at(c, &vs->tm, &at);
+    ref_span(c, &vs->tm, st, &lo, &hi);
+    qe_rseries *rs;
+    size_t n;
+    int rc = fetch(c, vs, lo - c->lookback, hi, 0, &rs, &n);
+    if (rc < 0)
+        return rc;
+    qe_vseries *out_s = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *out_s);
+    size_t k = 0, pts = 0;
+    for (size_t s = 0; s < n; s++) {
+        qe_vseries *o = &out_s[k];
+        o->labels = rs[s].labels;
+        o->v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
+        o->ok = tsdb_arena_calloc(c->a, st->n, 1);
+        o->ts = tsdb_arena_alloc(c->a, st->n * sizeof(int64_t));
+        const tsdb_sample *p = rs[s].pts;
+        size_t np = rs[s].n, j = 0, any = 0;
+        for (size_t i = 0; i < st->n; i++) {
+            int64_t ref = (has_at ? at : qe_step_t(st, i)) - vs->tm.offset_ms;
+            while (j < np && p[j].t <= ref)
+                j++;
+            /* p[j-1] is the newest sample at or before ref */
+            if (j == 0)
+                continue;
+            const tsdb_sample *last = &p[j - 1];
+            if (last->t < ref - c->lookback || tsdb_is_stale_nan(last->v))
+                continue;
+            o->ok[i] = 1;
+            o->v[i] = last->v;
+            o->ts[i] = last->t;
+            any++;
+        }
+        if (any) {
+            k++;
+            pts += any;
+        }
+    }
+    /* The raw samples are no longer held once reduced to steps. */
+    size_t raw = 0;
+    for (size_t s = 0; s < n; s++)
+        raw += rs[s].n;
+    c->cur_samples -= raw < c->cur_samples ? raw : c->cur_samples;
+    memset(out, 0, sizeof *out);
+    out->kind = QE_VECTOR;
+    out->vs = out_s;
+    out->n_vs = k;
+    out->node = e;
+    return qe_account(c, pts);
+}
+
+/* Converts an instant-vector or scalar value over inner steps into raw series. */
+static void steps_to_raw(qe_ctx *c, const qe_value *v, const qe_steps *st, qe_rseries **out,
+                         size_t *n_out)
+{
+    if (v->kind == QE_SCALAR) {
+        qe_rseries *r = tsdb_arena_calloc(c->a, 1, sizeof *r);
+        r->pts = tsdb_arena_alloc(c->a, st->n * sizeof *r->pts);
+        for (size_t i = 0; i < st->n; i++)
+            r->pts[i] = (tsdb_sample){qe_step_t(st, i), v->scalar[i]};
+        r->n = st->n;
+        *out = r;
+        *n_out = 1;
+        return;
+    }
+    qe_rseries *r = tsdb_arena_calloc(c->a, v->n_vs ? v->n_vs : 1, sizeof *r);
+    size_t k = 0;
+    for (size_t s = 0; s < v->n_vs; s++) {
+        size_t cnt = 0;
+        for (size_t i = 0; i < st->n; i++)
+            cnt += v->vs[s].ok[i];
+        if (!cnt)
+            continue;
+        r[k].labels = v->vs[s].labels;
+        r[k].pts = tsdb_arena_alloc(c->a, cnt * sizeof *r[k].pts);
+        size_t m = 0;
+        for (size_t i = 0; i < st->n; i++)
+            if (v->vs[s].ok[i])
+                r[k].pts[m++] = (tsdb_sample){qe_step_t(st, i), v->vs[s].v[i]};
+        r[k].n = m;
+        k++;
+    }
+    *out = r;
+    *n_out = k;
+}
+
+int qe_eval_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+{
+    e = qe_unparen(e);
+    memset(out, 0, sizeof *out);
+    out->kind = QE_MATRIX;
+    out->node = e;
+    if (e->kind == QUERY_NODE_MATRIX_SEL) {
+        const query_expr *vn = e->u.ms.vs;
+        const query_vector_sel *vs = &vn->u.vs;
+        int64_t lo, hi;
+        ref_span(c, &vs->tm, st, &lo, &hi);
+        out->range = e->u.ms.range_ms;
+        out->offset = vs->tm.offset_ms;
+        out->has_at = resolve_at(c, &vs->tm, &out->at);
+        return fetch(c, vs, lo - out->range, hi, 1, &out->rs, &out->n_rs);
+    }
+    if (e->kind == QUERY_NODE_SUBQUERY) {
+        const query_subquery *sq = &e->u.sq;
+        out->range = sq->range_ms;
+        out->offset = sq->tm.offset_ms;
+        out->has_at = resolve_at(c, &sq->tm, &out->at);
+        qe_steps inner;
+        if (!subquery_steps(c, e, st, &inner))
+            return 0;
+        qe_value iv;
+        int rc = qe_eval(c, sq->expr, &inner, &iv);
+        if (rc < 0)
+            return rc;
+        steps_to_raw(c, &iv, &inner, &out->rs, &out->n_rs);
+        return 0;
+    }
+    return qe_errf(c, TSDB_EEXEC, "expected a range vector expression");
+}
+
+/* ---- Nodes ------------------------------------------------------------------------------------
+ */
+
+static int eval_unary(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+{
+    int rc = qe_eval(c, e->u.un.expr, st, out);
+    if (rc < 0 || e->u.un.op != QUERY_OP_SUB)
+        return rc;
+    if (out->kind == QE_SCALAR) {
+        double *v = qe_scalar_new(c, st->n);
+        for (size_t i = 0; i < st->n; i++)
+            v[i] = -out->scalar[i];
+        out->scalar = v;
+        return 0;
+    }
+    if (out->kind != QE_VECTOR)
+        return qe_errf(c, TSDB_EEXEC, "unary minus on a non-numeric value");
+    qe_vseries *ns = tsdb_arena_alloc(c->a, (out->n_vs ? out->n_vs : 1) * sizeof *ns);
+    qe_map m;
+    qe_map_init(&m, out->n_vs);
+    for (size_t s = 0; s < out->n_vs; s++) {
+        ns[s].labels = qe_labels_drop_name(c, out->vs[s].labels);
+        ns[s].ok = out->vs[s].ok;
+        ns[s].ts = NULL;
+        ns[s].v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
+        for (size_t i = 0; i < st->n; i++)
+            ns[s].v[i] = -out->vs[s].v[i];
+        uint64_t h = qe_labels_hash(c, ns[s].labels);
+        size_t dummy;
+        if (qe_map_get(&m, h, &dummy)) {
+            qe_map_fini(&m);
+            return qe_errf(c, TSDB_EEXEC, "vector cannot contain metrics with the same labelset");
+        }
+        qe_map_put(&m, h, s);
+    }
+    qe_map_fini(&m);
+    out->vs = ns;
+    out->node = e;
+    return 0;
+}
+
+int qe_eval(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+{
+    int rc = qe_check(c);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    switch (e->kind) {
+    case QUERY_NODE_NUMBER:
+        out->kind = QE_SCALAR;
+        out->scalar = qe_scalar_new(c, st->n);
+        for (size_t i = 0; i < st->n; i++)
+            out->scalar[i] = e->u.num;
+        out->node = e;
+        return 0;
+    case QUERY_NODE_STRING:
+        out->kind = QE_STRING;
+        out->str = e->u.str;
+        out->node = e;
+        return 0;
+    case QUERY_NODE_VECTOR_SEL:
+        return eval_vector_sel(c, e, st, out);
+    case QUERY_NODE_MATRIX_SEL:
+    case QUERY_NODE_SUBQUERY:
+        return qe_eval_range(c, e, st, out);
+    case QUERY_NODE_PAREN:
+        return qe_eval(c, e->u.paren, st, out);
+    case QUERY_NODE_UNARY:
+        return eval_unary(c, e, st, out);
+    case QUERY_NODE_BINARY: {
+        qe_value l, r;
+        if ((rc = qe_eval(c, e->u.bin.lhs, st, &l)) < 0)
+            return rc;
+        if ((rc = qe_eval(c, e->u.bin.rhs, st, &r)) < 0)
+            return rc;
+        rc = qe_binop(c, e, st, &l, &r, out);
+        if (rc >= 0)
+            out->node = e;
+        return rc;
+    }
+    case QUERY_NODE_AGG: {
+        qe_value p, in;
+        memset(&p, 0, sizeof p);
+        if (e->u.agg.param && (rc = qe_eval(c, e->u.agg.param, st, &p)) < 0)
+            return rc;
+        if ((rc = qe_eval(c, e->u.agg.expr, st, &in)) < 0)
+            return rc;
+        rc = qe_agg(c, e, st, &in, e->u.agg.param ? &p : NULL, out);
+        if (rc >= 0)
+            out->node = e;
+        return rc;
+    }
+    case QUERY_NODE_CALL:
+        rc = qe_call(c, e, st, out);
+        if (rc >= 0)
+            out->node = e;
+        return rc;
+    }
+    return qe_errf(c, TSDB_EEXEC, "unknown expression node");
+}
+
+/* ---- Function calls
+ * ------------------------------------------------------------------------------ */
+
+int qe_call(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+{
+    const query_call *call = &e->u.call;
+    qe_value args[QUERY_FUNC_MAX_ARGS + 8];
+    size_t na = call->n_args;
+    if (na > sizeof args / sizeof args[0])
+        return qe_errf(c, TSDB_EEXEC, "too many arguments");
+    for (size_t i = 0; i < na; i++) {
+        const query_expr *a = qe_unparen(call->args[i]);
+        int rc;
+        if (a->kind == QUERY_NODE_MATRIX_SEL || a->kind == QUERY_NODE_SUBQUERY)
+            rc = qe_eval_range(c, a, st, &args[i]);
+        else
+            rc = qe_eval(c, call->args[i], st, &args[i]);
+        if (rc < 0)
+            return rc;
+    }
+    switch (call->fn->id) {
+    case QUERY_FN_ABSENT_OVER_TIME:
+    case QUERY_FN_AVG_OVER_TIME:
+    case QUERY_FN_CHANGES:
+    case QUERY_FN_COUNT_OVER_TIME:
+    case QUERY_FN_DELTA:
+    case QUERY_FN_DERIV:
+    case QUERY_FN_HOLT_WINTERS:
+    case QUERY_FN_IDELTA:
+    case QUERY_FN_INCREASE:
+    case QUERY_FN_IRATE:
+    case QUERY_FN_LAST_OVER_TIME:
+    case QUERY_FN_MAX_OVER_TIME:
+    case QUERY_FN_MIN_OVER_TIME:
+    case QUERY_FN_PREDICT_LINEAR:
+    case QUERY_FN_PRESENT_OVER_TIME:
+    case QUERY_FN_QUANTILE_OVER_TIME:
+    case QUERY_FN_RATE:
+    case QUERY_FN_RESETS:
+    case QUERY_FN_STDDEV_OVER_TIME:
+    case QUERY_FN_STDVAR_OVER_TIME:
+    case QUERY_FN_SUM_OVER_TIME:
+        return qe_func_range(c, e, st, args, out);
+    case QUERY_FN_DAYS_IN_MONTH:
+    case QUERY_FN_DAY_OF_MONTH:
+    case QUERY_FN_DAY_OF_WEEK:
+    case QUERY_FN_DAY_OF_YEAR:
+    case QUERY_FN_HOUR:
+    case QUERY_FN_MINUTE:
+    case QUERY_FN_MONTH:
+    case QUERY_FN_YEAR:
+        return qe_func_time(c, e, st, args, out);
+    case QUERY_FN_LABEL_JOIN:
+    case QUERY_FN_LABEL_REPLACE:
+        return qe_func_label(c, e, st, args, out);
+    case QUERY_FN_HISTOGRAM_QUANTILE:
+    case QUERY_FN_HISTOGRAM_COUNT:
+    case QUERY_FN_HISTOGRAM_SUM:
+    case QUERY_FN_HISTOGRAM_FRACTION:
+        return qe_func_hist(c, e, st, args, out);
+    default:
+        return qe_func_math(c, e, st, args, out);
+    }
+}
