@@ -12,17 +12,33 @@
 typedef struct api_server api_server;
 
 typedef struct api_opts {
-    const char *addr;  /* listen address; default "0.0.0.0" */
-    uint16_t port;     /* 0 picks an ephemeral port (see api_server_port) */
-    unsigned threads;  /* 0 = number of CPUs */
+    const char *addr; /* listen address; default "0.0.0.0" */
+    uint16_t port;    /* 0 picks an ephemeral port (see api_server_port) */
+    unsigned threads; /* 0 = number of CPUs */
     ingest_limits ingest;
     query_opts query;
     unsigned max_concurrent_queries; /* 0 = 20 */
     int enable_admin;
+    const char *data_dir;     /* for admin snapshots (<data_dir>/snapshots/<name>) */
+    unsigned max_connections; /* 0 = 512 */
+    /* Shown by /api/v1/status/flags and /config; borrowed for the server's life. */
+    const char *const *flags; /* name, value, name, value, ... */
+    size_t n_flags;           /* number of pairs */
+    const char *config_yaml;  /* NULL = empty */
+    /* Called by POST /-/reload (and by the program on SIGHUP); NULL = nothing to reload. */
+    int (*reload)(void *ud, tsdb_err *err);
+    void *reload_ud;
+    /* Basic auth: users and their bcrypt/crypt(3) hashes; NULL/0 = off. */
+    const char *const *auth_users; /* user, hash, user, hash, ... */
+    size_t n_auth_users;
+    /* TLS (PEM contents, not paths); NULL = plain HTTP. */
+    const char *tls_cert_pem, *tls_key_pem;
 } api_opts;
 
 int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *err);
 uint16_t api_server_port(const api_server *s);
+/* Runs the reload hook as POST /-/reload does (for SIGHUP); 0 or its error. */
+int api_server_reload(api_server *s, tsdb_err *err);
 void api_server_stop(api_server *s); /* drains, then returns; NULL allowed */
 
 #endif

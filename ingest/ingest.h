@@ -29,6 +29,7 @@ typedef struct ingest_write {
     const ingest_metadata *meta;
     size_t n_meta;
     size_t n_samples; /* over all series */
+    size_t n_histograms, n_exemplars; /* received (2.0) but not stored */
 } ingest_write;
 
 /* Remote-write versions, chosen from the Content-Type proto= parameter. */
@@ -40,6 +41,8 @@ int ingest_rw_decode(tsdb_arena *a, enum ingest_rw_version ver, const void *body
                      const ingest_limits *lim, ingest_write *out, tsdb_err *err);
 /* Encodes a batch as a snappy-compressed remote-write 1.0 body (for tools and tests). */
 int ingest_rw_encode(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out);
+/* The same as a remote-write 2.0 Request (symbol table, label refs); for tools and tests. */
+int ingest_rw_encode_v2(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out);
 
 /* ==== Scraping: exposition parser, scraper, targets and metadata ==============================
  *

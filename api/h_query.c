@@ -1,0 +1,269 @@
+/* api/h_query.c -- /api/v1/query, /api/v1/query_range and /api/v1/format_query.
+ *
+ * Parameter checks and messages follow Prometheus' web/api/v1/api.go: bad times, steps and
+ * PromQL are 400 bad_data ("invalid parameter \"query\": ..."), an end before start, a step that
+ * is not positive or more than 11,000 points per series are 400 as well; evaluation failures map
+ * to execution (422), timeout (503), canceled (499) or internal (500). Results are streamed as
+ * JSON with values as strings and result arrays never null.
+ */
+#include "api/http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- Shared parameter handling ------------------------------------------------------------------
+ */
+
+/* Builds the engine options from the server defaults and the request's timeout/lookback. */
+static int query_options(api_ctx *c, api_req *r, api_resp *w, query_opts *o)
+{
+    *o = c->opts.query;
+    o->cancel = r->cancel;
+    const tsdb_str *p = api__params_get(&r->params, "timeout");
+    if (p && p->len > 0) {
+        int64_t ms;
+        tsdb_err e;
+        if (api__parse_duration(*p, &ms, &e) != TSDB_OK) {
+            api__resp_error(w, 400, "bad_data", "invalid parameter \"timeout\": %s", e.msg);
+            return -1;
+        }
+        int64_t cap = o->timeout_ms > 0 ? o->timeout_ms : 120000;
+        if (ms > 0 && ms < cap)
+            o->timeout_ms = ms;
+    }
+    p = api__params_get(&r->params, "lookback_delta");
+    if (p && p->len > 0) {
+        int64_t ms;
+        tsdb_err e;
+        if (api__parse_duration(*p, &ms, &e) != TSDB_OK) {
+            api__resp_error(w, 400, "bad_data", "error parsing lookback delta duration: %s", e.msg);
+            return -1;
+        }
+        if (ms < 0) {
+            api__resp_error(w, 400, "bad_data", "lookback delta cannot be negative");
+            return -1;
+        }
+        if (ms > 0)
+            o->lookback_ms = ms;
+    }
+    return 0;
+}
+
+static int parse_query_param(api_req *r, api_resp *w, query_expr **e)
+{
+    const tsdb_str *q = api__params_get(&r->params, "query");
+    tsdb_str src = q ? *q : (tsdb_str){"", 0};
+    tsdb_err err = {0};
+    int rc = query_parse(r->arena, src.p, src.len, e, &err);
+    if (rc != TSDB_OK) {
+        api__resp_error(w, 400, "bad_data", "invalid parameter \"query\": %s",
+                        err.msg[0] ? err.msg : tsdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void observe(api_ctx *c, int kind, int64_t t0_ns)
+{
+    double secs = (double)(tsdb_mono_ns() - t0_ns) / 1e9;
+    atomic_fetch_add(&c->m.q_count[kind], 1);
+    atomic_fetch_add(&c->m.q_sum_us[kind], (uint64_t)(secs * 1e6));
+    for (int i = 0; i < API_N_QBUCKETS; i++)
+        if (secs <= api__qbuckets[i])
+            atomic_fetch_add(&c->m.q_bucket[kind][i], 1);
+}
+
+/* ---- Result encoding
+ * ------------------------------------------------------------------------------ */
+
+static void write_result(api_json *j, const query_result *res)
+{
+    api__json_obj_begin(j);
+    api__json_key(j, "resultType");
+    switch (res->type) {
+    case QUERY_SCALAR:
+        api__json_str(j, "scalar");
+        api__json_key(j, "result");
+        api__json_point(j, res->scalar.t, res->scalar.v);
+        break;
+    case QUERY_STRING:
+        api__json_str(j, "string");
+        api__json_key(j, "result");
+        api__json_arr_begin(j);
+        api__json_ts(j, res->scalar.t);
+        api__json_strn(j, res->string);
+        api__json_arr_end(j);
+        break;
+    case QUERY_VECTOR:
+        api__json_str(j, "vector");
+        api__json_key(j, "result");
+        api__json_arr_begin(j);
+        for (size_t i = 0; i < res->n_series; i++) {
+            const query_series *s = &res->series[i];
+            if (s->n_pts == 0)
+                continue;
+            api__json_obj_begin(j);
+            api__json_key(j, "metric");
+            api__json_labels(j, s->labels);
+            api__json_key(j, "value");
+            api__json_point(j, s->pts[0].t, s->pts[0].v);
+            api__json_obj_end(j);
+        }
+        api__json_arr_end(j);
+        break;
+    case QUERY_MATRIX:
+        api__json_str(j, "matrix");
+        api__json_key(j, "result");
+        api__json_arr_begin(j);
+        for (size_t i = 0; i < res->n_series; i++) {
+            const query_series *s = &res->series[i];
+            api__json_obj_begin(j);
+            api__json_key(j, "metric");
+            api__json_labels(j, s->labels);
+            api__json_key(j, "values");
+            api__json_arr_begin(j);
+            for (size_t k = 0; k < s->n_pts; k++)
+                api__json_point(j, s->pts[k].t, s->pts[k].v);
+            api__json_arr_end(j);
+            api__json_obj_end(j);
+        }
+        api__json_arr_end(j);
+        break;
+    }
+    api__json_obj_end(j);
+}
+
+static void answer_result(api_resp *w, const query_result *res)
+{
+    api_json j;
+    api__resp_json_begin(w, &j);
+    write_result(&j, res);
+    api__resp_json_end(w, &j, res->warnings, res->n_warnings);
+}
+
+/* ---- Handlers
+ * ------------------------------------------------------------------------------------- */
+
+void api__h_query(api_ctx *c, api_req *r, api_resp *w)
+{
+    int64_t t0 = tsdb_mono_ns();
+    int64_t t = tsdb_now_ms();
+    const tsdb_str *tp = api__params_get(&r->params, "time");
+    if (tp && tp->len > 0) {
+        tsdb_err e;
+        if (api__parse_time(*tp, &t, &e) != TSDB_OK) {
+            api__resp_error(w, 400, "bad_data", "invalid parameter \"time\": %s", e.msg);
+            return;
+        }
+    }
+    query_opts o;
+    query_expr *e;
+    if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &e) < 0)
+        return;
+    int rc = api__query_slot_take(c, r);
+    if (rc != TSDB_OK) {
+        api__resp_error_code(w, rc, "query queue wait exceeded the timeout");
+        return;
+    }
+    query_result res;
+    tsdb_err err = {0};
+    rc = query_exec_instant(c->db, e, t, &o, r->arena, &res, &err);
+    api__query_slot_give(c);
+    observe(c, 0, t0);
+    if (rc != TSDB_OK) {
+        api__resp_error_code(w, rc, err.msg);
+        return;
+    }
+    answer_result(w, &res);
+}
+
+void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
+{
+    int64_t t0 = tsdb_mono_ns();
+    int64_t start, end, step;
+    static const char *const names[] = {"start", "end"};
+    int64_t *dst[] = {&start, &end};
+    for (int i = 0; i < 2; i++) {
+        const tsdb_str *p = api__params_get(&r->params, names[i]);
+        tsdb_err e;
+        if (!p) {
+            api__resp_error(w, 400, "bad_data",
+                            "invalid parameter \"%s\": cannot parse \"\" to a valid timestamp",
+                            names[i]);
+            return;
+        }
+        if (api__parse_time(*p, dst[i], &e) != TSDB_OK) {
+            api__resp_error(w, 400, "bad_data", "invalid parameter \"%s\": %s", names[i], e.msg);
+            return;
+        }
+    }
+    if (end < start) {
+        api__resp_error(w, 400, "bad_data", "end timestamp must not be before start time");
+        return;
+    }
+    const tsdb_str *sp = api__params_get(&r->params, "step");
+    tsdb_err e;
+    if (!sp) {
+        api__resp_error(w, 400, "bad_data",
+                        "invalid parameter \"step\": cannot parse \"\" to a valid duration");
+        return;
+    }
+    if (api__parse_duration(*sp, &step, &e) != TSDB_OK) {
+        api__resp_error(w, 400, "bad_data", "invalid parameter \"step\": %s", e.msg);
+        return;
+    }
+    if (step <= 0) {
+        api__resp_error(w, 400, "bad_data",
+                        "zero or negative query resolution step widths are not accepted. Try a "
+                        "positive integer");
+        return;
+    }
+    if ((uint64_t)(end - start) / (uint64_t)step > API_MAX_POINTS) {
+        api__resp_error(w, 400, "bad_data",
+                        "exceeded maximum resolution of 11,000 points per timeseries. Try "
+                        "decreasing the query resolution (?step=XX)");
+        return;
+    }
+    query_opts o;
+    query_expr *ex;
+    if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &ex) < 0)
+        return;
+    int rc = api__query_slot_take(c, r);
+    if (rc != TSDB_OK) {
+        api__resp_error_code(w, rc, "query queue wait exceeded the timeout");
+        return;
+    }
+    query_result res;
+    tsdb_err err = {0};
+    rc = query_exec_range(c->db, ex, start, end, step, &o, r->arena, &res, &err);
+    api__query_slot_give(c);
+    observe(c, 1, t0);
+    if (rc != TSDB_OK) {
+        api__resp_error_code(w, rc, err.msg);
+        return;
+    }
+    if (res.type != QUERY_MATRIX) {
+        api__resp_error(w, 500, "internal", "range query produced a %s result",
+                        res.type == QUERY_STRING ? "string" : "non-matrix");
+        return;
+    }
+    answer_result(w, &res);
+}
+
+void api__h_format_query(api_ctx *c, api_req *r, api_resp *w)
+{
+    (void)c;
+    query_expr *e;
+    if (parse_query_param(r, w, &e) < 0)
+        return;
+    tsdb_str out;
+    int rc = query_print(e, r->arena, &out);
+    if (rc != TSDB_OK) {
+        api__resp_error_code(w, rc, NULL);
+        return;
+    }
+    api_json j;
+    api__resp_json_begin(w, &j);
+    api__json_strn(&j, out);
+    api__resp_json_end(w, &j, NULL, 0);
+}

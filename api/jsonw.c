@@ -1,0 +1,313 @@
+/* api/jsonw.c -- streaming JSON writer and Prometheus number formatting.
+ *
+ * Shortest round-trip decimal: a double has 15 to 17 significant decimal digits that survive a
+ * round trip. If the 15-digit rounding (printf "%.14e", correctly rounded by glibc) parses back
+ * to the same double, the shortest representation is that rounding with trailing zeros removed
+ * (any shorter decimal that round-trips lies within half an ulp, so it rounds to the same 15
+ * digits). Otherwise the 16-digit, then the 17-digit rounding is the closest candidate of that
+ * length, which is what Go's strconv picks. The digits are then laid out as Go's 'f' or 'e'
+ * format: no exponent for 'f'; "d.ddde-07" (sign always, two digits at least) for 'e'.
+ */
+#include "api/jsonw.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Numbers --------------------------------------------------------------------------------- */
+
+/* Shortest digits of |v| (v finite, non-zero): digits without a dot, and the decimal exponent of
+ * the first digit (v = 0.d1d2d3... * 10^(exp10+1)). Returns the digit count. */
+static int shortest_digits(double v, char dig[24], int *exp10)
+{
+    char tmp[40];
+    for (int prec = 14; prec <= 16; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec, v);
+        if (prec == 16 || strtod(tmp, NULL) == v)
+            break;
+    }
+    /* tmp = "d.dddde[+-]XX" */
+    int nd = 0;
+    const char *p = tmp;
+    while (*p && *p != 'e') {
+        if (*p >= '0' && *p <= '9')
+            dig[nd++] = *p;
+        p++;
+    }
+    *exp10 = (*p == 'e') ? atoi(p + 1) : 0;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    dig[nd] = '\0';
+    return nd;
+}
+
+size_t api__fmt_float(double v, char out[32])
+{
+    if (isnan(v))
+        return (size_t)snprintf(out, 32, "NaN");
+    if (isinf(v))
+        return (size_t)snprintf(out, 32, v > 0 ? "+Inf" : "-Inf");
+    if (v == 0)
+        return (size_t)snprintf(out, 32, signbit(v) ? "-0" : "0");
+
+    char dig[24];
+    int e10;
+    double a = fabs(v);
+    int nd = shortest_digits(a, dig, &e10);
+    size_t o = 0;
+    if (v < 0)
+        out[o++] = '-';
+
+    if (a < 1e-6 || a >= 1e21) { /* Go 'e' format */
+        out[o++] = dig[0];
+        if (nd > 1) {
+            out[o++] = '.';
+            memcpy(out + o, dig + 1, (size_t)nd - 1);
+            o += (size_t)nd - 1;
+        }
+        int x = e10 < 0 ? -e10 : e10;
+        o += (size_t)snprintf(out + o, 32 - o, "e%c%02d", e10 < 0 ? '-' : '+', x);
+        return o;
+    }
+    /* 'f' format: 1e-6 <= a < 1e21, so -6 <= e10 <= 20 and the result fits 32 bytes. */
+    if (e10 < 0) {
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int i = 0; i < -e10 - 1; i++)
+            out[o++] = '0';
+        memcpy(out + o, dig, (size_t)nd);
+        o += (size_t)nd;
+    } else {
+        int int_digits = e10 + 1;
+        for (int i = 0; i < int_digits; i++)
+            out[o++] = i < nd ? dig[i] : '0';
+        if (nd > int_digits) {
+            out[o++] = '.';
+            memcpy(out + o, dig + int_digits, (size_t)(nd - int_digits));
+            o += (size_t)(nd - int_digits);
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+size_t api__fmt_ts(int64_t t_ms, char out[32])
+{
+    size_t o = 0;
+    uint64_t u = (uint64_t)t_ms;
+    if (t_ms < 0) {
+        out[o++] = '-';
+        u = 0 - u;
+    }
+    uint64_t frac = u % 1000;
+    o += (size_t)snprintf(out + o, 32 - o, "%llu", (unsigned long long)(u / 1000));
+    if (frac != 0)
+        o += (size_t)snprintf(out + o, 32 - o, ".%03u", (unsigned)frac);
+    return o;
+}
+
+/* ---- Structure ------------------------------------------------------------------------------- */
+
+void api__json_init(api_json *j, tsdb_buf *b)
+{
+    memset(j, 0, sizeof *j);
+    j->b = b;
+}
+
+/* Comma before a new value or key, unless it directly follows a key or opens a container. */
+static void sep(api_json *j)
+{
+    if (j->after_key) {
+        j->after_key = 0;
+        return;
+    }
+    if (j->depth > 0) {
+        if (j->n[j->depth - 1])
+            tsdb_buf_putc(j->b, ',');
+        j->n[j->depth - 1] = 1;
+    }
+}
+
+static void open_c(api_json *j, unsigned char c)
+{
+    sep(j);
+    assert(j->depth < API_JSON_MAX_DEPTH);
+    tsdb_buf_putc(j->b, c);
+    j->n[j->depth++] = 0;
+}
+
+static void close_c(api_json *j, unsigned char c)
+{
+    assert(j->depth > 0);
+    j->depth--;
+    tsdb_buf_putc(j->b, c);
+}
+
+void api__json_obj_begin(api_json *j)
+{
+    open_c(j, '{');
+}
+
+void api__json_obj_end(api_json *j)
+{
+    close_c(j, '}');
+}
+
+void api__json_arr_begin(api_json *j)
+{
+    open_c(j, '[');
+}
+
+void api__json_arr_end(api_json *j)
+{
+    close_c(j, ']');
+}
+
+/* Writes s as a JSON string, escaping as Go's encoding/json does for the characters that must be
+ * escaped (quotes, backslash, control bytes). Bytes >= 0x80 pass through. */
+static void put_escaped(tsdb_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    tsdb_buf_reserve(b, n + 2);
+    tsdb_buf_putc(b, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        tsdb_buf_put(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            tsdb_buf_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            tsdb_buf_put(b, "\\\\", 2);
+            break;
+        case '\n':
+            tsdb_buf_put(b, "\\n", 2);
+            break;
+        case '\r':
+            tsdb_buf_put(b, "\\r", 2);
+            break;
+        case '\t':
+            tsdb_buf_put(b, "\\t", 2);
+            break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            tsdb_buf_put(b, u, 6);
+        }
+        }
+    }
+    tsdb_buf_put(b, s + run, n - run);
+    tsdb_buf_putc(b, '"');
+}
+
+void api__json_keyn(api_json *j, tsdb_str k)
+{
+    sep(j);
+    put_escaped(j->b, k.p, k.len);
+    tsdb_buf_putc(j->b, ':');
+    j->after_key = 1;
+}
+
+void api__json_key(api_json *j, const char *k)
+{
+    api__json_keyn(j, tsdb_str_c(k));
+}
+
+void api__json_strn(api_json *j, tsdb_str s)
+{
+    sep(j);
+    put_escaped(j->b, s.p ? s.p : "", s.len);
+}
+
+void api__json_str(api_json *j, const char *s)
+{
+    if (!s) {
+        api__json_null(j);
+        return;
+    }
+    api__json_strn(j, tsdb_str_c(s));
+}
+
+void api__json_int(api_json *j, int64_t v)
+{
+    sep(j);
+    tsdb_buf_printf(j->b, "%lld", (long long)v);
+}
+
+void api__json_uint(api_json *j, uint64_t v)
+{
+    sep(j);
+    tsdb_buf_printf(j->b, "%llu", (unsigned long long)v);
+}
+
+void api__json_bool(api_json *j, int v)
+{
+    sep(j);
+    tsdb_buf_puts(j->b, v ? "true" : "false");
+}
+
+void api__json_null(api_json *j)
+{
+    sep(j);
+    tsdb_buf_puts(j->b, "null");
+}
+
+void api__json_raw(api_json *j, const char *s)
+{
+    sep(j);
+    tsdb_buf_puts(j->b, s);
+}
+
+void api__json_num(api_json *j, double v)
+{
+    if (!isfinite(v)) {
+        api__json_null(j);
+        return;
+    }
+    char tmp[32];
+    size_t n = api__fmt_float(v, tmp);
+    sep(j);
+    tsdb_buf_put(j->b, tmp, n);
+}
+
+void api__json_value(api_json *j, double v)
+{
+    char tmp[32];
+    size_t n = api__fmt_float(v, tmp);
+    sep(j);
+    tsdb_buf_reserve(j->b, n + 2);
+    tsdb_buf_putc(j->b, '"');
+    tsdb_buf_put(j->b, tmp, n);
+    tsdb_buf_putc(j->b, '"');
+}
+
+void api__json_ts(api_json *j, int64_t t_ms)
+{
+    char tmp[32];
+    size_t n = api__fmt_ts(t_ms, tmp);
+    sep(j);
+    tsdb_buf_put(j->b, tmp, n);
+}
+
+void api__json_point(api_json *j, int64_t t_ms, double v)
+{
+    api__json_arr_begin(j);
+    api__json_ts(j, t_ms);
+    api__json_value(j, v);
+    api__json_arr_end(j);
+}
+
+void api__json_labels(api_json *j, tsdb_labels l)
+{
+    api__json_obj_begin(j);
+    for (size_t i = 0; i < l.n; i++) {
+        api__json_keyn(j, l.v[i].name);
+        api__json_strn(j, l.v[i].value);
+    }
+    api__json_obj_end(j);
+}

@@ -1,0 +1,438 @@
+/* api/server.c -- the HTTP server: libmicrohttpd in, api_req/api_resp out.
+ *
+ * The only file that includes microhttpd.h and zlib.h. The daemon runs its own polling thread
+ * and a thread pool (MHD_USE_INTERNAL_POLLING_THREAD + MHD_OPTION_THREAD_POOL_SIZE); handlers
+ * run on the pool threads. Each connection's request has a state that lives from the URI
+ * callback (where the raw query string is captured, before microhttpd decodes it) to the
+ * request-completed callback, and owns the request arena and the body buffer:
+ *
+ *   uri_cb       state + arena created, raw URI copied
+ *   access #1    headers known: 413 at once if Content-Length exceeds the limit
+ *   access #2..n body chunks appended (bounded; beyond the limit the rest is discarded)
+ *   access last  api_req built (headers, form body + query-string params), dispatched; the
+ *                response body is gzip-compressed when the client accepts gzip and it is large
+ *   completed    arena and body freed
+ *
+ * Basic auth (users with crypt(3) hashes, bcrypt "$2y$" through libxcrypt, loaded with dlopen
+ * so the binary does not need -lcrypt) and TLS (microhttpd's GnuTLS) are optional.
+ */
+#include "api/http.h"
+
+#include <dlfcn.h>
+#include <microhttpd.h>
+#include <zlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define GZIP_MIN_BYTES 1024
+
+struct api_server {
+    struct MHD_Daemon *d;
+    api_ctx ctx;
+    uint16_t port;
+    char *(*crypt_fn)(const char *, const char *); /* NULL when no basic auth */
+    void *crypt_lib;
+    pthread_mutex_t crypt_mu; /* crypt() uses static storage */
+};
+
+typedef struct conn_state {
+    tsdb_arena arena;
+    const char *uri; /* raw, with the query string; in the arena */
+    tsdb_buf body;
+    int started;
+    int too_large;
+    volatile int cancel;
+} conn_state;
+
+/* ---- Callbacks ------------------------------------------------------------------------------- */
+
+static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void)cls;
+    (void)con;
+    conn_state *st = xcalloc(1, sizeof *st);
+    tsdb_arena_init(&st->arena, 0);
+    tsdb_buf_init(&st->body);
+    st->uri = tsdb_arena_strndup(&st->arena, uri ? uri : "/", uri ? strlen(uri) : 1);
+    return st;
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)con;
+    (void)toe;
+    conn_state *st = *con_cls;
+    if (!st)
+        return;
+    tsdb_arena_fini(&st->arena);
+    tsdb_buf_fini(&st->body);
+    free(st);
+    *con_cls = NULL;
+}
+
+typedef struct hdr_list {
+    api_kv *v;
+    size_t n, cap;
+    tsdb_arena *a;
+} hdr_list;
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    hdr_list *h = cls;
+    if (h->n == h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 32;
+        h->v = tsdb_arena_realloc(h->a, h->v, h->cap * sizeof *h->v, ncap * sizeof *h->v);
+        h->cap = ncap;
+    }
+    h->v[h->n].name = tsdb_str_c(key);
+    h->v[h->n].value = tsdb_str_c(value);
+    h->n++;
+    return MHD_YES;
+}
+
+static int accepts_gzip(const api_req *r)
+{
+    const tsdb_str *ae = api__req_header(r, "Accept-Encoding");
+    if (!ae)
+        return 0;
+    for (size_t i = 0; i + 4 <= ae->len; i++)
+        if (strncasecmp(ae->p + i, "gzip", 4) == 0)
+            return 1;
+    return 0;
+}
+
+/* Replaces the body with its gzip encoding; returns 1 if it did. */
+static int gzip_body(tsdb_buf *b)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return 0;
+    uLong cap = deflateBound(&zs, (uLong)b->len) + 32;
+    unsigned char *out = xmalloc(cap);
+    zs.next_in = b->p;
+    zs.avail_in = (uInt)b->len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    int rc = deflate(&zs, Z_FINISH);
+    size_t n = cap - zs.avail_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return 0;
+    }
+    free(b->p);
+    b->p = out;
+    b->len = n;
+    b->cap = cap;
+    return 1;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *con, api_resp *w, int gzip_ok)
+{
+    int gz = 0;
+    if (gzip_ok && !w->no_compress && w->body.len >= GZIP_MIN_BYTES &&
+        w->body.len < ((size_t)1 << 31))
+        gz = gzip_body(&w->body);
+    struct MHD_Response *resp;
+    if (w->body.len > 0) {
+        resp = MHD_create_response_from_buffer_with_free_callback(w->body.len, w->body.p, free);
+        w->body.p = NULL; /* handed over */
+        w->body.len = w->body.cap = 0;
+    } else {
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!resp)
+        return MHD_NO;
+    if (w->content_type)
+        MHD_add_response_header(resp, "Content-Type", w->content_type);
+    if (gz) {
+        MHD_add_response_header(resp, "Content-Encoding", "gzip");
+        MHD_add_response_header(resp, "Vary", "Accept-Encoding");
+    }
+    for (size_t i = 0; i < w->n_headers; i++)
+        MHD_add_response_header(resp, w->headers[i].name.p, w->headers[i].value.p);
+    enum MHD_Result ret = MHD_queue_response(con, (unsigned)w->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result send_simple(struct MHD_Connection *con, int status, const char *type,
+                                   const char *msg)
+{
+    api_resp w;
+    api__resp_init(&w);
+    if (type && !strcmp(type, "error"))
+        api__resp_error(&w, status, status == 413 ? "bad_data" : "unavailable", "%s", msg);
+    else
+        api__resp_text(&w, status, "text/plain; charset=utf-8", msg);
+    enum MHD_Result r = send_resp(con, &w, 0);
+    api__resp_fini(&w);
+    return r;
+}
+
+static int check_auth(api_server *s, struct MHD_Connection *con)
+{
+    if (s->ctx.opts.n_auth_users == 0)
+        return 1;
+    char *pass = NULL;
+    char *user = MHD_basic_auth_get_username_password(con, &pass);
+    int ok = 0;
+    if (user && pass && s->crypt_fn) {
+        for (size_t i = 0; i < s->ctx.opts.n_auth_users; i++) {
+            if (strcmp(s->ctx.opts.auth_users[2 * i], user) != 0)
+                continue;
+            const char *hash = s->ctx.opts.auth_users[2 * i + 1];
+            pthread_mutex_lock(&s->crypt_mu);
+            const char *got = s->crypt_fn(pass, hash);
+            ok = got && strlen(got) == strlen(hash) && strcmp(got, hash) == 0;
+            pthread_mutex_unlock(&s->crypt_mu);
+        }
+    }
+    if (user)
+        MHD_free(user);
+    if (pass)
+        MHD_free(pass);
+    return ok;
+}
+
+static int is_form(const api_req *r)
+{
+    const tsdb_str *ct = api__req_header(r, "Content-Type");
+    return ct && ct->len >= 33 && strncasecmp(ct->p, "application/x-www-form-urlencoded", 33) == 0;
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    api_server *s = cls;
+    conn_state *st = *con_cls;
+    if (!st)
+        return MHD_NO;
+    if (!st->started) {
+        st->started = 1;
+        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
+            return send_simple(con, 413, "error", "request body too large");
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (st->body.len + *upload_data_size > API_MAX_BODY)
+            st->too_large = 1;
+        else
+            tsdb_buf_put(&st->body, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (st->too_large)
+        return send_simple(con, 413, "error", "request body too large");
+    if (!check_auth(s, con)) {
+        api_resp w;
+        api__resp_init(&w);
+        api__resp_text(&w, 401, "text/plain; charset=utf-8", "Unauthorized\n");
+        api__resp_header(&w, "WWW-Authenticate", "Basic");
+        enum MHD_Result r = send_resp(con, &w, 0);
+        api__resp_fini(&w);
+        return r;
+    }
+
+    api_req r;
+    memset(&r, 0, sizeof r);
+    r.arena = &st->arena;
+    r.method = method;
+    r.cancel = &st->cancel;
+    hdr_list h = {NULL, 0, 0, &st->arena};
+    MHD_get_connection_values(con, MHD_HEADER_KIND, collect_header, &h);
+    r.headers = h.v;
+    r.n_headers = h.n;
+    r.body = st->body.len ? st->body.p : NULL;
+    r.body_len = st->body.len;
+
+    tsdb_str path = tsdb_str_c(url);
+    const char *q = strchr(st->uri, '?');
+    if (path.len >= 11 && memcmp(path.p, "/prometheus", 11) == 0 &&
+        (path.len == 11 || path.p[11] == '/')) {
+        path.p += 11;
+        path.len -= 11;
+    }
+    r.path = path;
+
+    api_resp w;
+    api__resp_init(&w);
+    tsdb_err e = {0};
+    int perr = 0;
+    if (is_form(&r) && strcmp(method, "POST") == 0 && st->body.len > 0)
+        perr = api__params_parse(&r.params, r.arena, (const char *)st->body.p, st->body.len, &e);
+    if (perr == 0 && q)
+        perr = api__params_parse(&r.params, r.arena, q + 1, strlen(q + 1), &e);
+    if (perr != 0)
+        api__resp_error(&w, 400, "bad_data", "%s", e.msg);
+    else
+        api__dispatch(&s->ctx, &r, &w);
+    enum MHD_Result ret = send_resp(con, &w, accepts_gzip(&r));
+    api__resp_fini(&w);
+    return ret;
+}
+
+/* ---- Start / stop --------------------------------------------------------------------------- */
+
+static int parse_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss, socklen_t *len,
+                      int *v6)
+{
+    memset(ss, 0, sizeof *ss);
+    *v6 = 0;
+    if (!addr || !*addr)
+        addr = "0.0.0.0";
+    char host[128];
+    snprintf(host, sizeof host, "%s", addr);
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)ss;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        *len = sizeof *s4;
+        return 0;
+    }
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)ss;
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        *len = sizeof *s6;
+        *v6 = 1;
+        return 0;
+    }
+    if (!strcmp(host, "localhost")) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *len = sizeof *s4;
+        return 0;
+    }
+    return -1;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    TSDB_LOG_WARN("http", "%s", msg);
+}
+
+int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *err)
+{
+    api_server *s = xcalloc(1, sizeof *s);
+    api__ctx_init(&s->ctx, db, o);
+    pthread_mutex_init(&s->crypt_mu, NULL);
+    const api_opts *op = &s->ctx.opts;
+    int rc = TSDB_OK;
+
+    if (op->n_auth_users > 0) {
+        s->crypt_lib = dlopen("libcrypt.so.1", RTLD_NOW);
+        if (s->crypt_lib)
+            *(void **)&s->crypt_fn = dlsym(s->crypt_lib, "crypt");
+        if (!s->crypt_fn) {
+            rc = tsdb_errf(err, TSDB_EINVAL, -1,
+                           "basic auth needs crypt(3) from libcrypt.so.1, which is unavailable");
+            goto fail;
+        }
+    }
+
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int v6;
+    if (parse_addr(op->addr, op->port, &ss, &sl, &v6) < 0) {
+        rc = tsdb_errf(err, TSDB_EINVAL, -1, "invalid listen address \"%s\"",
+                       op->addr ? op->addr : "");
+        goto fail;
+    }
+    unsigned threads = op->threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 2;
+        if (threads < 4)
+            threads = 4; /* a slow query must not block /-/healthy */
+    }
+    unsigned conns = op->max_connections ? op->max_connections : 512;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    if (op->tls_cert_pem && op->tls_key_pem) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            rc = tsdb_errf(err, TSDB_EINVAL, -1, "TLS requested but libmicrohttpd lacks TLS");
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)op->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)op->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
+    s->d = MHD_start_daemon(
+        flags, op->port, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, conns,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, s,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : no_opts, MHD_OPTION_END);
+    if (!s->d) {
+        rc = tsdb_errf(err, TSDB_EIO, -1, "cannot listen on %s:%u (address in use or not allowed)",
+                       op->addr ? op->addr : "0.0.0.0", (unsigned)op->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : op->port;
+    *out = s;
+    return TSDB_OK;
+fail:
+    if (s->crypt_lib)
+        dlclose(s->crypt_lib);
+    pthread_mutex_destroy(&s->crypt_mu);
+    api__ctx_fini(&s->ctx);
+    free(s);
+    return rc;
+}
+
+uint16_t api_server_port(const api_server *s)
+{
+    return s ? s->port : 0;
+}
+
+int api_server_reload(api_server *s, tsdb_err *err)
+{
+    return api__reload(&s->ctx, err);
+}
+
+void api_server_stop(api_server *s)
+{
+    if (!s)
+        return;
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    if (s->crypt_lib)
+        dlclose(s->crypt_lib);
+    pthread_mutex_destroy(&s->crypt_mu);
+    api__ctx_fini(&s->ctx);
+    free(s);
+}
