@@ -6,8 +6,9 @@
  * gallop (exponential then binary search) through the longer one, so their cost is about
  * |short| * log(|long| / |short|) instead of |a| + |b|.
  *
- * Invariants: inputs strictly ascending (not checked); outputs strictly ascending; out may not
- * alias an input except where a function says so.
+ * Invariants: inputs strictly ascending (not checked); outputs strictly ascending. Intersect
+ * and subtract may write in place over their first input (out == a): every output index is at
+ * most the index it was read from. Merge needs a separate out.
  */
 #include "tsdb/postings.h"
 
