@@ -24,7 +24,10 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 #include "ingest/ingest.h"
+#if defined(__has_include) && __has_include("ingest/prompb.pb-c.h")
+#define RW_HAVE_V1 1
 #include "ingest/prompb.pb-c.h"
+#endif
 #include "ingest/prompb_v2.pb-c.h"
 
 #define RW_DEFAULT_MAX_BODY (32u << 20)
@@ -134,6 +137,7 @@ static tsdb_str type_name(int t)
     return cstr(metric_types[t]);
 }
 
+#ifdef RW_HAVE_V1
 /* ---- 1.0 ----------------------------------------------------------------------------------- */
 
 static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const uint8_t *buf,
@@ -188,6 +192,8 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const 
     out->n_exemplars = 0;
     return TSDB_OK;
 }
+
+#endif
 
 /* ---- 2.0 ----------------------------------------------------------------------------------- */
 
@@ -283,7 +289,11 @@ int ingest_rw_decode(tsdb_arena *a, enum ingest_rw_version ver, const void *body
     if (ver == INGEST_RW_V2)
         rc = decode_v2(a, &al, &pa, buf, ulen, lim, &w, err);
     else
+#ifdef RW_HAVE_V1
         rc = decode_v1(a, &al, &pa, buf, ulen, lim, &w, err);
+#else
+        rc = tsdb_errf(err, TSDB_EINVAL, -1, "remote-write 1.0 schema not built");
+#endif
     if (rc == TSDB_OK)
         *out = w;
     return rc;
@@ -311,6 +321,12 @@ static char *arena_cstr(tsdb_arena *a, tsdb_str s)
 
 int ingest_rw_encode(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out)
 {
+#ifndef RW_HAVE_V1
+    (void)b;
+    (void)a;
+    (void)out;
+    return TSDB_EINVAL;
+#else
     Prometheus__WriteRequest req = PROMETHEUS__WRITE_REQUEST__INIT;
     req.n_timeseries = b->n_series;
     req.timeseries = tsdb_arena_alloc(a, (b->n_series + 1) * sizeof *req.timeseries);
@@ -342,6 +358,7 @@ int ingest_rw_encode(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out)
     uint8_t *raw = tsdb_arena_alloc(a, n + 1);
     prometheus__write_request__pack(&req, raw);
     return snappy_into(a, raw, n, out);
+#endif
 }
 
 /* Symbol table for 2.0: linear-probing map from string to index, in the arena. */
