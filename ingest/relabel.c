@@ -12,9 +12,9 @@
  *   labeldrop/labelkeep  remove labels whose names match (do not match)
  *   lowercase/uppercase  target_label := the joined value in lower (upper) case
  *
- * Regexes are fully anchored (^(?:re)$). Expansion follows Go's regexp.Expand: $1, ${1}, $name,
- * ${name}, $$ for a dollar; a reference to a missing group expands to nothing; a '$' not followed
- * by a name is kept.
+ * Regexes are fully anchored (^(?:re)$) and compiled by tsdb_regex_new (tsdb/regex.c), whose
+ * replacement expansion follows Go's regexp.Expand: $1, ${1}, $name, ${name}, $$ for a dollar.
+ * A compiled rule is used by one thread at a time (the scrape thread), as tsdb_regex requires.
  */
 #include "ingest/relabel.h"
 
@@ -24,8 +24,6 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 #include "ingest/md5.h"
-
-#define RELABEL_MAX_GROUPS 32
 
 static const char *const action_names[] = {
     [INGEST_RELABEL_REPLACE] = "replace",     [INGEST_RELABEL_KEEP] = "keep",
@@ -61,117 +59,37 @@ const char *ingest__relabel_action_name(enum ingest_relabel_action act)
     return (unsigned)act < sizeof action_names / sizeof action_names[0] ? action_names[act] : "?";
 }
 
-/* ---- Regex adapter ------------------------------------------------------------------------------
+/* ---- Regex ------------------------------------------------------------------------------------
  */
 
-/* Matches s against the rule's anchored regex. Returns the number of capture groups filled in
- * caps (pairs of start/end offsets, -1 for a group that did not take part; group 0 is the whole
- * match), or -1 when it does not match. */
-static int re_exec(const ingest_relabel_rule *r, tsdb_str s, long *caps, int max_groups)
+/* Matches s against the rule's anchored regex and, when it matches, expands tmpl with its
+ * captures into *out (in a). Returns 1 on a match, 0 otherwise (a match that hits the
+ * backtracking limits counts as no match). */
+static int re_expand(const ingest_relabel_rule *r, tsdb_str s, tsdb_str tmpl, tsdb_arena *a,
+                     tsdb_str *out)
 {
-    const tsdb_matcher *m = r->re;
-    if (!tsdb_matcher_matches(m, s))
-        return -1;
-    int n = 1;
-    caps[0] = 0;
-    caps[1] = (long)s.len;
-    /* Without a capturing regex API only the default pattern's group is known. */
-    if (max_groups > 1 && r->regex.len == 4 && memcmp(r->regex.p, "(.*)", 4) == 0) {
-        caps[2] = 0;
-        caps[3] = (long)s.len;
-        n = 2;
-    }
-    return n;
+    return tsdb_regex_replace(r->re, s, tmpl, a, out) == 1;
 }
 
-/* Index of a named group, or -1. */
-static int re_group_index(const ingest_relabel_rule *r, tsdb_str name)
+static int re_match(const ingest_relabel_rule *r, tsdb_str s, tsdb_arena *a)
 {
-    (void)r;
-    (void)name;
-    return -1;
+    tsdb_str dummy;
+    return re_expand(r, s, (tsdb_str){"", 0}, a, &dummy);
 }
 
 static int re_compile(ingest_relabel_rule *r, tsdb_arena *a, tsdb_err *err)
 {
-    tsdb_matcher *m;
-    int rc = tsdb_matcher_new(TSDB_MATCH_RE, TSDB_STR("relabel"), r->regex, a, &m, err);
+    tsdb_regex *re;
+    int rc = tsdb_regex_new(r->regex, a, &re, err);
     if (rc < 0)
         return rc;
-    r->re = m;
+    r->re = re;
     return 0;
 }
-
-/* ---- Expansion --------------------------------------------------------------------------------
- */
 
 static int is_word(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-/* Go's regexp.Expand of tmpl with the captures of src, appended into the arena. */
-static tsdb_str expand(const ingest_relabel_rule *r, tsdb_str tmpl, tsdb_str src, const long *caps,
-                       int ng, tsdb_arena *a)
-{
-    if (!memchr(tmpl.p, '$', tmpl.len))
-        return tmpl;
-    tsdb_buf b;
-    tsdb_buf_init(&b);
-    size_t i = 0;
-    while (i < tmpl.len) {
-        char c = tmpl.p[i];
-        if (c != '$') {
-            tsdb_buf_putc(&b, (unsigned char)c);
-            i++;
-            continue;
-        }
-        i++;
-        if (i < tmpl.len && tmpl.p[i] == '$') {
-            tsdb_buf_putc(&b, '$');
-            i++;
-            continue;
-        }
-        size_t n0, n1, next;
-        if (i < tmpl.len && tmpl.p[i] == '{') {
-            n0 = i + 1;
-            n1 = n0;
-            while (n1 < tmpl.len && is_word(tmpl.p[n1]))
-                n1++;
-            if (n1 == n0 || n1 >= tmpl.len || tmpl.p[n1] != '}') {
-                tsdb_buf_putc(&b, '$'); /* malformed: the '$' is literal */
-                continue;
-            }
-            next = n1 + 1;
-        } else {
-            n0 = i;
-            n1 = n0;
-            while (n1 < tmpl.len && is_word(tmpl.p[n1]))
-                n1++;
-            if (n1 == n0) {
-                tsdb_buf_putc(&b, '$');
-                continue;
-            }
-            next = n1;
-        }
-        i = next;
-        tsdb_str name = {tmpl.p + n0, n1 - n0};
-        long num = 0;
-        int numeric = 1;
-        for (size_t k = 0; k < name.len; k++) {
-            if (name.p[k] < '0' || name.p[k] > '9' || num > 100000) {
-                numeric = 0;
-                break;
-            }
-            num = num * 10 + (name.p[k] - '0');
-        }
-        int g = numeric ? (num < ng ? (int)num : -1) : re_group_index(r, name);
-        if (g >= 0 && g < ng && caps[2 * g] >= 0)
-            tsdb_buf_put(&b, src.p + caps[2 * g], (size_t)(caps[2 * g + 1] - caps[2 * g]));
-    }
-    tsdb_str out = tsdb_arena_str(a, (tsdb_str){(const char *)b.p, b.len});
-    tsdb_buf_fini(&b);
-    return out;
 }
 
 /* ---- Compilation --------------------------------------------------------------------------------
@@ -371,26 +289,24 @@ static tsdb_str change_case(tsdb_str s, int upper, tsdb_arena *a)
 
 static int apply_one(const ingest_relabel_rule *r, ingest_lb *lb, tsdb_arena *a)
 {
-    long caps[2 * RELABEL_MAX_GROUPS];
     tsdb_str val = join_sources(r, lb, a);
     switch (r->action) {
     case INGEST_RELABEL_DROP:
-        return re_exec(r, val, caps, RELABEL_MAX_GROUPS) < 0;
+        return !re_match(r, val, a);
     case INGEST_RELABEL_KEEP:
-        return re_exec(r, val, caps, RELABEL_MAX_GROUPS) >= 0;
+        return re_match(r, val, a);
     case INGEST_RELABEL_DROPEQUAL:
         return !tsdb_str_eq(ingest__lb_get(lb, r->target), val);
     case INGEST_RELABEL_KEEPEQUAL:
         return tsdb_str_eq(ingest__lb_get(lb, r->target), val);
     case INGEST_RELABEL_REPLACE: {
-        int ng = re_exec(r, val, caps, RELABEL_MAX_GROUPS);
-        if (ng < 0)
+        tsdb_str target, res;
+        if (!re_expand(r, val, r->target, a, &target))
             return 1;
-        tsdb_str target = expand(r, r->target, val, caps, ng, a);
         if (!tsdb_label_name_valid(target))
             return 1;
-        tsdb_str res = expand(r, r->replacement, val, caps, ng, a);
-        ingest__lb_set(lb, target.p == r->target.p ? r->target : target, res, a);
+        re_expand(r, val, r->replacement, a, &res);
+        ingest__lb_set(lb, target, res, a);
         return 1;
     }
     case INGEST_RELABEL_LOWERCASE:
@@ -401,11 +317,10 @@ static int apply_one(const ingest_relabel_rule *r, ingest_lb *lb, tsdb_arena *a)
     case INGEST_RELABEL_HASHMOD: {
         unsigned char d[16];
         ingest__md5(val.p, val.len, d);
+        /* Go's sum64 shifts digest bytes 0..7 out of a uint64: only bytes 8..15 count. */
         uint64_t h = tsdb_get_u64be(d + 8);
-        ingest__lb_set(lb, r->target,
-                       tsdb_arena_str(a, tsdb_str_c(tsdb_arena_sprintf(
-                                             a, "%llu", (unsigned long long)(h % r->modulus)))),
-                       a);
+        char *num = tsdb_arena_sprintf(a, "%llu", (unsigned long long)(h % r->modulus));
+        ingest__lb_set(lb, r->target, tsdb_str_c(num), a);
         return 1;
     }
     case INGEST_RELABEL_LABELMAP: {
@@ -414,11 +329,8 @@ static int apply_one(const ingest_relabel_rule *r, ingest_lb *lb, tsdb_arena *a)
         tsdb_label *snap = tsdb_arena_alloc(a, (n ? n : 1) * sizeof *snap);
         memcpy(snap, lb->v, n * sizeof *snap);
         for (size_t i = 0; i < n; i++) {
-            int ng = re_exec(r, snap[i].name, caps, RELABEL_MAX_GROUPS);
-            if (ng < 0)
-                continue;
-            tsdb_str res = expand(r, r->replacement, snap[i].name, caps, ng, a);
-            if (res.len)
+            tsdb_str res;
+            if (re_expand(r, snap[i].name, r->replacement, a, &res) && res.len)
                 ingest__lb_set(lb, res, snap[i].value, a);
         }
         return 1;
@@ -427,8 +339,7 @@ static int apply_one(const ingest_relabel_rule *r, ingest_lb *lb, tsdb_arena *a)
     case INGEST_RELABEL_LABELKEEP: {
         int keep = r->action == INGEST_RELABEL_LABELKEEP;
         for (size_t i = 0; i < lb->n;) {
-            int m = re_exec(r, lb->v[i].name, caps, 1) >= 0;
-            if (m != keep)
+            if (re_match(r, lb->v[i].name, a) != keep)
                 lb->v[i] = lb->v[--lb->n];
             else
                 i++;

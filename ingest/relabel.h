@@ -40,7 +40,7 @@ typedef struct ingest_relabel_rule {
     tsdb_str replacement; /* default "$1" */
     uint64_t modulus;     /* hashmod */
     int line;             /* where the rule starts in its file, for messages */
-    const void *re;       /* compiled, anchored regex; set by ingest__relabel_compile */
+    tsdb_regex *re;       /* compiled, anchored; set by ingest__relabel_compile */
 } ingest_relabel_rule;
 
 /* A label set being rewritten: unsorted, names unique, values never empty (setting an empty

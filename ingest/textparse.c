@@ -503,8 +503,11 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
             return fail(p, p->ls, err, "invalid metric name at \"%s\"", ex);
         }
         p->lbl[0].value = name;
-        if (!om)
-            s = skip_ws(s, le);
+        if (!om) { /* the text format allows blanks between the name and '{' */
+            const char *b = skip_ws(s, le);
+            if (b < le && *b == '{')
+                s = b;
+        }
     }
     if (s < le && *s == '{') {
         int rc = parse_labels(p, &s, &name, err);
