@@ -298,23 +298,34 @@ void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
 
 /* 64 bits of d[0..dlen) from bit pos, most significant first; bits past the end read as zero.
  * At least 57 of the returned bits come from the stream (or its zero tail). */
-static inline uint64_t peek64(const unsigned char *d, size_t dlen, size_t pos)
+__attribute__((noinline)) static uint64_t peek64_tail(const unsigned char *d, size_t dlen,
+                                                      size_t pos)
 {
     size_t o = pos >> 3;
     uint64_t w;
-    if (o + 8 <= dlen) {
-        w = load_be64(d + o);
+    if (o >= dlen) {
+        w = 0;
+    } else if (dlen >= 8) {
+        w = load_be64(d + dlen - 8) << ((o + 8 - dlen) * 8); /* the last bytes, shifted up */
     } else {
         unsigned char tmp[8] = {0};
-        if (o < dlen)
-            memcpy(tmp, d + o, dlen - o);
+        memcpy(tmp, d + o, dlen - o);
         w = load_be64(tmp);
     }
     return w << (pos & 7);
 }
 
+static inline uint64_t peek64(const unsigned char *d, size_t dlen, size_t pos)
+{
+    size_t o = pos >> 3;
+    if (__builtin_expect(o + 8 <= dlen, 1))
+        return load_be64(d + o) << (pos & 7);
+    return peek64_tail(d, dlen, pos);
+}
+
 /* n bits (1 <= n <= 64) from bit pos. */
-static inline uint64_t get_bits64(const unsigned char *d, size_t dlen, size_t pos, unsigned n)
+__attribute__((noinline)) static uint64_t get_bits64(const unsigned char *d, size_t dlen,
+                                                     size_t pos, unsigned n)
 {
     if (n <= 57)
         return peek64(d, dlen, pos) >> (64 - n);
@@ -323,9 +334,12 @@ static inline uint64_t get_bits64(const unsigned char *d, size_t dlen, size_t po
     return hi << 32 | lo;
 }
 
+/* Marks the stream bad. n drops to i so that the fast path's one range check sends every later
+ * call to the slow path, which returns the sticky error. */
 static inline int it_fail(tsdb_chunk_it *it)
 {
     it->err = TSDB_ECORRUPT;
+    it->n = it->i;
     return TSDB_ECORRUPT;
 }
 
@@ -372,7 +386,7 @@ uint16_t tsdb_chunk_count(const void *p, size_t len)
 }
 
 /* The first two samples: whole bytes, read without the bit reader. */
-static int it_next_head(tsdb_chunk_it *it, tsdb_sample *out)
+__attribute__((noinline)) static int it_next_head(tsdb_chunk_it *it, tsdb_sample *out)
 {
     const unsigned char *d = it->p + CHUNK_HDR;
     size_t dlen = it->len - CHUNK_HDR;
@@ -423,58 +437,42 @@ static int it_next_head(tsdb_chunk_it *it, tsdb_sample *out)
     return 1;
 }
 
-int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
+/* Decodes the third or a later sample from anywhere in the stream, every load checked. */
+__attribute__((noinline)) static int it_decode_full(tsdb_chunk_it *it, tsdb_sample *out)
 {
-    if (it->err)
-        return it->err;
-    if (it->i >= it->n)
-        return 0;
-    if (it->i < 2)
-        return it_next_head(it, out);
-
     const unsigned char *d = it->p + CHUNK_HDR;
     size_t dlen = it->len - CHUNK_HDR;
     size_t pos = it->bitpos;
     uint64_t w = peek64(d, dlen, pos);
-    uint64_t t_delta = (uint64_t)it->t_delta;
+    uint64_t t_delta = (uint64_t)it->t_delta, f;
 
-    /* Delta of delta. */
-    if (w >> 63) {
-        uint64_t f;
-        unsigned ones = ~w ? clz64(~w) : 64;
-        switch (ones) {
-        case 1:
-            f = w >> 48 & 0x3fff;
-            t_delta += f > 0x2000 ? f - 0x4000 : f;
-            pos += 16;
-            break;
-        case 2:
-            f = w >> 44 & 0x1ffff;
-            t_delta += f > 0x10000 ? f - 0x20000 : f;
-            pos += 20;
-            break;
-        case 3:
-            f = w >> 40 & 0xfffff;
-            t_delta += f > 0x80000 ? f - 0x100000 : f;
-            pos += 24;
-            break;
-        default:
-            t_delta += get_bits64(d, dlen, pos + 4, 64);
-            pos += 68;
-            break;
-        }
-        w = peek64(d, dlen, pos);
-    } else {
+    if (!(w >> 63)) {
         pos += 1;
-        w <<= 1; /* still >= 56 valid bits, enough for the value's control bits */
+    } else if (!(w >> 62 & 1)) {
+        f = w >> 48 & 0x3fff;
+        t_delta += f > 0x2000 ? f - 0x4000 : f;
+        pos += 16;
+    } else if (!(w >> 61 & 1)) {
+        f = w >> 44 & 0x1ffff;
+        t_delta += f > 0x10000 ? f - 0x20000 : f;
+        pos += 20;
+    } else if (!(w >> 60 & 1)) {
+        f = w >> 40 & 0xfffff;
+        t_delta += f > 0x80000 ? f - 0x100000 : f;
+        pos += 24;
+    } else {
+        t_delta += get_bits64(d, dlen, pos + 4, 64);
+        pos += 68;
     }
 
-    /* Value. */
-    if (w >> 63) {
-        unsigned ctl, sig;
+    w = peek64(d, dlen, pos);
+    if (!(w >> 63)) {
+        pos += 1;
+    } else {
+        unsigned sig;
         if (!(w >> 62 & 1)) {
-            ctl = 2;
             sig = 64u - it->leading - it->trailing;
+            pos += 2;
         } else {
             unsigned lead = (unsigned)(w >> 57) & 31;
             sig = (unsigned)(w >> 51) & 63;
@@ -484,13 +482,10 @@ int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
                 return it_fail(it);
             it->leading = (uint8_t)lead;
             it->trailing = (uint8_t)(64 - lead - sig);
-            ctl = 13;
+            pos += 13;
         }
-        pos += ctl;
         it->v_bits ^= get_bits64(d, dlen, pos, sig) << it->trailing;
         pos += sig;
-    } else {
-        pos += 1;
     }
 
     if (pos > (size_t)dlen * 8)
@@ -502,6 +497,98 @@ int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
     out->t = it->t;
     out->v = f64_from(it->v_bits);
     return 1;
+}
+
+/* The common case, with no call and no bounds check: a sample whose dod field is at most 20
+ * bits and which ends within the 57 bits of one unchecked load (the caller made sure that 8
+ * bytes follow bitpos / 8). Returns 1, or 0 with nothing changed to send the sample to
+ * it_decode_full. Branches, not tables: on regular data they predict well, and then the next
+ * position does not wait for the loaded bits. */
+static inline __attribute__((always_inline)) int it_decode_fast(tsdb_chunk_it *it, tsdb_sample *out)
+{
+    const unsigned char *d = it->p + CHUNK_HDR;
+    size_t pos = it->bitpos;
+    uint64_t w = load_be64(d + (pos >> 3)) << (pos & 7);
+    uint64_t t_delta = (uint64_t)it->t_delta, v_bits = it->v_bits, f;
+    unsigned used;
+
+    if (!(w >> 63)) {
+        used = 1;
+    } else if (!(w >> 62 & 1)) {
+        f = w >> 48 & 0x3fff;
+        t_delta += f > 0x2000 ? f - 0x4000 : f;
+        used = 16;
+    } else if (!(w >> 61 & 1)) {
+        f = w >> 44 & 0x1ffff;
+        t_delta += f > 0x10000 ? f - 0x20000 : f;
+        used = 20;
+    } else if (!(w >> 60 & 1)) {
+        f = w >> 40 & 0xfffff;
+        t_delta += f > 0x80000 ? f - 0x100000 : f;
+        used = 24;
+    } else {
+        return 0;
+    }
+    w <<= used;
+
+    if (!(w >> 63)) {
+        used += 1;
+    } else {
+        unsigned sig, trail;
+        if (!(w >> 62 & 1)) {
+            trail = it->trailing;
+            sig = 64u - it->leading - trail;
+            used += 2 + sig;
+            if (used > 57)
+                return 0;
+            v_bits ^= (w << 2) >> (64 - sig) << trail;
+        } else {
+            unsigned lead = (unsigned)(w >> 57) & 31;
+            sig = (unsigned)(w >> 51) & 63;
+            if (sig == 0)
+                sig = 64;
+            if (lead + sig > 64)
+                return 0;
+            trail = 64 - lead - sig;
+            used += 13 + sig;
+            if (used > 57)
+                return 0;
+            v_bits ^= (w << 13) >> (64 - sig) << trail;
+            it->leading = (uint8_t)lead;
+            it->trailing = (uint8_t)trail;
+        }
+    }
+
+    int64_t t = (int64_t)((uint64_t)it->t + t_delta);
+    it->bitpos = pos + used;
+    it->t_delta = (int64_t)t_delta;
+    it->t = t;
+    it->v_bits = v_bits;
+    it->i++;
+    out->t = t;
+    out->v = f64_from(v_bits);
+    return 1;
+}
+
+/* Everything but the common case: errors, the end, the first two samples, the last 8 bytes,
+ * 64-bit dods and long XOR payloads. */
+__attribute__((noinline)) static int it_next_slow(tsdb_chunk_it *it, tsdb_sample *out)
+{
+    if (it->err)
+        return it->err;
+    if (it->i >= it->n)
+        return 0;
+    if (it->i < 2)
+        return it_next_head(it, out);
+    return it_decode_full(it, out);
+}
+
+int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
+{
+    if (it->i >= 2 && it->i < it->n && (it->bitpos >> 3) + 8 <= it->len - CHUNK_HDR &&
+        it_decode_fast(it, out))
+        return 1;
+    return it_next_slow(it, out);
 }
 
 int tsdb_chunk_it_seek(tsdb_chunk_it *it, int64_t t0, tsdb_sample *out)
