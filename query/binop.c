@@ -1,8 +1,8 @@
 /* query/binop.c -- binary operators: scalar/scalar, vector/scalar and vector matching.
  *
  * Semantics of Prometheus 2.42:
- *   - Arithmetic (+ - * / % ^ atan2) drops __name__; comparisons filter (keeping the vector
- *     side's value and name) unless `bool` turns them into 0/1 (and drops __name__).
+ *   - Arithmetic (+ - * / % ^, but not atan2) drops __name__; comparisons filter (keeping the
+ * vector side's value and name) unless `bool` turns them into 0/1 (and drops __name__).
  *   - Vector/vector: each side's series get a signature from on(...) labels or from all labels
  *     but ignoring(...) ones and __name__. One-to-one and many-to-one (group_left) match every
  *     "many" series with the single "one" series of equal signature present at that step;
@@ -33,8 +33,7 @@ static int drops_name(enum query_binop op)
     case QUERY_OP_DIV:
     case QUERY_OP_MOD:
     case QUERY_OP_POW:
-    case QUERY_OP_ATAN2:
-        return 1;
+        return 1; /* atan2 keeps __name__ in 2.42 */
     default:
         return 0;
     }
