@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "query/ast.h"
+#include "query/functions.h"
 #include "query/query.h"
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
@@ -286,6 +288,7 @@ typedef struct runner {
     char dir[256];
     tsdb *db;
     int passed, failed;
+    long queries; /* instant + range queries run, variants included */
     const char *file;
 } runner;
 
@@ -525,6 +528,114 @@ static int check_range(const expect *x, const query_result *res, int64_t t, char
     return 1;
 }
 
+/* Upstream's pinning: every selector and outermost subquery without @ gets @ ts (selectors
+ * inside a subquery follow it). Sets *unsafe when a time-dependent function appears. Builds
+ * new nodes; the parsed tree is not modified. */
+static const query_expr *pin_at(tsdb_arena *a, const query_expr *e, int64_t ts, int *unsafe)
+{
+    query_expr *c = tsdb_arena_alloc(a, sizeof *c);
+    *c = *e;
+    switch (e->kind) {
+    case QUERY_NODE_VECTOR_SEL:
+        if (c->u.vs.tm.at == QUERY_AT_NONE) {
+            c->u.vs.tm.at = QUERY_AT_TS;
+            c->u.vs.tm.at_ms = ts;
+        }
+        break;
+    case QUERY_NODE_MATRIX_SEL:
+        c->u.ms.vs = pin_at(a, e->u.ms.vs, ts, unsafe);
+        break;
+    case QUERY_NODE_SUBQUERY:
+        if (c->u.sq.tm.at == QUERY_AT_NONE) {
+            c->u.sq.tm.at = QUERY_AT_TS;
+            c->u.sq.tm.at_ms = ts;
+        }
+        break;
+    case QUERY_NODE_UNARY:
+        c->u.un.expr = pin_at(a, e->u.un.expr, ts, unsafe);
+        break;
+    case QUERY_NODE_BINARY:
+        c->u.bin.lhs = pin_at(a, e->u.bin.lhs, ts, unsafe);
+        c->u.bin.rhs = pin_at(a, e->u.bin.rhs, ts, unsafe);
+        break;
+    case QUERY_NODE_AGG:
+        if (e->u.agg.param)
+            c->u.agg.param = pin_at(a, e->u.agg.param, ts, unsafe);
+        c->u.agg.expr = pin_at(a, e->u.agg.expr, ts, unsafe);
+        break;
+    case QUERY_NODE_CALL: {
+        switch (e->u.call.fn->id) {
+        case QUERY_FN_TIME:
+        case QUERY_FN_TIMESTAMP:
+        case QUERY_FN_PREDICT_LINEAR:
+        case QUERY_FN_MINUTE:
+        case QUERY_FN_HOUR:
+        case QUERY_FN_DAY_OF_MONTH:
+        case QUERY_FN_DAY_OF_WEEK:
+        case QUERY_FN_DAY_OF_YEAR:
+        case QUERY_FN_DAYS_IN_MONTH:
+        case QUERY_FN_MONTH:
+        case QUERY_FN_YEAR:
+            *unsafe = 1;
+            break;
+        default:
+            break;
+        }
+        const query_expr **args = tsdb_arena_alloc(a, (e->u.call.n_args + 1) * sizeof *args);
+        for (size_t k = 0; k < e->u.call.n_args; k++)
+            args[k] = pin_at(a, e->u.call.args[k], ts, unsafe);
+        c->u.call.args = args;
+        break;
+    }
+    case QUERY_NODE_PAREN:
+        c->u.paren = pin_at(a, e->u.paren, ts, unsafe);
+        break;
+    default:
+        break;
+    }
+    return c;
+}
+
+/* Runs one instant query (and, unless ordered or failing, its range-mode twin). */
+static int run_query(runner *r, const query_expr *qe, int64_t t, const expect *x, int fail,
+                     int ordered, query_result *res, char *msg, size_t msg_len, tsdb_arena *a)
+{
+    tsdb_err err;
+    memset(&err, 0, sizeof err);
+    query_opts qo;
+    memset(&qo, 0, sizeof qo);
+    r->queries++;
+    int rc = query_exec_instant(r->db, qe, t, &qo, a, res, &err);
+    if (fail) {
+        if (rc >= 0) {
+            snprintf(msg, msg_len, "expected an error, query succeeded");
+            return 0;
+        }
+        return 1;
+    }
+    if (rc < 0) {
+        snprintf(msg, msg_len, "error: %s", err.msg);
+        return 0;
+    }
+    if (!check_instant(x, res, ordered, msg, msg_len, a))
+        return 0;
+    enum query_type ty = query_expr_type(qe);
+    if (ordered || (ty != QUERY_SCALAR && ty != QUERY_VECTOR))
+        return 1;
+    query_result rr;
+    r->queries++;
+    rc = query_exec_range(r->db, qe, t - 60000, t + 60000, 60000, &qo, a, &rr, &err);
+    if (rc < 0) {
+        snprintf(msg, msg_len, "range query error: %s", err.msg);
+        return 0;
+    }
+    if (!check_range(x, &rr, t, msg, msg_len, a)) {
+        *res = rr;
+        return 0;
+    }
+    return 1;
+}
+
 static void run_eval(runner *r, line *ls, size_t n, size_t *i)
 {
     line *hl = &ls[*i];
@@ -596,37 +707,31 @@ static void run_eval(runner *r, line *ls, size_t n, size_t *i)
     memset(&err, 0, sizeof err);
     query_result res;
     memset(&res, 0, sizeof res);
-    query_opts qo;
-    memset(&qo, 0, sizeof qo);
     if (bad) {
         snprintf(msg, sizeof msg, "malformed eval command");
     } else if (query_parse(&a, expr, strlen(expr), &qe, &err) < 0) {
         snprintf(msg, sizeof msg, "parse error: %s", err.msg);
     } else {
-        int rc = query_exec_instant(r->db, qe, t, &qo, &a, &res, &err);
-        if (fail) {
-            ok = rc < 0;
-            if (!ok)
-                snprintf(msg, sizeof msg, "expected an error, query succeeded");
-        } else if (rc < 0) {
-            snprintf(msg, sizeof msg, "error: %s", err.msg);
-        } else {
-            ok = check_instant(&x, &res, ordered, msg, sizeof msg, &a);
-            if (ok && !ordered) {
-                query_result rr;
-                enum query_type ty = query_expr_type(qe);
-                if (ty == QUERY_SCALAR || ty == QUERY_VECTOR) {
-                    rc = query_exec_range(r->db, qe, t - 60000, t + 60000, 60000, &qo, &a, &rr,
-                                          &err);
-                    if (rc < 0) {
-                        ok = 0;
-                        snprintf(msg, sizeof msg, "range query error: %s", err.msg);
-                    } else {
-                        ok = check_range(&x, &rr, t, msg, sizeof msg, &a);
-                        if (!ok)
-                            res = rr;
-                    }
-                }
+        ok = run_query(r, qe, t, &x, fail, ordered, &res, msg, sizeof msg, &a);
+        /* Upstream's @ variants: every selector pinned at t gives the same answer at other
+         * evaluation times. */
+        int unsafe = 0;
+        const query_expr *pinned = ok ? pin_at(&a, qe, t, &unsafe) : NULL;
+        if (ok && !unsafe) {
+            int64_t times[5] = {-10 * t, 0, t / 5, t, 10 * t};
+            size_t nt = 5;
+            if (t == 0) {
+                times[0] = -1000;
+                times[1] = 0;
+                times[2] = 1000;
+                nt = 3;
+            }
+            for (size_t k = 0; k < nt && ok; k++) {
+                char sub[400];
+                ok = run_query(r, pinned, times[k], &x, fail, ordered, &res, sub, sizeof sub, &a);
+                if (!ok)
+                    snprintf(msg, sizeof msg, "with every selector @ %lld, evaluated at %lld: %s",
+                             (long long)t, (long long)times[k], sub);
             }
         }
     }
@@ -724,9 +829,11 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     for (int k = 1; k < argc; k++) {
         int p0 = r.passed, f0 = r.failed;
+        long q0 = r.queries;
         if (run_file(&r, argv[k]) < 0)
             r.failed++;
-        fprintf(stdout, "%s: %d passed, %d failed\n", argv[k], r.passed - p0, r.failed - f0);
+        fprintf(stdout, "%s: %d passed, %d failed (%ld queries)\n", argv[k], r.passed - p0,
+                r.failed - f0, r.queries - q0);
     }
     fprintf(stdout, "%d passed, %d failed\n", r.passed, r.failed);
     return r.failed ? 1 : 0;
