@@ -33,6 +33,8 @@ typedef struct api_opts {
     size_t n_auth_users;
     /* TLS (PEM contents, not paths); NULL = plain HTTP. */
     const char *tls_cert_pem, *tls_key_pem;
+    /* Scraper for /api/v1/targets and /api/v1/metadata; NULL = none (borrowed). */
+    ingest_scraper *scraper;
 } api_opts;
 
 int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *err);

@@ -400,11 +400,23 @@ void api__h_alerts(api_ctx *c, api_req *r, api_resp *w)
 
 void api__h_targets(api_ctx *c, api_req *r, api_resp *w)
 {
-    (void)c;
-    (void)r;
     api_json j;
+    if (!c->opts.scraper) {
+        api__resp_json_begin(w, &j);
+        api__json_raw(&j, "{\"activeTargets\":[],\"droppedTargets\":[]}");
+        api__resp_json_end(w, &j, NULL, 0);
+        return;
+    }
+    const tsdb_str *sp = api__params_get(&r->params, "state");
+    const char *state = sp && sp->len ? sp->p : NULL;
     api__resp_json_begin(w, &j);
-    api__json_raw(&j, "{\"activeTargets\":[],\"droppedTargets\":[]}");
+    size_t mark = w->body.len;
+    if (ingest_scraper_targets_json(c->opts.scraper, state, &w->body) != TSDB_OK) {
+        w->body.len = mark;
+        api__resp_error(w, 400, "bad_data", "invalid state parameter");
+        return;
+    }
+    api__json_raw(&j, ""); /* the scraper wrote the data value */
     api__resp_json_end(w, &j, NULL, 0);
 }
 

@@ -437,13 +437,19 @@ void api__meta_clear(void)
 
 void api__h_metadata(api_ctx *c, api_req *r, api_resp *w)
 {
-    (void)c;
     size_t limit;
     if (parse_limit(r, w, &limit) < 0)
         return;
     const tsdb_str *metric = api__params_get(&r->params, "metric");
     api_json j;
     api__resp_json_begin(w, &j);
+    if (c->opts.scraper) {
+        ingest_scraper_metadata_json(c->opts.scraper, metric ? *metric : (tsdb_str){"", 0},
+                                     limit ? (long)limit : -1, &w->body);
+        api__json_raw(&j, "");
+        api__resp_json_end(w, &j, NULL, 0);
+        return;
+    }
     api__json_obj_begin(&j);
     pthread_mutex_lock(&meta_mu);
     size_t from = 0, to = meta_n, written = 0;

@@ -87,7 +87,9 @@ void api__h_write(api_ctx *c, api_req *r, api_resp *w)
         return;
     }
     atomic_fetch_add(&c->m.rw_samples_received, wr.n_samples);
-    if (wr.n_meta > 0)
+    if (wr.n_meta > 0 && c->opts.scraper)
+        ingest_scraper_metadata_add(c->opts.scraper, wr.meta, wr.n_meta);
+    else if (wr.n_meta > 0)
         api__meta_put(wr.meta, wr.n_meta);
 
     tsdb_append_stats st = {0};
