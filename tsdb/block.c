@@ -1,0 +1,638 @@
+/* tsdb/block.c -- immutable block files: a writer and a bounds-checked mmap reader.
+ *
+ * File <mint>-<maxt>-L<level>-<seq>.blk, little-endian throughout:
+ *
+ *   offset  size  header (64 bytes)
+ *        0     8  magic "CAIRNBLK"
+ *        8     4  version (1)
+ *       12     4  level
+ *       16     8  mint (inclusive, ms)
+ *       24     8  maxt (exclusive, ms)
+ *       32     8  n_series
+ *       40     8  n_chunks
+ *       48     8  n_samples
+ *       56     4  flags (0)
+ *       60     4  crc32c of bytes 0..59
+ *
+ *   chunk region, from 64: chunk records, each
+ *           len u32 · encoding u8 (1 = XOR) · data[len] · crc32c u32 of encoding and data
+ *
+ *   series table at series_off: n_series × 16 bytes, ids strictly ascending
+ *           id u64 · first u32 (index of its first chunk meta) · count u32
+ *           the series' metas are first .. first+count-1, and series follow each other, so
+ *           the firsts run 0, c0, c0+c1, ... and the counts sum to n_chunks
+ *
+ *   chunk-meta table at meta_off = series_off + 16 n_series: n_chunks × 24 bytes
+ *           mint i64 · maxt i64 (both inclusive) · offset u64 of the chunk record
+ *
+ *   footer (48 bytes) at meta_off + 24 n_chunks = file size - 48
+ *        0     8  series_off
+ *        8     8  meta_off
+ *       16     4  crc32c of the series table
+ *       20     4  crc32c of the chunk-meta table
+ *       24    16  reserved (0)
+ *       40     4  magic "CBFT"
+ *       44     4  crc32c of footer bytes 0..43
+ *
+ * Fixed-width tables allow a binary search straight on the map. Open checks the header, the
+ * footer, both table CRCs and the tables' consistency (sizes, id order, chunk ranges, offsets
+ * inside the chunk region), so later lookups need only cheap bounds checks. A chunk's own CRC is
+ * checked the first time it is read. Nothing casts a struct onto the map.
+ *
+ * Tombstones live beside the block in <file>.tomb: magic "CTMB" · n u32 · n × (id u64 ·
+ * mint i64 · maxt i64) · crc32c u32 of everything before it. Written atomically.
+ */
+#include "tsdb/block.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tsdb/chunk.h"
+#include "tsdb/os.h"
+
+#define BLOCK_MAGIC   "CAIRNBLK"
+#define FOOTER_MAGIC  0x54464243u /* "CBFT" */
+#define TOMB_MAGIC    0x424d5443u /* "CTMB" */
+#define BLOCK_VERSION 1
+#define SERIES_W      16
+#define META_W        24
+
+struct tsdb__block {
+    char path[4096];          /* immutable; "" for a memory image */
+    const unsigned char *map; /* immutable */
+    size_t len;
+    int fd;
+    int mapped;            /* map is ours to unmap */
+    tsdb__block_meta meta; /* immutable */
+    uint64_t series_off, meta_off;
+    uint32_t seq;
+    _Atomic int refs;
+    _Atomic int deleted;
+    _Atomic unsigned char *checked; /* per chunk: CRC verified */
+    pthread_mutex_t tomb_lock;      /* guards tombs */
+    int64_t *tombs;                 /* triples (id, mint, maxt) sorted by id */
+    size_t n_tombs;
+};
+
+/* ---- Reader -----------------------------------------------------------------------------------
+ */
+
+static int64_t get_i64(const unsigned char *p)
+{
+    return (int64_t)tsdb_get_u64le(p);
+}
+
+static int validate(tsdb__block *b, tsdb_err *err)
+{
+    const unsigned char *p = b->map;
+    size_t len = b->len;
+    const char *name = b->path[0] ? b->path : "<memory>";
+    if (len < TSDB__BLOCK_HDR + TSDB__BLOCK_FOOTER)
+        return TSDB_CORRUPT(err, "block %s: %zu bytes is too short", name, len);
+    if (memcmp(p, BLOCK_MAGIC, 8) != 0 || tsdb_get_u32le(p + 8) != BLOCK_VERSION)
+        return TSDB_CORRUPT(err, "block %s: bad magic or version", name);
+    if (tsdb_crc32c(0, p, 60) != tsdb_get_u32le(p + 60))
+        return TSDB_CORRUPT(err, "block %s: header checksum mismatch", name);
+    const unsigned char *f = p + len - TSDB__BLOCK_FOOTER;
+    if (tsdb_get_u32le(f + 40) != FOOTER_MAGIC || tsdb_crc32c(0, f, 44) != tsdb_get_u32le(f + 44))
+        return TSDB_CORRUPT(err, "block %s: bad footer", name);
+    b->meta.level = tsdb_get_u32le(p + 12);
+    b->meta.mint = get_i64(p + 16);
+    b->meta.maxt = get_i64(p + 24);
+    b->meta.n_series = tsdb_get_u64le(p + 32);
+    b->meta.n_chunks = tsdb_get_u64le(p + 40);
+    b->meta.n_samples = tsdb_get_u64le(p + 48);
+    b->series_off = tsdb_get_u64le(f);
+    b->meta_off = tsdb_get_u64le(f + 8);
+    uint64_t ns = b->meta.n_series, nc = b->meta.n_chunks;
+    uint64_t body_end = len - TSDB__BLOCK_FOOTER;
+    if (b->meta.mint > b->meta.maxt || ns > len / SERIES_W || nc > len / META_W ||
+        b->series_off < TSDB__BLOCK_HDR || b->series_off > body_end ||
+        b->meta_off != b->series_off + ns * SERIES_W || b->meta_off > body_end ||
+        b->meta_off + nc * META_W != body_end)
+        return TSDB_CORRUPT(err, "block %s: inconsistent header and footer", name);
+    if (tsdb_crc32c(0, p + b->series_off, ns * SERIES_W) != tsdb_get_u32le(f + 16) ||
+        tsdb_crc32c(0, p + b->meta_off, nc * META_W) != tsdb_get_u32le(f + 20))
+        return TSDB_CORRUPT(err, "block %s: table checksum mismatch", name);
+    uint64_t next_first = 0, prev_id = 0;
+    for (uint64_t i = 0; i < ns; i++) {
+        const unsigned char *e = p + b->series_off + i * SERIES_W;
+        uint64_t id = tsdb_get_u64le(e);
+        uint32_t first = tsdb_get_u32le(e + 8), count = tsdb_get_u32le(e + 12);
+        if ((i > 0 && id <= prev_id) || first != next_first || count == 0 ||
+            (uint64_t)first + count > nc)
+            return TSDB_CORRUPT(err, "block %s: bad series table entry %llu", name,
+                                (unsigned long long)i);
+        next_first = (uint64_t)first + count;
+        prev_id = id;
+    }
+    if (next_first != nc)
+        return TSDB_CORRUPT(err, "block %s: series table does not cover the chunks", name);
+    for (uint64_t i = 0; i < nc; i++) {
+        const unsigned char *e = p + b->meta_off + i * META_W;
+        uint64_t off = tsdb_get_u64le(e + 16);
+        if (get_i64(e) > get_i64(e + 8) || off < TSDB__BLOCK_HDR || off > b->series_off ||
+            b->series_off - off < 9)
+            return TSDB_CORRUPT(err, "block %s: bad chunk meta %llu", name, (unsigned long long)i);
+    }
+    return TSDB_OK;
+}
+
+static tsdb__block *block_alloc(void)
+{
+    tsdb__block *b = xcalloc(1, sizeof(*b));
+    b->fd = -1;
+    atomic_store(&b->refs, 1);
+    pthread_mutex_init(&b->tomb_lock, NULL);
+    return b;
+}
+
+static void block_free(tsdb__block *b)
+{
+    if (b->mapped)
+        tsdb__os_munmap(b->map, b->len);
+    tsdb__os_close(b->fd);
+    if (atomic_load(&b->deleted) && b->path[0]) {
+        char tomb[4200];
+        snprintf(tomb, sizeof(tomb), "%s.tomb", b->path);
+        tsdb__os_unlink(b->path, NULL);
+        tsdb__os_unlink(tomb, NULL);
+    }
+    free((void *)b->checked);
+    free(b->tombs);
+    pthread_mutex_destroy(&b->tomb_lock);
+    free(b);
+}
+
+static int cmp_tomb(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if ((uint64_t)x[0] != (uint64_t)y[0])
+        return (uint64_t)x[0] < (uint64_t)y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+static int tomb_load(tsdb__block *b, tsdb_err *err)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.tomb", b->path);
+    tsdb_buf buf;
+    tsdb_buf_init(&buf);
+    int rc = tsdb__os_read_file(path, (size_t)1 << 30, &buf, err);
+    if (rc == TSDB_ENOTFOUND) {
+        tsdb_buf_fini(&buf);
+        return TSDB_OK;
+    }
+    if (rc == TSDB_OK) {
+        tsdb_rd r;
+        tsdb_rd_init(&r, buf.p, buf.len);
+        uint32_t magic = tsdb_rd_u32le(&r), n = tsdb_rd_u32le(&r);
+        if (r.err || magic != TOMB_MAGIC || buf.len != 12 + (size_t)n * 24 ||
+            tsdb_crc32c(0, buf.p, buf.len - 4) != tsdb_get_u32le(buf.p + buf.len - 4)) {
+            rc = TSDB_CORRUPT(err, "tombstones %s are damaged", path);
+        } else {
+            b->tombs = xmalloc((n ? n : 1) * 3 * sizeof(int64_t));
+            for (uint32_t i = 0; i < n; i++) {
+                b->tombs[i * 3] = (int64_t)tsdb_rd_u64le(&r);
+                b->tombs[i * 3 + 1] = (int64_t)tsdb_rd_u64le(&r);
+                b->tombs[i * 3 + 2] = (int64_t)tsdb_rd_u64le(&r);
+            }
+            b->n_tombs = n;
+            qsort(b->tombs, n, 3 * sizeof(int64_t), cmp_tomb);
+        }
+    }
+    tsdb_buf_fini(&buf);
+    return rc;
+}
+
+static uint32_t seq_from_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (!dot)
+        return 0;
+    const char *p = dot;
+    while (p > path && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    uint32_t v = 0;
+    for (; p < dot; p++)
+        v = v * 10 + (uint32_t)(*p - '0');
+    return v;
+}
+
+int tsdb__block_open(const char *path, tsdb__block **out, tsdb_err *err)
+{
+    if (strlen(path) >= 4096)
+        return tsdb_errf(err, TSDB_EINVAL, -1, "block path too long");
+    tsdb__block *b = block_alloc();
+    snprintf(b->path, sizeof(b->path), "%s", path);
+    b->seq = seq_from_name(path);
+    uint64_t size = 0;
+    int rc = tsdb__os_open(path, O_RDONLY, 0, &b->fd, err);
+    if (rc == TSDB_OK)
+        rc = tsdb__os_fsize(b->fd, &size, err);
+    if (rc == TSDB_OK && size < TSDB__BLOCK_HDR + TSDB__BLOCK_FOOTER)
+        rc = TSDB_CORRUPT(err, "block %s: %llu bytes is too short", path, (unsigned long long)size);
+    if (rc == TSDB_OK) {
+        const void *m;
+        rc = tsdb__os_mmap_ro(b->fd, (size_t)size, &m, err);
+        if (rc == TSDB_OK) {
+            b->map = m;
+            b->len = (size_t)size;
+            b->mapped = 1;
+        }
+    }
+    if (rc == TSDB_OK)
+        rc = validate(b, err);
+    if (rc == TSDB_OK)
+        rc = tomb_load(b, err);
+    if (rc) {
+        block_free(b);
+        return rc;
+    }
+    b->checked = xcalloc(b->meta.n_chunks ? b->meta.n_chunks : 1, 1);
+    *out = b;
+    return TSDB_OK;
+}
+
+int tsdb__block_open_mem(const void *p, size_t len, tsdb__block **out, tsdb_err *err)
+{
+    tsdb__block *b = block_alloc();
+    b->map = p;
+    b->len = len;
+    int rc = validate(b, err);
+    if (rc) {
+        block_free(b);
+        return rc;
+    }
+    b->checked = xcalloc(b->meta.n_chunks ? b->meta.n_chunks : 1, 1);
+    *out = b;
+    return TSDB_OK;
+}
+
+void tsdb__block_ref(tsdb__block *b)
+{
+    atomic_fetch_add(&b->refs, 1);
+}
+
+void tsdb__block_unref(tsdb__block *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+        block_free(b);
+}
+
+void tsdb__block_mark_deleted(tsdb__block *b)
+{
+    atomic_store(&b->deleted, 1);
+}
+
+const tsdb__block_meta *tsdb__block_meta_get(const tsdb__block *b)
+{
+    return &b->meta;
+}
+
+const char *tsdb__block_path(const tsdb__block *b)
+{
+    return b->path;
+}
+
+uint64_t tsdb__block_bytes(const tsdb__block *b)
+{
+    return b->len;
+}
+
+uint32_t tsdb__block_seq(const tsdb__block *b)
+{
+    return b->seq;
+}
+
+int tsdb__block_series_at(const tsdb__block *b, size_t i, uint64_t *id, uint32_t *first,
+                          uint32_t *count)
+{
+    if (i >= b->meta.n_series)
+        return TSDB_EINVAL;
+    const unsigned char *e = b->map + b->series_off + i * SERIES_W;
+    *id = tsdb_get_u64le(e);
+    *first = tsdb_get_u32le(e + 8);
+    *count = tsdb_get_u32le(e + 12);
+    return TSDB_OK;
+}
+
+int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err *err)
+{
+    if (k >= b->meta.n_chunks)
+        return tsdb_errf(err, TSDB_EINVAL, -1, "chunk %u out of range", k);
+    const unsigned char *e = b->map + b->meta_off + (uint64_t)k * META_W;
+    uint64_t off = tsdb_get_u64le(e + 16);
+    /* validate() guaranteed off + 9 <= series_off. */
+    uint32_t len = tsdb_get_u32le(b->map + off);
+    if ((uint64_t)len > b->series_off - off - 9)
+        return TSDB_CORRUPT(err, "block %s: chunk %u overruns the chunk region", b->path, k);
+    const unsigned char *enc = b->map + off + 4;
+    if (!atomic_load_explicit(&b->checked[k], memory_order_acquire)) {
+        if (*enc != TSDB_CHUNK_ENC_XOR ||
+            tsdb_crc32c(0, enc, (size_t)len + 1) != tsdb_get_u32le(enc + 1 + len))
+            return TSDB_CORRUPT(err, "block %s: chunk %u checksum mismatch", b->path, k);
+        atomic_store_explicit(&b->checked[k], 1, memory_order_release);
+    }
+    out->mint = get_i64(e);
+    out->maxt = get_i64(e + 8);
+    out->p = enc + 1;
+    out->len = len;
+    return TSDB_OK;
+}
+
+/* Index of the first series entry with id >= id. */
+static size_t series_lower_bound(const tsdb__block *b, uint64_t id)
+{
+    size_t lo = 0, hi = (size_t)b->meta.n_series;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t v = tsdb_get_u64le(b->map + b->series_off + mid * SERIES_W);
+        if (v < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int tsdb__block_has_series(const tsdb__block *b, uint64_t id)
+{
+    size_t i = series_lower_bound(b, id);
+    return i < b->meta.n_series && tsdb_get_u64le(b->map + b->series_off + i * SERIES_W) == id;
+}
+
+int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
+                       tsdb__chunk_ref **out, size_t *n, tsdb_err *err)
+{
+    *n = 0;
+    if (b->meta.maxt <= mint || b->meta.mint > maxt)
+        return TSDB_OK;
+    size_t lo = series_lower_bound(b, id);
+    if (lo == b->meta.n_series)
+        return TSDB_OK;
+    uint64_t sid;
+    uint32_t first, count;
+    tsdb__block_series_at(b, lo, &sid, &first, &count);
+    if (sid != id)
+        return TSDB_OK;
+    tsdb__chunk_ref *r = NULL;
+    size_t k = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const unsigned char *e = b->map + b->meta_off + (uint64_t)(first + i) * META_W;
+        if (get_i64(e + 8) < mint || get_i64(e) > maxt)
+            continue;
+        if (!r)
+            r = tsdb_arena_alloc(a, (count - i) * sizeof(*r));
+        int rc = tsdb__block_chunk(b, first + i, &r[k], err);
+        if (rc)
+            return rc;
+        k++;
+    }
+    *out = r;
+    *n = k;
+    return TSDB_OK;
+}
+
+int tsdb__block_verify(tsdb__block *b, tsdb_err *err)
+{
+    tsdb_sample *buf = xmalloc(65536 * sizeof(*buf));
+    int rc = TSDB_OK;
+    for (uint64_t k = 0; k < b->meta.n_chunks && rc == TSDB_OK; k++) {
+        tsdb__chunk_ref c;
+        rc = tsdb__block_chunk(b, (uint32_t)k, &c, err);
+        size_t n;
+        if (rc == TSDB_OK && tsdb_chunk_decode_all(c.p, c.len, buf, 65536, &n) != TSDB_OK)
+            rc = TSDB_CORRUPT(err, "block %s: chunk %llu does not decode", b->path,
+                              (unsigned long long)k);
+        if (rc == TSDB_OK && n > 0 && (buf[0].t < c.mint || buf[n - 1].t > c.maxt))
+            rc = TSDB_CORRUPT(err, "block %s: chunk %llu outside its time range", b->path,
+                              (unsigned long long)k);
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- Tombstones -------------------------------------------------------------------------------
+ */
+
+int tsdb__block_tomb_add(tsdb__block *b, const uint64_t *ids, size_t n, int64_t mint, int64_t maxt,
+                         tsdb_err *err)
+{
+    if (!b->path[0])
+        return tsdb_errf(err, TSDB_EINVAL, -1, "block image has no file");
+    pthread_mutex_lock(&b->tomb_lock);
+    size_t total = b->n_tombs + n;
+    int64_t *v = xmalloc((total ? total : 1) * 3 * sizeof(int64_t));
+    if (b->n_tombs)
+        memcpy(v, b->tombs, b->n_tombs * 3 * sizeof(int64_t));
+    for (size_t i = 0; i < n; i++) {
+        v[(b->n_tombs + i) * 3] = (int64_t)ids[i];
+        v[(b->n_tombs + i) * 3 + 1] = mint;
+        v[(b->n_tombs + i) * 3 + 2] = maxt;
+    }
+    qsort(v, total, 3 * sizeof(int64_t), cmp_tomb);
+    tsdb_buf buf;
+    tsdb_buf_init(&buf);
+    tsdb_buf_put_u32le(&buf, TOMB_MAGIC);
+    tsdb_buf_put_u32le(&buf, (uint32_t)total);
+    for (size_t i = 0; i < total * 3; i++)
+        tsdb_buf_put_u64le(&buf, (uint64_t)v[i]);
+    tsdb_buf_put_u32le(&buf, tsdb_crc32c(0, buf.p, buf.len));
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.tomb", b->path);
+    int rc = tsdb__os_write_file_atomic(path, buf.p, buf.len, err);
+    tsdb_buf_fini(&buf);
+    if (rc == TSDB_OK) {
+        free(b->tombs);
+        b->tombs = v;
+        b->n_tombs = total;
+    } else {
+        free(v);
+    }
+    pthread_mutex_unlock(&b->tomb_lock);
+    return rc;
+}
+
+size_t tsdb__block_tomb_get(tsdb__block *b, uint64_t id, tsdb_arena *a, int64_t **ranges)
+{
+    pthread_mutex_lock(&b->tomb_lock);
+    size_t lo = 0, hi = b->n_tombs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((uint64_t)b->tombs[mid * 3] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < b->n_tombs && (uint64_t)b->tombs[end * 3] == id)
+        end++;
+    size_t n = end - lo;
+    if (n) {
+        int64_t *r = tsdb_arena_alloc(a, n * 2 * sizeof(int64_t));
+        for (size_t i = 0; i < n; i++) {
+            r[2 * i] = b->tombs[(lo + i) * 3 + 1];
+            r[2 * i + 1] = b->tombs[(lo + i) * 3 + 2];
+        }
+        *ranges = r;
+    }
+    pthread_mutex_unlock(&b->tomb_lock);
+    return n;
+}
+
+size_t tsdb__block_tomb_count(tsdb__block *b)
+{
+    pthread_mutex_lock(&b->tomb_lock);
+    size_t n = b->n_tombs;
+    pthread_mutex_unlock(&b->tomb_lock);
+    return n;
+}
+
+/* ---- Writer ------------------------------------------------------------------------------------
+ */
+
+struct tsdb__block_writer {
+    char path[4096], tmp[4200], dir[4096];
+    int fd;
+    uint64_t off;    /* bytes written (or buffered) so far */
+    tsdb_buf out;    /* pending bytes */
+    tsdb_buf series; /* series table */
+    tsdb_buf metas;  /* chunk-meta table */
+    int64_t mint, maxt;
+    uint32_t level;
+    uint64_t n_series, n_chunks, n_samples, last_id;
+};
+
+static int bw_drain(tsdb__block_writer *w, size_t keep, tsdb_err *err)
+{
+    if (w->out.len <= keep)
+        return TSDB_OK;
+    int rc = tsdb__os_write(w->fd, w->out.p, w->out.len, err);
+    w->out.len = 0;
+    return rc;
+}
+
+int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint32_t level,
+                             tsdb__block_writer **out, tsdb_err *err)
+{
+    if (strlen(path) >= 4000)
+        return tsdb_errf(err, TSDB_EINVAL, -1, "block path too long");
+    tsdb__block_writer *w = xcalloc(1, sizeof(*w));
+    snprintf(w->path, sizeof(w->path), "%s", path);
+    snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", path);
+    snprintf(w->dir, sizeof(w->dir), "%s", path);
+    char *slash = strrchr(w->dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(w->dir, sizeof(w->dir), ".");
+    w->mint = mint;
+    w->maxt = maxt;
+    w->level = level;
+    tsdb_buf_init(&w->out);
+    tsdb_buf_init(&w->series);
+    tsdb_buf_init(&w->metas);
+    w->fd = -1;
+    int rc = tsdb__os_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &w->fd, err);
+    if (rc) {
+        tsdb__block_writer_abort(w);
+        return rc;
+    }
+    unsigned char zero[TSDB__BLOCK_HDR] = {0};
+    tsdb_buf_put(&w->out, zero, sizeof(zero));
+    w->off = TSDB__BLOCK_HDR;
+    *out = w;
+    return TSDB_OK;
+}
+
+int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk_ref *c, size_t n,
+                           tsdb_err *err)
+{
+    if (n == 0)
+        return TSDB_OK;
+    if (w->n_series > 0 && id <= w->last_id)
+        return tsdb_errf(err, TSDB_EINVAL, -1, "block writer: series %llu out of order",
+                         (unsigned long long)id);
+    tsdb_buf_put_u64le(&w->series, id);
+    tsdb_buf_put_u32le(&w->series, (uint32_t)w->n_chunks);
+    tsdb_buf_put_u32le(&w->series, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].mint);
+        tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].maxt);
+        tsdb_buf_put_u64le(&w->metas, w->off);
+        size_t start = w->out.len;
+        tsdb_buf_put_u32le(&w->out, (uint32_t)c[i].len);
+        tsdb_buf_putc(&w->out, TSDB_CHUNK_ENC_XOR);
+        tsdb_buf_put(&w->out, c[i].p, c[i].len);
+        tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->out.p + start + 4, c[i].len + 1));
+        w->off += c[i].len + 9;
+        w->n_samples += tsdb_chunk_count(c[i].p, c[i].len);
+    }
+    w->n_chunks += n;
+    w->n_series++;
+    w->last_id = id;
+    return bw_drain(w, (size_t)1 << 20, err);
+}
+
+int tsdb__block_writer_commit(tsdb__block_writer *w, tsdb_err *err)
+{
+    uint64_t series_off = w->off, meta_off = series_off + w->series.len;
+    tsdb_buf_put(&w->out, w->series.p, w->series.len);
+    tsdb_buf_put(&w->out, w->metas.p, w->metas.len);
+    size_t fstart = w->out.len;
+    tsdb_buf_put_u64le(&w->out, series_off);
+    tsdb_buf_put_u64le(&w->out, meta_off);
+    tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->series.p, w->series.len));
+    tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->metas.p, w->metas.len));
+    tsdb_buf_put_u64le(&w->out, 0);
+    tsdb_buf_put_u64le(&w->out, 0);
+    tsdb_buf_put_u32le(&w->out, FOOTER_MAGIC);
+    tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->out.p + fstart, 44));
+    unsigned char h[TSDB__BLOCK_HDR];
+    memset(h, 0, sizeof(h));
+    memcpy(h, BLOCK_MAGIC, 8);
+    tsdb_put_u32le(h + 8, BLOCK_VERSION);
+    tsdb_put_u32le(h + 12, w->level);
+    tsdb_put_u64le(h + 16, (uint64_t)w->mint);
+    tsdb_put_u64le(h + 24, (uint64_t)w->maxt);
+    tsdb_put_u64le(h + 32, w->n_series);
+    tsdb_put_u64le(h + 40, w->n_chunks);
+    tsdb_put_u64le(h + 48, w->n_samples);
+    tsdb_put_u32le(h + 60, tsdb_crc32c(0, h, 60));
+    int rc = bw_drain(w, 0, err);
+    if (rc == TSDB_OK)
+        rc = tsdb__os_pwrite(w->fd, h, sizeof(h), 0, err);
+    if (rc == TSDB_OK)
+        rc = tsdb__os_fsync(w->fd, err);
+    if (rc == TSDB_OK)
+        rc = tsdb__os_rename(w->tmp, w->path, err);
+    if (rc == TSDB_OK)
+        rc = tsdb__os_fsync_dir(w->dir, err);
+    if (rc) {
+        tsdb__block_writer_abort(w);
+        return rc;
+    }
+    tsdb__os_close(w->fd);
+    tsdb_buf_fini(&w->out);
+    tsdb_buf_fini(&w->series);
+    tsdb_buf_fini(&w->metas);
+    free(w);
+    return TSDB_OK;
+}
+
+void tsdb__block_writer_abort(tsdb__block_writer *w)
+{
+    if (!w)
+        return;
+    tsdb__os_close(w->fd);
+    tsdb__os_unlink(w->tmp, NULL);
+    tsdb_buf_fini(&w->out);
+    tsdb_buf_fini(&w->series);
+    tsdb_buf_fini(&w->metas);
+    free(w);
+}

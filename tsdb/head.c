@@ -1,0 +1,639 @@
+/* tsdb/head.c -- the in-memory head: series found by label hash or id, each with closed
+ * Gorilla chunks and one open chunk.
+ *
+ * Series. A series is created by the writer once the index has given it an id. Its labels are
+ * kept in a compact form (uvarint length + bytes for every name and value) because the querier
+ * reads labels from the index; the head only needs them to resolve hash collisions and to write
+ * SERIES records into checkpoints.
+ *
+ * Chunks. Samples go to the open chunk, which is closed (copied to an exact-size heap buffer)
+ * after TSDB_CHUNK_SAMPLES_MAX samples or when a sample reaches the next block boundary (a
+ * multiple of block_ms). So no chunk ever spans two blocks, and cutting the head into a block
+ * moves whole chunks without re-encoding.
+ *
+ * Maps. Two open-addressing tables (label hash -> series, several series per hash allowed; id ->
+ * series). Only the writer (append lock held) mutates them, under the map write lock; readers
+ * take the read lock. The writer reads them without locking, since nobody else changes them.
+ *
+ * Locks. A series' chunk fields are guarded by one of TSDB__HEAD_STRIPES mutexes chosen by id, so
+ * a series costs no lock memory. Order: map lock -> stripe lock. The tombstone list has its own
+ * mutex, taken alone.
+ */
+#include "tsdb/head.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct tsdb__head {
+    int64_t block_ms;             /* immutable */
+    pthread_rwlock_t map_lock;    /* guards the two maps against readers */
+    struct hmap *by_hash, *by_id; /* see "Maps" */
+    pthread_mutex_t stripes[TSDB__HEAD_STRIPES];
+    _Atomic uint64_t n_series, n_samples, n_chunks;
+    _Atomic int64_t mint, maxt;
+    _Atomic int64_t chunk_floor; /* see tsdb__head_set_chunk_floor */
+    pthread_mutex_t tomb_lock;
+    int64_t *tombs; /* triples (id, mint, maxt) sorted by id, then mint */
+    size_t n_tombs, cap_tombs;
+};
+
+/* ---- Open-addressing u64 -> pointer map (linear probing, backward-shift deletion) ---------- */
+
+struct hmap {
+    uint64_t *keys;
+    void **vals; /* NULL = empty slot */
+    size_t cap;  /* power of two */
+    size_t n;
+};
+
+static size_t hm_slot(const struct hmap *m, uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (size_t)k & (m->cap - 1);
+}
+
+static struct hmap *hm_new(size_t cap)
+{
+    struct hmap *m = xcalloc(1, sizeof(*m));
+    m->cap = cap;
+    m->keys = xcalloc(cap, sizeof(uint64_t));
+    m->vals = xcalloc(cap, sizeof(void *));
+    return m;
+}
+
+static void hm_free(struct hmap *m)
+{
+    if (!m)
+        return;
+    free(m->keys);
+    free(m->vals);
+    free(m);
+}
+
+static void hm_insert_raw(struct hmap *m, uint64_t k, void *v)
+{
+    size_t i = hm_slot(m, k);
+    while (m->vals[i])
+        i = (i + 1) & (m->cap - 1);
+    m->keys[i] = k;
+    m->vals[i] = v;
+    m->n++;
+}
+
+/* Builds a bigger table aside, so the caller can swap it in under the write lock. */
+static struct hmap *hm_grown(const struct hmap *m)
+{
+    struct hmap *g = hm_new(m->cap * 2);
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->vals[i])
+            hm_insert_raw(g, m->keys[i], m->vals[i]);
+    return g;
+}
+
+/* Iteration over the entries with key k: start with *pos = SIZE_MAX. */
+static void *hm_next(const struct hmap *m, uint64_t k, size_t *pos)
+{
+    size_t i = *pos == SIZE_MAX ? hm_slot(m, k) : ((*pos + 1) & (m->cap - 1));
+    while (m->vals[i]) {
+        if (m->keys[i] == k) {
+            *pos = i;
+            return m->vals[i];
+        }
+        i = (i + 1) & (m->cap - 1);
+    }
+    return NULL;
+}
+
+static void hm_delete(struct hmap *m, uint64_t k, const void *v)
+{
+    size_t i = hm_slot(m, k);
+    while (m->vals[i] && !(m->keys[i] == k && m->vals[i] == v))
+        i = (i + 1) & (m->cap - 1);
+    if (!m->vals[i])
+        return;
+    /* Backward shift: pull later entries of the cluster into the hole when their home slot
+     * does not lie cyclically in (hole, j]. */
+    size_t hole = i, j = i;
+    for (;;) {
+        j = (j + 1) & (m->cap - 1);
+        if (!m->vals[j])
+            break;
+        size_t home = hm_slot(m, m->keys[j]);
+        int in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!in_range) {
+            m->keys[hole] = m->keys[j];
+            m->vals[hole] = m->vals[j];
+            hole = j;
+        }
+    }
+    m->vals[hole] = NULL;
+    m->keys[hole] = 0;
+    m->n--;
+}
+
+/* ---- Compact labels ------------------------------------------------------------------------- */
+
+static size_t uv_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static unsigned char *uv_put(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+/* Reads a uvarint from trusted memory (written by uv_put). */
+static const unsigned char *uv_get(const unsigned char *p, size_t *v)
+{
+    size_t r = 0;
+    int shift = 0;
+    while (*p & 0x80) {
+        r |= (size_t)(*p++ & 0x7f) << shift;
+        shift += 7;
+    }
+    *v = r | (size_t)*p++ << shift;
+    return p;
+}
+
+static int lbl_equal(const tsdb__hseries *s, tsdb_labels l)
+{
+    if (s->n_labels != l.n)
+        return 0;
+    const unsigned char *p = s->lbl;
+    for (size_t i = 0; i < l.n; i++) {
+        size_t n;
+        p = uv_get(p, &n);
+        if (n != l.v[i].name.len || memcmp(p, l.v[i].name.p, n) != 0)
+            return 0;
+        p += n;
+        p = uv_get(p, &n);
+        if (n != l.v[i].value.len || memcmp(p, l.v[i].value.p, n) != 0)
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
+tsdb_labels tsdb__hseries_labels(const tsdb__hseries *s, tsdb_arena *a)
+{
+    tsdb_label *v = tsdb_arena_alloc(a, (s->n_labels ? s->n_labels : 1) * sizeof(*v));
+    char *dst = tsdb_arena_alloc(a, s->lbl_len + 1);
+    memcpy(dst, s->lbl, s->lbl_len);
+    const unsigned char *p = (const unsigned char *)dst;
+    for (size_t i = 0; i < s->n_labels; i++) {
+        size_t n;
+        p = uv_get(p, &n);
+        v[i].name = (tsdb_str){(const char *)p, n};
+        p += n;
+        p = uv_get(p, &n);
+        v[i].value = (tsdb_str){(const char *)p, n};
+        p += n;
+    }
+    return (tsdb_labels){v, s->n_labels};
+}
+
+/* ---- Life cycle ------------------------------------------------------------------------------ */
+
+tsdb__head *tsdb__head_new(int64_t block_ms)
+{
+    tsdb__head *h = xcalloc(1, sizeof(*h));
+    h->block_ms = block_ms > 0 ? block_ms : 2 * 3600 * 1000;
+    pthread_rwlock_init(&h->map_lock, NULL);
+    pthread_mutex_init(&h->tomb_lock, NULL);
+    for (size_t i = 0; i < TSDB__HEAD_STRIPES; i++)
+        pthread_mutex_init(&h->stripes[i], NULL);
+    h->by_hash = hm_new(1024);
+    h->by_id = hm_new(1024);
+    atomic_store(&h->mint, INT64_MAX);
+    atomic_store(&h->maxt, INT64_MIN);
+    atomic_store(&h->chunk_floor, INT64_MIN);
+    return h;
+}
+
+static void series_free(tsdb__hseries *s)
+{
+    for (uint32_t i = 0; i < s->n_chunks; i++)
+        free(s->chunks[i].p);
+    free(s->chunks);
+    tsdb_chunk_app_fini(&s->app);
+    free(s->lbl);
+    free(s);
+}
+
+void tsdb__head_free(tsdb__head *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->by_id->cap; i++)
+        if (h->by_id->vals[i])
+            series_free(h->by_id->vals[i]);
+    hm_free(h->by_hash);
+    hm_free(h->by_id);
+    for (size_t i = 0; i < TSDB__HEAD_STRIPES; i++)
+        pthread_mutex_destroy(&h->stripes[i]);
+    pthread_rwlock_destroy(&h->map_lock);
+    pthread_mutex_destroy(&h->tomb_lock);
+    free(h->tombs);
+    free(h);
+}
+
+static pthread_mutex_t *stripe(tsdb__head *h, uint64_t id)
+{
+    return &h->stripes[id & (TSDB__HEAD_STRIPES - 1)];
+}
+
+/* ---- Writer ---------------------------------------------------------------------------------- */
+
+tsdb__hseries *tsdb__head_get(tsdb__head *h, uint64_t hash, tsdb_labels l)
+{
+    size_t pos = SIZE_MAX;
+    tsdb__hseries *s;
+    while ((s = hm_next(h->by_hash, hash, &pos)) != NULL)
+        if (lbl_equal(s, l))
+            return s;
+    return NULL;
+}
+
+tsdb__hseries *tsdb__head_get_id(tsdb__head *h, uint64_t id)
+{
+    size_t pos = SIZE_MAX;
+    return hm_next(h->by_id, id, &pos);
+}
+
+static void map_put(tsdb__head *h, struct hmap **mp, uint64_t k, void *v)
+{
+    struct hmap *m = *mp;
+    if ((m->n + 1) * 10 > m->cap * 7) {
+        struct hmap *g = hm_grown(m);
+        pthread_rwlock_wrlock(&h->map_lock);
+        *mp = g;
+        hm_insert_raw(g, k, v);
+        pthread_rwlock_unlock(&h->map_lock);
+        hm_free(m);
+        return;
+    }
+    pthread_rwlock_wrlock(&h->map_lock);
+    hm_insert_raw(m, k, v);
+    pthread_rwlock_unlock(&h->map_lock);
+}
+
+tsdb__hseries *tsdb__head_create(tsdb__head *h, uint64_t id, uint64_t hash, tsdb_labels l)
+{
+    tsdb__hseries *s = xcalloc(1, sizeof(*s));
+    s->id = id;
+    s->hash = hash;
+    size_t len = 0;
+    for (size_t i = 0; i < l.n; i++)
+        len +=
+            uv_len(l.v[i].name.len) + l.v[i].name.len + uv_len(l.v[i].value.len) + l.v[i].value.len;
+    s->lbl = xmalloc(len ? len : 1);
+    unsigned char *p = s->lbl;
+    for (size_t i = 0; i < l.n; i++) {
+        p = uv_put(p, l.v[i].name.len);
+        memcpy(p, l.v[i].name.p, l.v[i].name.len);
+        p += l.v[i].name.len;
+        p = uv_put(p, l.v[i].value.len);
+        memcpy(p, l.v[i].value.p, l.v[i].value.len);
+        p += l.v[i].value.len;
+    }
+    s->lbl_len = (uint32_t)len;
+    s->n_labels = (uint16_t)l.n;
+    s->last_t = INT64_MIN;
+    tsdb_chunk_app_init(&s->app);
+    map_put(h, &h->by_hash, hash, s);
+    map_put(h, &h->by_id, id, s);
+    atomic_fetch_add(&h->n_series, 1);
+    return s;
+}
+
+int tsdb__head_check(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64_t min_valid)
+{
+    (void)h;
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    if (t < min_valid)
+        return TSDB_ETOO_OLD;
+    if (s->last_t != INT64_MIN) {
+        if (t == s->last_t)
+            return bits == s->last_bits ? 0 : TSDB_EDUP;
+        if (t < s->last_t)
+            return TSDB_EOOO;
+    }
+    s->last_t = t;
+    s->last_bits = bits;
+    return 1;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0)))
+        q--;
+    return q;
+}
+
+/* Closes the open chunk (stripe lock held). */
+static void close_chunk(tsdb__head *h, tsdb__hseries *s)
+{
+    size_t len;
+    const unsigned char *b = tsdb_chunk_app_bytes(&s->app, &len);
+    if (s->n_chunks == s->cap_chunks) {
+        s->cap_chunks = s->cap_chunks ? s->cap_chunks * 2 : 2;
+        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
+    }
+    tsdb__hchunk *c = &s->chunks[s->n_chunks++];
+    c->p = xmalloc(len);
+    memcpy(c->p, b, len);
+    c->len = (uint32_t)len;
+    c->n = s->app.n;
+    c->mint = s->app_mint;
+    c->maxt = s->app_maxt;
+    tsdb_chunk_app_fini(&s->app);
+    tsdb_chunk_app_init(&s->app);
+    (void)h;
+}
+
+void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
+{
+    pthread_mutex_t *mu = stripe(h, s->id);
+    pthread_mutex_lock(mu);
+    int64_t cf = atomic_load_explicit(&h->chunk_floor, memory_order_relaxed);
+    if (s->app.n > 0 &&
+        (s->app.n >= TSDB_CHUNK_SAMPLES_MAX || t >= s->app_end || (s->app_mint < cf && t >= cf)))
+        close_chunk(h, s);
+    if (s->app.n == 0) {
+        s->app_mint = t;
+        s->app_end = (floor_div(t, h->block_ms) + 1) * h->block_ms;
+        atomic_fetch_add_explicit(&h->n_chunks, 1, memory_order_relaxed);
+    }
+    tsdb_chunk_app_add(&s->app, t, v);
+    s->app_maxt = t;
+    pthread_mutex_unlock(mu);
+    atomic_fetch_add_explicit(&h->n_samples, 1, memory_order_relaxed);
+    int64_t cur = atomic_load_explicit(&h->maxt, memory_order_relaxed);
+    while (t > cur && !atomic_compare_exchange_weak(&h->maxt, &cur, t))
+        ;
+    cur = atomic_load_explicit(&h->mint, memory_order_relaxed);
+    while (t < cur && !atomic_compare_exchange_weak(&h->mint, &cur, t))
+        ;
+}
+
+/* ---- Readers ----------------------------------------------------------------------------------
+ */
+
+/* Copies the overlapping chunks (stripe lock held). */
+static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, tsdb_arena *a,
+                          tsdb__chunk_ref **out)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n_chunks; i++)
+        if (s->chunks[i].maxt >= mint && s->chunks[i].mint <= maxt)
+            n++;
+    int app = s->app.n > 0 && s->app_maxt >= mint && s->app_mint <= maxt;
+    if (n + (size_t)app == 0)
+        return 0;
+    tsdb__chunk_ref *r = tsdb_arena_alloc(a, (n + (size_t)app) * sizeof(*r));
+    size_t k = 0;
+    for (uint32_t i = 0; i < s->n_chunks; i++) {
+        const tsdb__hchunk *c = &s->chunks[i];
+        if (c->maxt < mint || c->mint > maxt)
+            continue;
+        unsigned char *p = tsdb_arena_alloc(a, c->len);
+        memcpy(p, c->p, c->len);
+        r[k++] = (tsdb__chunk_ref){c->mint, c->maxt, p, c->len};
+    }
+    if (app) {
+        size_t len;
+        const unsigned char *b = tsdb_chunk_app_bytes(&s->app, &len);
+        unsigned char *p = tsdb_arena_alloc(a, len);
+        memcpy(p, b, len);
+        r[k++] = (tsdb__chunk_ref){s->app_mint, s->app_maxt, p, len};
+    }
+    *out = r;
+    return k;
+}
+
+size_t tsdb__head_copy(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
+                       tsdb__chunk_ref **out)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&h->map_lock);
+    size_t pos = SIZE_MAX;
+    tsdb__hseries *s = hm_next(h->by_id, id, &pos);
+    if (s) {
+        pthread_mutex_lock(stripe(h, id));
+        n = copy_locked(s, mint, maxt, a, out);
+        pthread_mutex_unlock(stripe(h, id));
+    }
+    pthread_rwlock_unlock(&h->map_lock);
+    return n;
+}
+
+size_t tsdb__head_copy_series(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt,
+                              tsdb_arena *a, tsdb__chunk_ref **out)
+{
+    pthread_mutex_lock(stripe(h, s->id));
+    size_t n = copy_locked(s, mint, maxt, a, out);
+    pthread_mutex_unlock(stripe(h, s->id));
+    return n;
+}
+
+static int cmp_series_id(const void *a, const void *b)
+{
+    uint64_t x = (*(tsdb__hseries *const *)a)->id, y = (*(tsdb__hseries *const *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n)
+{
+    pthread_rwlock_rdlock(&h->map_lock);
+    struct hmap *m = h->by_id;
+    tsdb__hseries **v = xmalloc((m->n ? m->n : 1) * sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->vals[i])
+            v[k++] = m->vals[i];
+    pthread_rwlock_unlock(&h->map_lock);
+    qsort(v, k, sizeof(*v), cmp_series_id);
+    *n = k;
+    return v;
+}
+
+/* ---- Truncation -------------------------------------------------------------------------------
+ */
+
+void tsdb__head_set_chunk_floor(tsdb__head *h, int64_t t)
+{
+    atomic_store(&h->chunk_floor, t);
+}
+
+void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t)
+{
+    size_t n;
+    tsdb__hseries **v = tsdb__head_list(h, &n);
+    uint64_t dropped = 0, dropped_samples = 0;
+    for (size_t i = 0; i < n; i++) {
+        tsdb__hseries *s = v[i];
+        pthread_mutex_t *mu = stripe(h, s->id);
+        pthread_mutex_lock(mu);
+        uint32_t k = 0;
+        while (k < s->n_chunks && s->chunks[k].maxt < t) {
+            dropped_samples += s->chunks[k].n;
+            free(s->chunks[k].p);
+            k++;
+        }
+        if (k > 0) {
+            memmove(s->chunks, s->chunks + k, (s->n_chunks - k) * sizeof(*s->chunks));
+            s->n_chunks -= k;
+            dropped += k;
+        }
+        if (s->n_chunks == 0 && s->app.n > 0 && s->app_maxt < t) {
+            dropped_samples += s->app.n;
+            tsdb_chunk_app_fini(&s->app);
+            tsdb_chunk_app_init(&s->app);
+            dropped++;
+        }
+        pthread_mutex_unlock(mu);
+    }
+    free(v);
+    atomic_fetch_sub(&h->n_chunks, dropped);
+    atomic_fetch_sub(&h->n_samples, dropped_samples);
+}
+
+size_t tsdb__head_gc(tsdb__head *h, int64_t t)
+{
+    size_t n, removed = 0;
+    int64_t mint = INT64_MAX;
+    tsdb__hseries **v = tsdb__head_list(h, &n);
+    for (size_t i = 0; i < n; i++) {
+        tsdb__hseries *s = v[i];
+        pthread_mutex_lock(stripe(h, s->id));
+        int empty = s->n_chunks == 0 && s->app.n == 0;
+        if (s->n_chunks > 0 && s->chunks[0].mint < mint)
+            mint = s->chunks[0].mint;
+        else if (s->n_chunks == 0 && s->app.n > 0 && s->app_mint < mint)
+            mint = s->app_mint;
+        pthread_mutex_unlock(stripe(h, s->id));
+        if (!empty || (s->last_t != INT64_MIN && s->last_t >= t))
+            continue;
+        pthread_rwlock_wrlock(&h->map_lock);
+        hm_delete(h->by_hash, s->hash, s);
+        hm_delete(h->by_id, s->id, s);
+        pthread_rwlock_unlock(&h->map_lock);
+        series_free(s);
+        removed++;
+    }
+    free(v);
+    atomic_fetch_sub(&h->n_series, removed);
+    atomic_store(&h->mint, mint);
+    if (mint == INT64_MAX && atomic_load(&h->n_samples) == 0)
+        atomic_store(&h->maxt, INT64_MIN);
+    return removed;
+}
+
+void tsdb__head_stats_get(tsdb__head *h, tsdb__head_stats *st)
+{
+    st->n_series = atomic_load(&h->n_series);
+    st->n_samples = atomic_load(&h->n_samples);
+    st->n_chunks = atomic_load(&h->n_chunks);
+    st->mint = atomic_load(&h->mint);
+    st->maxt = atomic_load(&h->maxt);
+    if (st->n_samples == 0) {
+        st->mint = INT64_MAX;
+        st->maxt = INT64_MIN;
+    }
+}
+
+/* ---- Tombstones --------------------------------------------------------------------------------
+ */
+
+static int cmp_tomb(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if ((uint64_t)x[0] != (uint64_t)y[0])
+        return (uint64_t)x[0] < (uint64_t)y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+void tsdb__head_tomb_add(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt)
+{
+    pthread_mutex_lock(&h->tomb_lock);
+    if (h->n_tombs == h->cap_tombs) {
+        h->cap_tombs = h->cap_tombs ? h->cap_tombs * 2 : 16;
+        h->tombs = xrealloc(h->tombs, h->cap_tombs * 3 * sizeof(int64_t));
+    }
+    int64_t *e = &h->tombs[h->n_tombs * 3];
+    e[0] = (int64_t)id;
+    e[1] = mint;
+    e[2] = maxt;
+    h->n_tombs++;
+    /* Appending keeps the order in the common case; sort only when it broke. */
+    if (h->n_tombs > 1 && cmp_tomb(e - 3, e) > 0)
+        qsort(h->tombs, h->n_tombs, 3 * sizeof(int64_t), cmp_tomb);
+    pthread_mutex_unlock(&h->tomb_lock);
+}
+
+size_t tsdb__head_tomb_get(tsdb__head *h, uint64_t id, tsdb_arena *a, int64_t **ranges)
+{
+    pthread_mutex_lock(&h->tomb_lock);
+    size_t lo = 0, hi = h->n_tombs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((uint64_t)h->tombs[mid * 3] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < h->n_tombs && (uint64_t)h->tombs[end * 3] == id)
+        end++;
+    size_t n = end - lo;
+    if (n) {
+        int64_t *r = tsdb_arena_alloc(a, n * 2 * sizeof(int64_t));
+        for (size_t i = 0; i < n; i++) {
+            r[2 * i] = h->tombs[(lo + i) * 3 + 1];
+            r[2 * i + 1] = h->tombs[(lo + i) * 3 + 2];
+        }
+        *ranges = r;
+    }
+    pthread_mutex_unlock(&h->tomb_lock);
+    return n;
+}
+
+size_t tsdb__head_tomb_all(tsdb__head *h, int64_t **triples)
+{
+    pthread_mutex_lock(&h->tomb_lock);
+    size_t n = h->n_tombs;
+    *triples = xmalloc((n ? n : 1) * 3 * sizeof(int64_t));
+    if (n)
+        memcpy(*triples, h->tombs, n * 3 * sizeof(int64_t));
+    pthread_mutex_unlock(&h->tomb_lock);
+    return n;
+}
+
+void tsdb__head_tomb_truncate(tsdb__head *h, int64_t t)
+{
+    pthread_mutex_lock(&h->tomb_lock);
+    size_t k = 0;
+    for (size_t i = 0; i < h->n_tombs; i++) {
+        if (h->tombs[i * 3 + 2] < t)
+            continue;
+        memmove(&h->tombs[k * 3], &h->tombs[i * 3], 3 * sizeof(int64_t));
+        k++;
+    }
+    h->n_tombs = k;
+    pthread_mutex_unlock(&h->tomb_lock);
+}

@@ -1,0 +1,112 @@
+/* tsdb/head.h -- the in-memory head (internal): recent series and their Gorilla chunks.
+ *
+ * Locking (DESIGN 2.6): the head has one writer at a time (the caller holds db->append_lock),
+ * which alone creates series, checks ingest rules and appends samples. Readers find series by id
+ * under the map read lock and copy chunk bytes under the series' stripe lock. Removing series
+ * (truncation) needs the append lock and the map write lock. No I/O happens in this file.
+ */
+#ifndef TSDB_HEAD_H
+#define TSDB_HEAD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tsdb/base.h"
+#include "tsdb/chunk.h"
+#include "tsdb/tsdb.h"
+
+#define TSDB__HEAD_STRIPES 4096
+
+typedef struct tsdb__hchunk {
+    int64_t mint, maxt;
+    unsigned char *p; /* heap copy, exactly len bytes */
+    uint32_t len;
+    uint16_t n;
+} tsdb__hchunk;
+
+typedef struct tsdb__hseries {
+    /* Immutable after creation. */
+    uint64_t id, hash;
+    unsigned char *lbl; /* compact labels: n × (uvarint len, name, uvarint len, value) */
+    uint32_t lbl_len;
+    uint16_t n_labels;
+    /* Writer only (append lock). */
+    uint8_t wal_logged; /* a SERIES record for it is in the current WAL */
+    int64_t last_t;     /* INT64_MIN when the series has no sample yet */
+    uint64_t last_bits;
+    int64_t app_end; /* the open chunk must be cut before this t (block boundary) */
+    /* Guarded by the stripe lock (writer changes under it; readers copy under it). */
+    tsdb__hchunk *chunks; /* closed chunks, ascending */
+    uint32_t n_chunks, cap_chunks;
+    tsdb_chunk_app app; /* open chunk; app.n == 0 when there is none */
+    int64_t app_mint, app_maxt;
+} tsdb__hseries;
+
+/* A chunk copied out for a reader (bytes in the reader's arena). */
+typedef struct tsdb__chunk_ref {
+    int64_t mint, maxt;
+    const unsigned char *p;
+    size_t len;
+} tsdb__chunk_ref;
+
+typedef struct tsdb__head tsdb__head;
+
+tsdb__head *tsdb__head_new(int64_t block_ms);
+void tsdb__head_free(tsdb__head *h); /* NULL allowed */
+
+/* Writer: finds the series with sorted labels l and hash, or NULL. */
+tsdb__hseries *tsdb__head_get(tsdb__head *h, uint64_t hash, tsdb_labels l);
+/* Writer: the series with this id, or NULL. */
+tsdb__hseries *tsdb__head_get_id(tsdb__head *h, uint64_t id);
+/* Writer: creates a series (id must be new to the head). */
+tsdb__hseries *tsdb__head_create(tsdb__head *h, uint64_t id, uint64_t hash, tsdb_labels l);
+/* Decodes a series' compact labels into the arena. */
+tsdb_labels tsdb__hseries_labels(const tsdb__hseries *s, tsdb_arena *a);
+
+/* Writer: checks one sample against the ingest rules and, if acceptable, records it as the
+ * series' last sample. Returns 1 = append it, 0 = identical to the last sample (accept silently),
+ * TSDB_EOOO / TSDB_EDUP / TSDB_ETOO_OLD. */
+int tsdb__head_check(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64_t min_valid);
+/* Writer: appends an accepted sample to the series' chunks (takes the stripe lock). */
+void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v);
+
+/* Reader: copies the chunks of series id overlapping [mint, maxt] into the arena; *out is an
+ * arena array, sorted by mint. Returns the count (0 if the series is not in the head). */
+size_t tsdb__head_copy(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
+                       tsdb__chunk_ref **out);
+
+/* Snapshot of the series pointers, sorted by id (heap array, caller frees). Only the thread that
+ * truncates (maintenance) may use the pointers after the call. */
+tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n);
+/* Copies chunks of s overlapping [mint, maxt] like tsdb__head_copy, for a listed series. */
+size_t tsdb__head_copy_series(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt,
+                              tsdb_arena *a, tsdb__chunk_ref **out);
+
+/* Maintenance: from now on an open chunk that started before t is closed when a sample at or
+ * after t arrives, so no chunk spans t (a cut that ends inside a block range). */
+void tsdb__head_set_chunk_floor(tsdb__head *h, int64_t t);
+/* Maintenance: drops chunks that end before t (their data is in a block). */
+void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t);
+/* Maintenance with the append lock held: removes series with no chunks whose last sample is
+ * before t; recomputes the head's time range. Returns how many were removed. */
+size_t tsdb__head_gc(tsdb__head *h, int64_t t);
+
+/* Statistics (approximate under concurrent appends). */
+typedef struct tsdb__head_stats {
+    uint64_t n_series, n_samples, n_chunks;
+    int64_t mint, maxt; /* INT64_MAX / INT64_MIN when empty */
+} tsdb__head_stats;
+void tsdb__head_stats_get(tsdb__head *h, tsdb__head_stats *st);
+
+/* Head tombstones (deleted ranges of head series), guarded by their own lock. */
+void tsdb__head_tomb_add(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt);
+/* Copies the tombstones of id into the arena; returns the count. */
+size_t tsdb__head_tomb_get(tsdb__head *h, uint64_t id, tsdb_arena *a, int64_t **ranges);
+/* All tombstones (heap copy, caller frees): triples id, mint, maxt. */
+size_t tsdb__head_tomb_all(tsdb__head *h, int64_t **triples);
+/* Drops tombstones that end before t. */
+void tsdb__head_tomb_truncate(tsdb__head *h, int64_t t);
+
+#endif
