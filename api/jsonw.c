@@ -5,12 +5,14 @@
  * to the same double, the shortest representation is that rounding with trailing zeros removed
  * (any shorter decimal that round-trips lies within half an ulp, so it rounds to the same 15
  * digits). Otherwise the 16-digit, then the 17-digit rounding is the closest candidate of that
- * length, which is what Go's strconv picks. The digits are then laid out as Go's 'f' or 'e'
+ * length, which is what Go's strconv picks. Subnormals (fewer significant bits) try every
+ * length from 1 digit up. The digits are then laid out as Go's 'f' or 'e'
  * format: no exponent for 'f'; "d.ddde-07" (sign always, two digits at least) for 'e'.
  */
 #include "api/jsonw.h"
 
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,10 @@
 static int shortest_digits(double v, char dig[24], int *exp10)
 {
     char tmp[40];
-    for (int prec = 14; prec <= 16; prec++) {
+    /* Subnormals have fewer significant bits, so the 15-digit argument does not hold for
+     * them: search every length. */
+    int first = v < DBL_MIN ? 0 : 14;
+    for (int prec = first; prec <= 16; prec++) {
         snprintf(tmp, sizeof tmp, "%.*e", prec, v);
         if (prec == 16 || strtod(tmp, NULL) == v)
             break;
