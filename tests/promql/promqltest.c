@@ -243,9 +243,9 @@ static int expand_values(char *rest, int64_t interval, vals *out)
             slot += atoll(tok + 2);
             continue;
         }
+        /* No hexadecimal in series descriptions: "0x10" is 0 repeated (as upstream). */
         char *x = strrchr(tok, 'x');
-        if (x && x != tok && !(x == tok + 1 && tok[0] == '0') &&
-            !(x == tok + 2 && tok[1] == '0' && (tok[0] == '-' || tok[0] == '+'))) {
+        if (x && x != tok) {
             *x = '\0';
             long long times = atoll(x + 1);
             /* A+B or A-B: the sign that is not first and not after an exponent marker. */
@@ -537,7 +537,7 @@ static const query_expr *pin_at(tsdb_arena *a, const query_expr *e, int64_t ts, 
     *c = *e;
     switch (e->kind) {
     case QUERY_NODE_VECTOR_SEL:
-        if (c->u.vs.tm.at == QUERY_AT_NONE) {
+        if (c->u.vs.tm.at != QUERY_AT_TS) { /* upstream overrides @ start()/end() too */
             c->u.vs.tm.at = QUERY_AT_TS;
             c->u.vs.tm.at_ms = ts;
         }
@@ -546,7 +546,7 @@ static const query_expr *pin_at(tsdb_arena *a, const query_expr *e, int64_t ts, 
         c->u.ms.vs = pin_at(a, e->u.ms.vs, ts, unsafe);
         break;
     case QUERY_NODE_SUBQUERY:
-        if (c->u.sq.tm.at == QUERY_AT_NONE) {
+        if (c->u.sq.tm.at != QUERY_AT_TS) {
             c->u.sq.tm.at = QUERY_AT_TS;
             c->u.sq.tm.at_ms = ts;
         }
