@@ -669,7 +669,8 @@ void query__tok_desc(const query_lexer *l, query_token t, char *out, size_t cap)
     if (query__tok_is_op(t.type) && t.type != QT_AT)
         snprintf(out, cap, "<op:%.*s>", t.len, text);
     else if (t.type == QT_AT)
-        snprintf(out, cap, "<op:@>");
+        /* Prometheus 2.42 has no name for the @ token type and prints its number. */
+        snprintf(out, cap, "\"<Item 57385>\" <op:@>");
     else if (query__tok_is_agg(t.type))
         snprintf(out, cap, "<aggr:%.*s>", t.len, text);
     else if (query__tok_is_keyword(t.type))

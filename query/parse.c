@@ -51,6 +51,7 @@ typedef struct parser {
     int failed;
     int depth;
     int last_closing; /* end of the last ) ] } duration or number token */
+    int agg_depth;    /* aggregation argument lists we are inside */
 } parser;
 
 /* ---- Errors ---------------------------------------------------------------------------------- */
@@ -87,6 +88,10 @@ int query__parse_errf(tsdb_err *err, const char *src, int len, int pos, const ch
     return TSDB_EPARSE;
 }
 
+/* Only the first error is reported, as Prometheus reports the first one it records. Its
+ * parser reads a token ahead only when it must, so checks it makes when completing a
+ * construct (an unknown function name after the ')') come before a lexer error in the next
+ * token; the functions below keep that order. */
 static void *fail(parser *p, int pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void *fail(parser *p, int pos, const char *fmt, ...)
@@ -103,12 +108,14 @@ static void *fail(parser *p, int pos, const char *fmt, ...)
     return NULL;
 }
 
-/* "unexpected <token>[ in <context>][, expected <what>]" at the current token. */
+/* "unexpected <token>[ in <context>][, expected <what>]" at the current token. Inside an
+ * aggregation's arguments, an error without its own context is "in aggregation" (the
+ * innermost error rule of Prometheus' grammar). */
 static void *unexpected(parser *p, const char *context, const char *expected)
 {
     char d[160];
-    if (p->tok.type == QT_ERROR)
-        return fail(p, p->tok.pos, "%s", p->lx.err);
+    if (!context && p->agg_depth > 0)
+        context = "aggregation";
     query__tok_desc(&p->lx, p->tok, d, sizeof d);
     return fail(p, p->tok.pos, "unexpected %s%s%s%s%s", d, context ? " in " : "",
                 context ? context : "", expected ? ", expected " : "", expected ? expected : "");
@@ -585,6 +592,8 @@ static int tok_is_label_word(enum query_tok t)
     case QT_START:
     case QT_END:
         return 1;
+    case QT_WITHOUT:
+        return 0;
     default:
         return query__tok_is_agg(t) || query__tok_is_keyword(t);
     }
@@ -636,21 +645,29 @@ static int parse_labels(parser *p, const tsdb_str **out, size_t *n_out)
 
 static query_expr *parse_expr(parser *p, int min_prec);
 
-/* [name] ['{' matchers '}'] starting at the current token (a name or '{'). */
+/* [name] ['{' matchers '}'] starting at the current token (a name or '{'). Each matcher is
+ * compiled as soon as it is read, so a bad regex is reported where Prometheus reports it. */
 static query_expr *parse_vector_selector(parser *p)
 {
     query_expr *e = node(p, QUERY_NODE_VECTOR_SEL, p->tok.pos);
     e->type = QUERY_VECTOR;
     query_vector_sel *vs = &e->u.vs;
+    size_t n = 0, cap = 4;
+    query_matcher_src *src = tsdb_arena_alloc(p->a, cap * sizeof *src);
+    /* ms[0] is the metric name matcher if there is a name. */
+    const tsdb_matcher **ms = tsdb_arena_alloc(p->a, (cap + 1) * sizeof *ms);
+    size_t k = 0;
+    tsdb_err merr;
     if (p->tok.type != QT_LBRACE) {
         vs->name = tok_str(p, p->tok);
         e->end = p->tok.pos + p->tok.len;
+        tsdb_matcher *m;
+        if (tsdb_matcher_new(TSDB_MATCH_EQ, TSDB_STR("__name__"), vs->name, p->a, &m, &merr) < 0)
+            return fail(p, e->pos, "%s", merr.msg);
+        ms[k++] = m;
         if (advance(p) < 0)
             return NULL;
     }
-    size_t n = 0, cap = 0;
-    query_matcher_src *src = NULL;
-    int *src_pos = NULL;
     if (p->tok.type == QT_LBRACE) {
         if (advance(p) < 0)
             return NULL;
@@ -686,14 +703,17 @@ static query_expr *parse_vector_selector(parser *p)
                 return unexpected(p, "label matching", "string");
             m.value = query__unquote(p->a, p->src + p->tok.pos, (size_t)p->tok.len);
             if (n == cap) {
-                size_t nc = cap ? 2 * cap : 4;
-                src = tsdb_arena_realloc(p->a, src, cap * sizeof *src, nc * sizeof *src);
-                src_pos =
-                    tsdb_arena_realloc(p->a, src_pos, cap * sizeof *src_pos, nc * sizeof *src_pos);
-                cap = nc;
+                src = tsdb_arena_realloc(p->a, src, cap * sizeof *src, 2 * cap * sizeof *src);
+                ms = tsdb_arena_realloc(p->a, ms, (cap + 1) * sizeof *ms,
+                                        (2 * cap + 1) * sizeof *ms);
+                cap *= 2;
             }
-            src_pos[n] = mpos;
             src[n++] = m;
+            tsdb_matcher *cm;
+            merr.msg[0] = 0;
+            if (tsdb_matcher_new(m.op, m.name, m.value, p->a, &cm, &merr) < 0)
+                return fail(p, mpos, "%s", merr.msg[0] ? merr.msg : "invalid matcher");
+            ms[k++] = cm;
             if (advance(p) < 0)
                 return NULL;
             if (p->tok.type == QT_COMMA) {
@@ -710,26 +730,8 @@ static query_expr *parse_vector_selector(parser *p)
     }
     vs->src = src;
     vs->n_src = n;
-
-    /* Compile: the written name first, then the written matchers. */
-    size_t total = n + (vs->name.len ? 1 : 0), k = 0;
-    const tsdb_matcher **ms = tsdb_arena_calloc(p->a, total ? total : 1, sizeof *ms);
-    tsdb_err merr;
-    if (vs->name.len) {
-        tsdb_matcher *m;
-        if (tsdb_matcher_new(TSDB_MATCH_EQ, TSDB_STR("__name__"), vs->name, p->a, &m, &merr) < 0)
-            return fail(p, e->pos, "%s", merr.msg);
-        ms[k++] = m;
-    }
-    for (size_t i = 0; i < n; i++) {
-        tsdb_matcher *m;
-        merr.msg[0] = 0;
-        if (tsdb_matcher_new(src[i].op, src[i].name, src[i].value, p->a, &m, &merr) < 0)
-            return fail(p, src_pos[i], "%s", merr.msg[0] ? merr.msg : "invalid matcher");
-        ms[k++] = m;
-    }
     vs->matchers = ms;
-    vs->n_matchers = total;
+    vs->n_matchers = k;
     return e;
 }
 
@@ -923,7 +925,43 @@ static query_expr *parse_postfix(parser *p, query_expr *e)
 
 /* ---- Calls and aggregations -------------------------------------------------------------- */
 
-/* '(' [expr {',' expr}] ')' at the current token. */
+/* Tokens that may start a metric name. */
+static int tok_is_metric_word(enum query_tok t)
+{
+    switch (t) {
+    case QT_IDENT:
+    case QT_METRIC_IDENT:
+    case QT_LAND:
+    case QT_LOR:
+    case QT_LUNLESS:
+    case QT_OFFSET:
+    case QT_BY:
+    case QT_WITHOUT:
+    case QT_START:
+    case QT_END:
+        return 1;
+    default:
+        return query__tok_is_agg(t);
+    }
+}
+
+/* Tokens that may start an expression. */
+static int tok_starts_expr(enum query_tok t)
+{
+    switch (t) {
+    case QT_NUMBER:
+    case QT_STRING:
+    case QT_LPAREN:
+    case QT_LBRACE:
+    case QT_ADD:
+    case QT_SUB:
+        return 1;
+    default:
+        return tok_is_metric_word(t);
+    }
+}
+
+/* '(' [expr {',' expr}] ')' at the current token; leaves ')' as the current token. */
 static int parse_args(parser *p, query_expr *parent, query_expr ***out, size_t *n_out)
 {
     size_t n = 0, cap = 4;
@@ -951,15 +989,14 @@ static int parse_args(parser *p, query_expr *parent, query_expr ***out, size_t *
             int comma = p->tok.pos;
             if (advance(p) < 0)
                 return -1;
-            if (p->tok.type == QT_RPAREN) {
+            /* Prometheus reduces "args ','" whenever no expression can follow. */
+            if (!tok_starts_expr(p->tok.type)) {
                 fail(p, comma, "trailing commas not allowed in function call args");
                 return -1;
             }
         }
     }
-    parent->end = p->tok.pos + 1;
-    if (advance(p) < 0) /* past ')' */
-        return -1;
+    parent->end = p->tok.pos + 1; /* the caller advances past ')' */
     *out = v;
     *n_out = n;
     return 0;
@@ -983,6 +1020,8 @@ static query_expr *parse_call(parser *p)
     e->u.call.args = (const query_expr *const *)args;
     e->u.call.n_args = n;
     e->type = fn->ret;
+    if (advance(p) < 0) /* past ')' */
+        return NULL;
     return e;
 }
 
@@ -1012,7 +1051,10 @@ static query_expr *parse_aggregation(parser *p)
         return unexpected(p, "aggregation", NULL);
     query_expr **args;
     size_t n;
-    if (parse_args(p, e, &args, &n) < 0)
+    p->agg_depth++;
+    int rc = parse_args(p, e, &args, &n);
+    p->agg_depth--;
+    if (rc < 0 || advance(p) < 0) /* past ')' */
         return NULL;
     if (!have_mod && (p->tok.type == QT_BY || p->tok.type == QT_WITHOUT)) {
         if (parse_agg_modifier(p, agg) < 0)
@@ -1037,26 +1079,6 @@ static query_expr *parse_aggregation(parser *p)
 }
 
 /* ---- Expressions ---------------------------------------------------------------------------- */
-
-/* Tokens that may start a metric name. */
-static int tok_is_metric_word(enum query_tok t)
-{
-    switch (t) {
-    case QT_IDENT:
-    case QT_METRIC_IDENT:
-    case QT_LAND:
-    case QT_LOR:
-    case QT_LUNLESS:
-    case QT_OFFSET:
-    case QT_BY:
-    case QT_WITHOUT:
-    case QT_START:
-    case QT_END:
-        return 1;
-    default:
-        return query__tok_is_agg(t);
-    }
-}
 
 static query_expr *parse_primary(parser *p)
 {
