@@ -162,8 +162,7 @@ int tsdb_iter_seek(tsdb_iter *it, int64_t t, tsdb_sample *out)
     if (t > it->floor) {
         it->floor = t;
         /* Skip pending chunks that end before t, and move active ones forward. */
-        while (it->next < it->n_chunks && it->chunks[it->next].maxt < t &&
-               (it->n_act == 0 || it->chunks[it->next].mint <= it->chunks[it->next].maxt))
+        while (it->next < it->n_chunks && it->chunks[it->next].maxt < t)
             it->next++;
         for (size_t i = 0; i < it->n_act;) {
             if (it->act[i].cur.t >= t) {
