@@ -266,6 +266,7 @@ static int eval_vector_sel(qe_ctx *c, const query_expr *e, const qe_steps *st, q
     out->vs = out_s;
     out->n_vs = k;
     out->node = e;
+    out->held = pts;
     return qe_account(c, pts);
 }
 
@@ -318,7 +319,10 @@ int qe_eval_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
         out->range = e->u.ms.range_ms;
         out->offset = vs->tm.offset_ms;
         out->has_at = resolve_at(c, &vs->tm, &out->at);
-        return fetch(c, vs, lo - out->range, hi, 1, &out->rs, &out->n_rs);
+        int rc = fetch(c, vs, lo - out->range, hi, 1, &out->rs, &out->n_rs);
+        for (size_t s = 0; rc == 0 && s < out->n_rs; s++)
+            out->held += out->rs[s].n;
+        return rc;
     }
     if (e->kind == QUERY_NODE_SUBQUERY) {
         const query_subquery *sq = &e->u.sq;
@@ -333,7 +337,10 @@ int qe_eval_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
         if (rc < 0)
             return rc;
         steps_to_raw(c, &iv, &inner, &out->rs, &out->n_rs);
-        return 0;
+        qe_release(c, &iv);
+        for (size_t s = 0; s < out->n_rs; s++)
+            out->held += out->rs[s].n;
+        return qe_account(c, out->held);
     }
     return qe_errf(c, TSDB_EEXEC, "expected a range vector expression");
 }
@@ -414,6 +421,8 @@ int qe_eval(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
         if ((rc = qe_eval(c, e->u.bin.rhs, st, &r)) < 0)
             return rc;
         rc = qe_binop(c, e, st, &l, &r, out);
+        qe_release(c, &l);
+        qe_release(c, &r);
         if (rc >= 0)
             out->node = e;
         return rc;
@@ -426,6 +435,7 @@ int qe_eval(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
         if ((rc = qe_eval(c, e->u.agg.expr, st, &in)) < 0)
             return rc;
         rc = qe_agg(c, e, st, &in, e->u.agg.param ? &p : NULL, out);
+        qe_release(c, &in);
         if (rc >= 0)
             out->node = e;
         return rc;
@@ -442,23 +452,10 @@ int qe_eval(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
 /* ---- Function calls
  * ------------------------------------------------------------------------------ */
 
-int qe_call(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+static int dispatch(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args,
+                    qe_value *out)
 {
     const query_call *call = &e->u.call;
-    qe_value args[QUERY_FUNC_MAX_ARGS + 8];
-    size_t na = call->n_args;
-    if (na > sizeof args / sizeof args[0])
-        return qe_errf(c, TSDB_EEXEC, "too many arguments");
-    for (size_t i = 0; i < na; i++) {
-        const query_expr *a = qe_unparen(call->args[i]);
-        int rc;
-        if (a->kind == QUERY_NODE_MATRIX_SEL || a->kind == QUERY_NODE_SUBQUERY)
-            rc = qe_eval_range(c, a, st, &args[i]);
-        else
-            rc = qe_eval(c, call->args[i], st, &args[i]);
-        if (rc < 0)
-            return rc;
-    }
     switch (call->fn->id) {
     case QUERY_FN_ABSENT_OVER_TIME:
     case QUERY_FN_AVG_OVER_TIME:
@@ -502,4 +499,25 @@ int qe_call(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
     default:
         return qe_func_math(c, e, st, args, out);
     }
+}
+
+int qe_call(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+{
+    const query_call *call = &e->u.call;
+    size_t na = call->n_args;
+    qe_value *args = tsdb_arena_calloc(c->a, na ? na : 1, sizeof *args);
+    for (size_t i = 0; i < na; i++) {
+        const query_expr *a = qe_unparen(call->args[i]);
+        int rc;
+        if (a->kind == QUERY_NODE_MATRIX_SEL || a->kind == QUERY_NODE_SUBQUERY)
+            rc = qe_eval_range(c, a, st, &args[i]);
+        else
+            rc = qe_eval(c, call->args[i], st, &args[i]);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = dispatch(c, e, st, args, out);
+    for (size_t i = 0; i < na; i++)
+        qe_release(c, &args[i]);
+    return rc;
 }

@@ -90,6 +90,7 @@ typedef struct qe_value {
     int has_at;             /* QE_MATRIX: window end pinned at at - offset */
     int64_t at;             /* QE_MATRIX */
     tsdb_str str;           /* QE_STRING */
+    size_t held;            /* samples counted against max_samples for this value */
     const query_expr *node; /* the (paren-unwrapped) expression that produced it */
 } qe_value;
 
@@ -119,9 +120,10 @@ typedef struct qe_out {
 
 /* ---- value.c --------------------------------------------------------------------------------- */
 
-int qe_check(qe_ctx *c);                       /* deadline + cancel: 0 or TSDB_ETIMEOUT/ECANCELED */
-int qe_account(qe_ctx *c, size_t n);           /* adds n held samples; TSDB_ELIMIT past the max */
-void qe_release(qe_ctx *c, const qe_value *v); /* the value's samples are no longer held */
+int qe_check(qe_ctx *c);             /* deadline + cancel: 0 or TSDB_ETIMEOUT/ECANCELED */
+int qe_account(qe_ctx *c, size_t n); /* adds n held samples; TSDB_ELIMIT past the max */
+/* The value's samples are no longer held (its consumer has produced its own output). */
+void qe_release(qe_ctx *c, qe_value *v);
 size_t qe_value_samples(const qe_value *v, size_t n_steps);
 int qe_errf(qe_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

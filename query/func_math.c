@@ -175,6 +175,7 @@ static int sort_desc(const void *a, const void *b)
 static int do_sort(qe_ctx *c, const qe_steps *st, qe_value *in, int desc, qe_value *out)
 {
     *out = *in;
+    in->held = 0; /* the output holds the same samples */
     out->vs = tsdb_arena_alloc(c->a, (in->n_vs ? in->n_vs : 1) * sizeof *out->vs);
     memcpy(out->vs, in->vs, in->n_vs * sizeof *in->vs);
     if (st->n != 1 || in->n_vs < 2)
@@ -224,6 +225,7 @@ int qe_func_math(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
         out->kind = QE_VECTOR;
         out->vs = s;
         out->n_vs = 1;
+        out->held = st->n;
         return qe_account(c, st->n);
     }
     case QUERY_FN_SORT:
@@ -246,6 +248,7 @@ int qe_func_math(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
         out->kind = QE_VECTOR;
         out->vs = s;
         out->n_vs = cnt ? 1 : 0;
+        out->held = cnt;
         return qe_account(c, cnt);
     }
     case QUERY_FN_HISTOGRAM_COUNT:

@@ -398,5 +398,6 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
     out->kind = QE_VECTOR;
     out->vs = res;
     out->n_vs = nres;
+    out->held = pts;
     return qe_account(c, pts);
 }

@@ -95,6 +95,7 @@ int qe_func_time(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
         out->kind = QE_VECTOR;
         out->vs = s;
         out->n_vs = 1;
+        out->held = st->n;
         return qe_account(c, st->n);
     }
     qe_value *in = &args[0];

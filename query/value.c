@@ -78,12 +78,12 @@ size_t qe_value_samples(const qe_value *v, size_t n_steps)
     return 0;
 }
 
-void qe_release(qe_ctx *c, const qe_value *v)
+void qe_release(qe_ctx *c, qe_value *v)
 {
-    (void)c;
-    (void)v;
-    /* Accounting is released by the caller through qe_value_samples where it matters; values
-     * live in the arena until the query ends. */
+    /* The memory stays in the arena until the query ends; the limit follows what Prometheus
+     * counts: samples of values still to be consumed. */
+    c->cur_samples -= v->held < c->cur_samples ? v->held : c->cur_samples;
+    v->held = 0;
 }
 
 /* ---- Hash map uint64 -> size_t (open addressing, linear probing) -------------------------------
@@ -228,6 +228,7 @@ int qe_out_finish(qe_out *o, qe_value *out)
     out->kind = QE_VECTOR;
     out->vs = vs;
     out->n_vs = n;
+    out->held = pts;
     return qe_account(o->c, pts);
 }
 

@@ -306,6 +306,7 @@ static int db_open(runner *r)
     o.no_maintenance = 1;
     o.wal_fsync_ms = 1000;
     o.retention_ms = -1;
+    o.block_ms = 24 * 3600 * 1000; /* as upstream's test storage: loads span many hours */
     tsdb_err err;
     if (tsdb_open(&o, &r->db, &err) < 0) {
         fprintf(stderr, "tsdb_open %s: %s\n", r->dir, err.msg);
