@@ -273,23 +273,28 @@ static int cmp_text(const void *x, const void *y)
 static void put_selector(tsdb_buf *b, const query_vector_sel *vs, tsdb_arena *a)
 {
     put_str(b, vs->name);
-    if (vs->n_src == 0)
-        return;
-    /* Prometheus sorts the matchers by their printed text. */
-    tsdb_str *txt = tsdb_arena_alloc(a, vs->n_src * sizeof *txt);
+    /* Prometheus sorts the matchers by their printed text, and leaves out a __name__="..."
+     * equal to the selector's name (including __name__="" when no name was written). */
+    tsdb_str *txt = tsdb_arena_alloc(a, (vs->n_src + 1) * sizeof *txt);
     static const char *const ops[] = {"=", "!=", "=~", "!~"};
+    size_t n = 0;
     for (size_t i = 0; i < vs->n_src; i++) {
+        if (vs->src[i].op == TSDB_MATCH_EQ && tsdb_str_eq(vs->src[i].name, TSDB_STR("__name__")) &&
+            tsdb_str_eq(vs->src[i].value, vs->name))
+            continue;
         tsdb_buf t;
         tsdb_buf_init(&t);
         put_str(&t, vs->src[i].name);
         tsdb_buf_puts(&t, ops[vs->src[i].op]);
         query__quote(&t, vs->src[i].value);
-        txt[i] = tsdb_arena_str(a, (tsdb_str){(const char *)t.p, t.len});
+        txt[n++] = tsdb_arena_str(a, (tsdb_str){(const char *)t.p, t.len});
         tsdb_buf_fini(&t);
     }
-    qsort(txt, vs->n_src, sizeof *txt, cmp_text);
+    if (n == 0)
+        return;
+    qsort(txt, n, sizeof *txt, cmp_text);
     tsdb_buf_putc(b, '{');
-    for (size_t i = 0; i < vs->n_src; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i)
             tsdb_buf_putc(b, ',');
         put_str(b, txt[i]);
