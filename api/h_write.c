@@ -124,6 +124,15 @@ void api__h_write(api_ctx *c, api_req *r, api_resp *w)
                                           st.invalid, st.accepted));
         return;
     }
+    if (wr.n_histograms > 0) {
+        /* Float samples were stored; native histograms cannot be, and a retry will not help. */
+        api__resp_text(w, 400, "text/plain; charset=utf-8",
+                       tsdb_arena_sprintf(r->arena,
+                                          "native histograms are not supported: %zu dropped, "
+                                          "%zu float samples stored\n",
+                                          wr.n_histograms, st.accepted));
+        return;
+    }
     w->status = 204;
     w->content_type = NULL;
     w->body.len = 0;

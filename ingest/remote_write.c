@@ -24,10 +24,7 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 #include "ingest/ingest.h"
-#if defined(__has_include) && __has_include("ingest/prompb.pb-c.h")
-#define RW_HAVE_V1 1
 #include "ingest/prompb.pb-c.h"
-#endif
 #include "ingest/prompb_v2.pb-c.h"
 
 #define RW_DEFAULT_MAX_BODY (32u << 20)
@@ -137,7 +134,6 @@ static tsdb_str type_name(int t)
     return cstr(metric_types[t]);
 }
 
-#ifdef RW_HAVE_V1
 /* ---- 1.0 ----------------------------------------------------------------------------------- */
 
 static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const uint8_t *buf,
@@ -153,9 +149,11 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const 
         return tsdb_errf(err, TSDB_ELIMIT, -1, "%zu series in one request, more than the limit %zu",
                          req->n_timeseries, lim->max_series);
     tsdb_batch_series *bs = tsdb_arena_calloc(a, req->n_timeseries + 1, sizeof *bs);
-    size_t n_samples = 0;
+    size_t n_samples = 0, n_hist = 0, n_ex = 0;
     for (size_t i = 0; i < req->n_timeseries; i++) {
         const Prometheus__TimeSeries *ts = req->timeseries[i];
+        n_hist += ts->n_histograms;
+        n_ex += ts->n_exemplars;
         tsdb_label *lv = tsdb_arena_alloc(a, (ts->n_labels + 1) * sizeof *lv);
         size_t nl = ts->n_labels;
         for (size_t k = 0; k < nl; k++) {
@@ -188,12 +186,10 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const 
     out->meta = md;
     out->n_meta = req->n_metadata;
     out->n_samples = n_samples;
-    out->n_histograms = 0;
-    out->n_exemplars = 0;
+    out->n_histograms = n_hist;
+    out->n_exemplars = n_ex;
     return TSDB_OK;
 }
-
-#endif
 
 /* ---- 2.0 ----------------------------------------------------------------------------------- */
 
@@ -289,11 +285,7 @@ int ingest_rw_decode(tsdb_arena *a, enum ingest_rw_version ver, const void *body
     if (ver == INGEST_RW_V2)
         rc = decode_v2(a, &al, &pa, buf, ulen, lim, &w, err);
     else
-#ifdef RW_HAVE_V1
         rc = decode_v1(a, &al, &pa, buf, ulen, lim, &w, err);
-#else
-        rc = tsdb_errf(err, TSDB_EINVAL, -1, "remote-write 1.0 schema not built");
-#endif
     if (rc == TSDB_OK)
         *out = w;
     return rc;
@@ -321,12 +313,6 @@ static char *arena_cstr(tsdb_arena *a, tsdb_str s)
 
 int ingest_rw_encode(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out)
 {
-#ifndef RW_HAVE_V1
-    (void)b;
-    (void)a;
-    (void)out;
-    return TSDB_EINVAL;
-#else
     Prometheus__WriteRequest req = PROMETHEUS__WRITE_REQUEST__INIT;
     req.n_timeseries = b->n_series;
     req.timeseries = tsdb_arena_alloc(a, (b->n_series + 1) * sizeof *req.timeseries);
@@ -358,7 +344,6 @@ int ingest_rw_encode(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out)
     uint8_t *raw = tsdb_arena_alloc(a, n + 1);
     prometheus__write_request__pack(&req, raw);
     return snappy_into(a, raw, n, out);
-#endif
 }
 
 /* Symbol table for 2.0: linear-probing map from string to index, in the arena. */

@@ -340,6 +340,25 @@ static void test_remote_write(void **state)
     assert_int_equal(cJSON_GetArraySize(res), 1);
     done(&c);
 
+    /* 1.0 with the plain content type, a new series. */
+    tsdb_label l1[] = {{TSDB_STR("__name__"), TSDB_STR("rw_v1")}};
+    tsdb_sample s1[] = {{6000000, 42}};
+    tsdb_batch_series bs1 = {{l1, 1}, s1, 1};
+    tsdb_batch b1 = {&bs1, 1};
+    assert_int_equal(ingest_rw_encode(&b1, &a, &body), TSDB_OK);
+    run(f, &c, "POST", "/api/v1/write", NULL, body.p, body.len, "application/x-protobuf");
+    assert_int_equal(c.w.status, 204);
+    assert_int_equal(c.w.n_headers, 0);
+    done(&c);
+    run(f, &c, "GET", "/api/v1/query", "query=rw_v1&time=6000", NULL, 0, NULL);
+    res = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "data"), "result");
+    assert_int_equal(cJSON_GetArraySize(res), 1);
+    assert_string_equal(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 0), "value"), 1)
+            ->valuestring,
+        "42");
+    done(&c);
+
     /* Re-sending the same samples with other values: rejected as duplicates -> 400. */
     s[0].v = 10;
     s[1].v = 20;
