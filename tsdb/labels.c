@@ -18,9 +18,10 @@
  * as "a)|(b" cannot escape the anchoring), in UTF mode, `.` not matching "\n" (newline = LF),
  * `$` only at the very end. Matching first runs PCRE2's DFA matcher, which keeps a set of
  * states instead of backtracking and so stays polynomial on patterns such as (a+)+$; if the
- * DFA matcher cannot run the pattern (an item it does not support, workspace exhausted or an
- * invalid UTF-8 subject) the backtracking matcher runs with match, depth and heap limits. A
- * match that hits a limit counts as "no match".
+ * DFA matcher cannot run the pattern (an item it does not support, workspace exhausted) the
+ * backtracking matcher runs with match, depth and heap limits. A match that hits a limit counts
+ * as "no match". A value that is not valid UTF-8 is matched as Go does: every byte that starts
+ * no valid sequence reads as U+FFFD.
  *
  * Fast paths (no PCRE2 at match time): a pattern that is a literal, or an alternation of
  * literals ("foo|bar", with `\.`-style escapes) compares strings; ".*" accepts any value without
@@ -106,42 +107,49 @@ int tsdb_metric_name_valid(tsdb_str name)
     return 1;
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as Go's utf8.ValidString. */
+/* Length of the valid UTF-8 sequence at s[0..n) (strict: no overlongs, no surrogates,
+ * <= U+10FFFF, as Go's utf8 package), or 0 if the byte at s starts none. n > 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t need;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n <= need)
+        return 0;
+    for (size_t k = 1; k <= need; k++) {
+        unsigned char cc = s[k];
+        if ((cc & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (cc & 0x3f);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return need + 1;
+}
+
 static int utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
+        size_t l = utf8_seq_len(s + i, n - i);
+        if (l == 0)
             return 0;
-        }
-        if (n - i <= need)
-            return 0;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned char cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (cc & 0x3f);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += need + 1;
+        i += l;
     }
     return 1;
 }
@@ -587,8 +595,8 @@ static int compile_regex(tsdb_matcher *m, tsdb_str pat, tsdb_arena *a, tsdb_err 
     if (gc == NULL || cc == NULL)
         return tsdb_errf(err, TSDB_ENOMEM, -1, "regex: out of memory");
     pcre2_set_newline(cc, PCRE2_NEWLINE_LF);
-    uint32_t opts = PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF |
-                    PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C;
+    uint32_t opts = PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF | PCRE2_DOLLAR_ENDONLY |
+                    PCRE2_NEVER_BACKSLASH_C;
     int ec = 0;
     PCRE2_SIZE eoff = 0;
     m->re = pcre2_compile((PCRE2_SPTR)(pat.len ? pat.p : ""), pat.len, opts, &ec, &eoff, cc);
@@ -612,23 +620,53 @@ static int compile_regex(tsdb_matcher *m, tsdb_str pat, tsdb_arena *a, tsdb_err 
     return TSDB_OK;
 }
 
-static int regex_match(tsdb_matcher *m, tsdb_str v)
+/* Runs the compiled pattern over valid UTF-8 s[0..n). */
+static int regex_run(tsdb_matcher *m, const char *s, size_t n)
 {
-    PCRE2_SPTR s = (PCRE2_SPTR)(v.len ? v.p : "");
+    PCRE2_SPTR subj = (PCRE2_SPTR)(n ? s : "");
     if (!m->dfa_off) {
-        int rc =
-            pcre2_dfa_match(m->re, s, v.len, 0, 0, m->md, m->mctx, m->dfa_ws, RE_DFA_WORKSPACE);
-        if (rc >= 0)
-            return 1;
+        int rc = pcre2_dfa_match(m->re, subj, n, 0, PCRE2_NO_UTF_CHECK, m->md, m->mctx, m->dfa_ws,
+                                 RE_DFA_WORKSPACE);
+        if (rc >= 0) {
+            /* The DFA matcher of PCRE2 10.42 does not apply PCRE2_ENDANCHORED; it reports the
+             * longest anchored match first, so the value matches iff that one reaches its end. */
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
+            return ov[0] == 0 && ov[1] == n;
+        }
         if (rc == PCRE2_ERROR_NOMATCH)
             return 0;
         if (rc == PCRE2_ERROR_DFA_UITEM || rc == PCRE2_ERROR_DFA_UCOND ||
             rc == PCRE2_ERROR_DFA_UFUNC || rc == PCRE2_ERROR_DFA_UINVALID_UTF)
             m->dfa_off = 1;
-        /* Otherwise (workspace, invalid subject, limits): try the backtracking matcher. */
+        /* Otherwise (workspace, limits): try the backtracking matcher. */
     }
-    int rc = pcre2_match(m->re, s, v.len, 0, 0, m->md, m->mctx);
+    int rc = pcre2_match(m->re, subj, n, 0, PCRE2_NO_UTF_CHECK, m->md, m->mctx);
     return rc >= 0;
+}
+
+static int regex_match(tsdb_matcher *m, tsdb_str v)
+{
+    const unsigned char *p = (const unsigned char *)v.p;
+    if (v.len == 0 || utf8_valid(p, v.len))
+        return regex_run(m, v.p, v.len);
+    /* As Go does, read every byte that starts no valid sequence as U+FFFD. */
+    char *fixed = xmalloc(v.len * 3);
+    size_t n = 0;
+    for (size_t i = 0; i < v.len;) {
+        size_t l = utf8_seq_len(p + i, v.len - i);
+        if (l == 0) {
+            memcpy(fixed + n, "\xef\xbf\xbd", 3);
+            n += 3;
+            i++;
+        } else {
+            memcpy(fixed + n, p + i, l);
+            n += l;
+            i += l;
+        }
+    }
+    int hit = regex_run(m, fixed, n);
+    free(fixed);
+    return hit;
 }
 
 int tsdb_matcher_new(enum tsdb_match_op op, tsdb_str name, tsdb_str value, tsdb_arena *a,

@@ -338,12 +338,56 @@ static void test_matcher_regex_semantics(void **state)
     /* Values that are not valid UTF-8 still get an answer. */
     assert_false(re_match_n("abc", "ab\xff", 3));
     assert_true(re_match_n("ab.*", "ab\xff", 3));
+    /* As in Go, each such byte reads as U+FFFD: one character, and anchoring still holds. */
+    assert_true(re_match_n("a.b",
+                           "a\xff"
+                           "b",
+                           3));
+    assert_false(re_match_n("a..b",
+                            "a\xff"
+                            "b",
+                            3));
+    assert_false(re_match_n("f.*",
+                            "a\xff"
+                            "foo",
+                            5));
+    assert_true(re_match_n("fo.*", "fo\xff!", 4));
+    assert_false(re_match_n("fo", "fo\xff", 3));
     /* Empty regex and empty-matching alternations. */
     assert_true(re_match("", ""));
     assert_false(re_match("", "x"));
     assert_true(re_match("foo|", ""));
     assert_true(re_match("foo|", "foo"));
     assert_false(re_match("foo|", "fo"));
+}
+
+/* The DFA matcher (used first) and the backtracking matcher (used for patterns the DFA cannot
+ * run, such as a backreference) agree on random values: "()\\1" in front forces the latter
+ * without changing what the pattern matches. */
+static void test_matcher_dfa_vs_backtracking(void **state)
+{
+    (void)state;
+    const char *pats[] = {"(.*a){2}", "a|ab",     "(a|ab)(c|bcd)", "a*b?a*", "(ab|a)*",
+                          "[ab]+!",   "(a+)+b",   ".*b.*",         "a{2,3}", "(?:a|b)*a(?:a|b)",
+                          "a.?b",     "(a|b|)+!", "(?i)A+B*",      "ab*$",   "x*"};
+    unsigned seed = (unsigned)time(NULL);
+    print_message("seed %u\n", seed);
+    srand(seed);
+    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++) {
+        char forced[64];
+        snprintf(forced, sizeof forced, "()\\1(?:%s)", pats[i]);
+        tsdb_matcher *dfa = mm(TSDB_MATCH_RE, pats[i]);
+        tsdb_matcher *bt = mm(TSDB_MATCH_RE, forced);
+        for (int k = 0; k < 300; k++) {
+            char v[12];
+            size_t n = (size_t)rand() % sizeof v;
+            for (size_t j = 0; j < n; j++)
+                v[j] = "ab!B"[rand() % 4];
+            tsdb_str sv = {v, n};
+            if (tsdb_matcher_matches(dfa, sv) != tsdb_matcher_matches(bt, sv))
+                fail_msg("seed %u: %s on \"%.*s\": matchers disagree", seed, pats[i], (int)n, v);
+        }
+    }
 }
 
 static void test_matcher_negated_and_empty(void **state)
@@ -489,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_matcher_eq_ne),
         cmocka_unit_test(test_matcher_regex_anchoring),
         cmocka_unit_test(test_matcher_regex_semantics),
+        cmocka_unit_test(test_matcher_dfa_vs_backtracking),
         cmocka_unit_test(test_matcher_negated_and_empty),
         cmocka_unit_test(test_matcher_fast_paths),
         cmocka_unit_test(test_matcher_prefix),
