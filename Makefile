@@ -164,6 +164,11 @@ $(B)/tests/unit/api/%: $(B)/obj/tests/unit/api/%.o $(TESTUTIL_OBJ) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
+# tools tests include tools/cairnctl.c themselves (white-box) and link the other tool files.
+$(B)/tests/unit/tools/%: $(B)/obj/tests/unit/tools/%.o $(call obj,$(filter-out tools/cairnctl.c,$(TOOLS_SRC))) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
 $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(TESTUTIL_OBJ) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
