@@ -341,7 +341,14 @@ static void put_expr(tsdb_buf *b, const query_expr *e, tsdb_arena *a)
     case QUERY_NODE_BINARY: {
         const query_binary *bin = &e->u.bin;
         const query_matching *m = &bin->m;
-        put_expr(b, bin->lhs, a);
+        if (bin->op == QUERY_OP_POW && bin->lhs->kind == QUERY_NODE_NUMBER &&
+            isinf(bin->lhs->u.num) && bin->lhs->u.num > 0) {
+            /* "+Inf ^ 2" would read back as +(Inf ^ 2): a unary plus binds looser than ^.
+             * (Prometheus prints "+Inf" here and does not round-trip.) */
+            tsdb_buf_puts(b, "Inf");
+        } else {
+            put_expr(b, bin->lhs, a);
+        }
         tsdb_buf_putc(b, ' ');
         tsdb_buf_puts(b, query__binop_str(bin->op));
         if (bin->return_bool)
