@@ -25,8 +25,10 @@
  *
  * Writes: one writer at a time (the caller serialises). A write transaction that hits
  * MDB_MAP_FULL is aborted, the map doubled and the transaction run again; the map can only be
- * resized with no transaction active in the process, so read handles register in n_readers and
- * the resize waits (bounded) for them to end. Read handles wrap a read-only transaction; ended
+ * resized while no other thread is inside LMDB, so every read operation runs between rd_enter
+ * and rd_exit and the resize waits for the running ones to finish (new ones wait for it). A read
+ * handle may stay open across a resize: its transaction holds page numbers, not pointers, and
+ * every operation positions its cursors afresh. Read handles wrap a read-only transaction; ended
  * handles are reset and pooled for mdb_txn_renew.
  *
  * select: matchers that do not match "" yield the ids of the values they accept (positives);
@@ -76,15 +78,17 @@ struct tsdb_index {
 
     pthread_mutex_t mu; /* guards the fields below */
     pthread_cond_t cv;
-    int n_readers;          /* live read handles */
+    int n_active;           /* read operations running (not handles: see rd_enter) */
     int growing;            /* a map resize is waiting or running */
+    uint64_t map_gen;       /* resizes so far; cursors re-seek when it changes */
     tsdb_index_rd *rd_pool; /* reset read handles */
 };
 
 struct tsdb_index_rd {
     tsdb_index *ix;
     MDB_txn *txn;
-    MDB_cursor *c_post, *c_series; /* opened lazily, closed at end */
+    MDB_cursor *c_post, *c_series; /* opened lazily, closed at end or after a resize */
+    uint64_t gen;                  /* ix->map_gen the cursors were opened under */
     tsdb_index_rd *next;           /* pool link */
 };
 
@@ -386,7 +390,7 @@ static void deadline_after_ms(struct timespec *ts, int ms)
     }
 }
 
-/* Sets the map size (0 = adopt the size another process chose) with no reader active. */
+/* Sets the map size (0 = adopt the size another process chose) while no read operation runs. */
 static int resize_map(tsdb_index *ix, size_t size, tsdb_err *err)
 {
     struct timespec dl;
@@ -394,17 +398,19 @@ static int resize_map(tsdb_index *ix, size_t size, tsdb_err *err)
     pthread_mutex_lock(&ix->mu);
     ix->growing = 1;
     int timed_out = 0;
-    while (ix->n_readers > 0 && !timed_out)
-        timed_out = pthread_cond_timedwait(&ix->cv, &ix->mu, &dl) != 0 && ix->n_readers > 0;
+    while (ix->n_active > 0 && !timed_out)
+        timed_out = pthread_cond_timedwait(&ix->cv, &ix->mu, &dl) != 0 && ix->n_active > 0;
     int rc = 0;
-    if (!timed_out)
+    if (!timed_out) {
         rc = mdb_env_set_mapsize(ix->env, size);
+        ix->map_gen++;
+    }
     ix->growing = 0;
     pthread_cond_broadcast(&ix->cv);
     pthread_mutex_unlock(&ix->mu);
     if (timed_out)
         return tsdb_errf(err, TSDB_EFULL, -1,
-                         "index: map full and read transactions kept it from growing");
+                         "index: map full and a read operation kept it from growing");
     if (rc != 0)
         return map_err(rc, "resize map", err);
     MDB_envinfo info;
@@ -720,17 +726,52 @@ int tsdb__index_delete_series(tsdb_index *ix, const uint64_t *ids, size_t n, tsd
 
 /* ---- Read handles -------------------------------------------------------------------------- */
 
-int tsdb__index_rd_begin(tsdb_index *ix, tsdb_index_rd **out, tsdb_err *err)
+/* Brackets one read operation: waits out a map resize, then keeps the next one from starting
+ * until rd_exit. Operations never nest (callbacks run outside). */
+static uint64_t rd_enter(tsdb_index *ix)
 {
     pthread_mutex_lock(&ix->mu);
     while (ix->growing)
         pthread_cond_wait(&ix->cv, &ix->mu);
-    ix->n_readers++;
+    ix->n_active++;
+    uint64_t gen = ix->map_gen;
+    pthread_mutex_unlock(&ix->mu);
+    return gen;
+}
+
+static void rd_exit(tsdb_index *ix)
+{
+    pthread_mutex_lock(&ix->mu);
+    if (--ix->n_active == 0)
+        pthread_cond_broadcast(&ix->cv);
+    pthread_mutex_unlock(&ix->mu);
+}
+
+/* rd_enter for an operation on handle r. An LMDB cursor keeps pointers to the pages it sits on
+ * (and re-uses them when positioned again), so cursors opened before a resize are dropped. */
+static uint64_t rd_op_enter(tsdb_index_rd *r)
+{
+    uint64_t gen = rd_enter(r->ix);
+    if (gen != r->gen) {
+        if (r->c_post)
+            mdb_cursor_close(r->c_post);
+        if (r->c_series)
+            mdb_cursor_close(r->c_series);
+        r->c_post = r->c_series = NULL;
+        r->gen = gen;
+    }
+    return gen;
+}
+
+int tsdb__index_rd_begin(tsdb_index *ix, tsdb_index_rd **out, tsdb_err *err)
+{
+    pthread_mutex_lock(&ix->mu);
     tsdb_index_rd *r = ix->rd_pool;
     if (r)
         ix->rd_pool = r->next;
     pthread_mutex_unlock(&ix->mu);
-    int rc;
+    uint64_t gen = rd_enter(ix);
+    int rc = 0;
     if (r) {
         rc = mdb_txn_renew(r->txn);
         if (rc != 0) {
@@ -743,18 +784,13 @@ int tsdb__index_rd_begin(tsdb_index *ix, tsdb_index_rd **out, tsdb_err *err)
     }
     if (r->txn == NULL)
         rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &r->txn);
-    else
-        rc = 0;
+    rd_exit(ix);
     if (rc != 0) {
-        r->txn = NULL;
         free(r);
-        pthread_mutex_lock(&ix->mu);
-        ix->n_readers--;
-        pthread_cond_broadcast(&ix->cv);
-        pthread_mutex_unlock(&ix->mu);
         return map_err(rc, "begin read", err);
     }
     r->next = NULL;
+    r->gen = gen;
     *out = r;
     return TSDB_OK;
 }
@@ -764,17 +800,17 @@ void tsdb__index_rd_end(tsdb_index_rd *r)
     if (r == NULL)
         return;
     tsdb_index *ix = r->ix;
+    rd_enter(ix);
     if (r->c_post)
         mdb_cursor_close(r->c_post);
     if (r->c_series)
         mdb_cursor_close(r->c_series);
     r->c_post = r->c_series = NULL;
     mdb_txn_reset(r->txn);
+    rd_exit(ix);
     pthread_mutex_lock(&ix->mu);
     r->next = ix->rd_pool;
     ix->rd_pool = r;
-    ix->n_readers--;
-    pthread_cond_broadcast(&ix->cv);
     pthread_mutex_unlock(&ix->mu);
 }
 
@@ -799,7 +835,7 @@ static int rd_encoded(tsdb_index_rd *r, uint64_t id, MDB_val *v)
     return mdb_get(r->txn, r->ix->db_series, &k, v);
 }
 
-int tsdb__index_rd_labels(tsdb_index_rd *r, uint64_t id, tsdb_arena *a, tsdb_labels *out)
+static int rd_labels_locked(tsdb_index_rd *r, uint64_t id, tsdb_arena *a, tsdb_labels *out)
 {
     MDB_val v;
     int rc = rd_encoded(r, id, &v);
@@ -808,7 +844,7 @@ int tsdb__index_rd_labels(tsdb_index_rd *r, uint64_t id, tsdb_arena *a, tsdb_lab
     return tsdb__labels_decode(v.mv_data, v.mv_size, a, out);
 }
 
-int tsdb__index_rd_lookup(tsdb_index_rd *r, tsdb_labels l, uint64_t *id)
+static int rd_lookup_locked(tsdb_index_rd *r, tsdb_labels l, uint64_t *id)
 {
     tsdb_buf enc;
     tsdb_buf_init(&enc);
@@ -942,7 +978,7 @@ static int count_postings(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint6
     return rc;
 }
 
-int tsdb__index_rd_count(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64_t *n)
+static int rd_count_locked(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64_t *n)
 {
     if (name.len == 0 || name.len > INDEX_MAX_NAME) {
         *n = 0;
@@ -1011,7 +1047,7 @@ static int scan_values(tsdb_index_rd *r, tsdb_str name, tsdb_str prefix, scan_fn
 
 /* ---- Names and values ---------------------------------------------------------------------- */
 
-int tsdb__index_rd_names(tsdb_index_rd *r, tsdb_arena *a, tsdb_str **out, size_t *n)
+static int rd_names_locked(tsdb_index_rd *r, tsdb_arena *a, tsdb_str **out, size_t *n)
 {
     MDB_cursor *c = NULL;
     int rc = rd_cursor(r, r->ix->db_post, &c);
@@ -1096,7 +1132,8 @@ static int str_qcmp(const void *a, const void *b)
     return tsdb_str_cmp(*(const tsdb_str *)a, *(const tsdb_str *)b);
 }
 
-int tsdb__index_rd_values(tsdb_index_rd *r, tsdb_str name, tsdb_arena *a, tsdb_str **out, size_t *n)
+static int rd_values_locked(tsdb_index_rd *r, tsdb_str name, tsdb_arena *a, tsdb_str **out,
+                            size_t *n)
 {
     struct values_ctx x = {name, a, NULL, 0, 0, 0};
     if (name.len == 0 || name.len > INDEX_MAX_NAME) {
@@ -1125,30 +1162,51 @@ int tsdb__index_rd_each(tsdb_index_rd *r, tsdb_arena *scratch,
                         int (*fn)(void *ctx, uint64_t id, tsdb_labels l), void *ctx)
 {
     (void)scratch; /* labels are decoded into a private arena reset per series */
-    MDB_cursor *c = NULL;
-    int rc = rd_cursor(r, r->ix->db_series, &c);
-    if (rc != 0)
-        return map_err(rc, "each", NULL);
+    tsdb_index *ix = r->ix;
     tsdb_arena a;
     tsdb_arena_init(&a, 0);
-    MDB_val k, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (k.mv_size != 8) {
-            rc = MDB_CORRUPTED;
-            break;
+    uint64_t next = 0, gen = 0;
+    int first = 1, rc = 0;
+    for (;;) {
+        /* The callback runs outside the read operation (it may read or write the index); the
+         * cursor re-seeks only when the map was resized in between. */
+        uint64_t now = rd_op_enter(r);
+        MDB_cursor *c = NULL;
+        MDB_val k, v;
+        rc = rd_cursor(r, ix->db_series, &c);
+        if (rc == 0) {
+            if (first || now != gen) {
+                unsigned char kb[8];
+                tsdb_put_u64be(kb, next);
+                k = (MDB_val){8, kb};
+                rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+            } else {
+                rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            }
         }
-        tsdb_labels l;
-        tsdb_arena_reset(&a);
-        if ((rc = tsdb__labels_decode(v.mv_data, v.mv_size, &a, &l)) != TSDB_OK)
+        first = 0;
+        gen = now;
+        uint64_t id = 0;
+        tsdb_labels l = {NULL, 0};
+        if (rc == 0 && k.mv_size != 8)
+            rc = MDB_CORRUPTED;
+        if (rc == 0) {
+            id = be64(k.mv_data);
+            tsdb_arena_reset(&a);
+            rc = tsdb__labels_decode(v.mv_data, v.mv_size, &a, &l);
+        }
+        rd_exit(ix);
+        if (rc != 0)
             break;
-        int stop = fn(ctx, be64(k.mv_data), l);
+        int stop = fn(ctx, id, l);
         if (stop != 0) {
             rc = stop < 0 ? stop : 0;
             tsdb_arena_fini(&a);
             return rc;
         }
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        if (id == UINT64_MAX)
+            break;
+        next = id + 1;
     }
     tsdb_arena_fini(&a);
     if (rc == MDB_NOTFOUND)
@@ -1324,8 +1382,8 @@ static int select_ids(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_t n,
     return rc;
 }
 
-int tsdb__index_rd_select(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_t n, tsdb_arena *a,
-                          uint64_t **ids, size_t *n_ids, tsdb_err *err)
+static int rd_select_locked(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_t n,
+                            tsdb_arena *a, uint64_t **ids, size_t *n_ids, tsdb_err *err)
 {
     idvec cand = {0};
     int rc = select_ids(r, ms, n, &cand);
@@ -1340,4 +1398,56 @@ int tsdb__index_rd_select(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_
     *n_ids = cand.n;
     idvec_free(&cand);
     return TSDB_OK;
+}
+
+/* ---- Public read operations (each one bracketed by rd_enter/rd_exit) ---------------------------
+ */
+
+int tsdb__index_rd_labels(tsdb_index_rd *r, uint64_t id, tsdb_arena *a, tsdb_labels *out)
+{
+    rd_op_enter(r);
+    int rc = rd_labels_locked(r, id, a, out);
+    rd_exit(r->ix);
+    return rc;
+}
+
+int tsdb__index_rd_lookup(tsdb_index_rd *r, tsdb_labels l, uint64_t *id)
+{
+    rd_op_enter(r);
+    int rc = rd_lookup_locked(r, l, id);
+    rd_exit(r->ix);
+    return rc;
+}
+
+int tsdb__index_rd_count(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64_t *n)
+{
+    rd_op_enter(r);
+    int rc = rd_count_locked(r, name, value, n);
+    rd_exit(r->ix);
+    return rc;
+}
+
+int tsdb__index_rd_names(tsdb_index_rd *r, tsdb_arena *a, tsdb_str **out, size_t *n)
+{
+    rd_op_enter(r);
+    int rc = rd_names_locked(r, a, out, n);
+    rd_exit(r->ix);
+    return rc;
+}
+
+int tsdb__index_rd_values(tsdb_index_rd *r, tsdb_str name, tsdb_arena *a, tsdb_str **out, size_t *n)
+{
+    rd_op_enter(r);
+    int rc = rd_values_locked(r, name, a, out, n);
+    rd_exit(r->ix);
+    return rc;
+}
+
+int tsdb__index_rd_select(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_t n, tsdb_arena *a,
+                          uint64_t **ids, size_t *n_ids, tsdb_err *err)
+{
+    rd_op_enter(r);
+    int rc = rd_select_locked(r, ms, n, a, ids, n_ids, err);
+    rd_exit(r->ix);
+    return rc;
 }
