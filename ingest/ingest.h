@@ -44,6 +44,58 @@ int ingest_rw_encode(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out);
 /* The same as a remote-write 2.0 Request (symbol table, label refs); for tools and tests. */
 int ingest_rw_encode_v2(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out);
 
+/* ==== Remote read (ingest/remote_read.c) ========================================================
+ *
+ * POST /api/v1/read carries a Snappy-compressed prometheus.ReadRequest. The answer is either one
+ * Snappy-compressed ReadResponse (SAMPLES) or, when the client accepts STREAMED_XOR_CHUNKS, a
+ * stream of frames: uvarint length, CRC32C (big endian) of the message, ChunkedReadResponse.
+ */
+
+typedef struct ingest_rr_matcher {
+    enum tsdb_match_op op;
+    tsdb_str name, value;
+} ingest_rr_matcher;
+
+typedef struct ingest_rr_query {
+    int64_t start_ms, end_ms;
+    const ingest_rr_matcher *matchers;
+    size_t n_matchers;
+} ingest_rr_query;
+
+typedef struct ingest_read_request {
+    const ingest_rr_query *queries;
+    size_t n_queries;
+    int streamed_chunks; /* 1 if STREAMED_XOR_CHUNKS is among the accepted response types */
+} ingest_read_request;
+
+/* Decodes a read request into the arena. TSDB_ELIMIT (too large), TSDB_EINVAL (malformed). */
+int ingest_rr_decode(tsdb_arena *a, const void *body, size_t len, const ingest_limits *lim,
+                     ingest_read_request *out, tsdb_err *err);
+
+typedef struct ingest_rr_series {
+    tsdb_labels labels;
+    const tsdb_sample *samples;
+    size_t n_samples;
+} ingest_rr_series;
+
+typedef struct ingest_rr_result { /* one per query, in order */
+    const ingest_rr_series *series;
+    size_t n_series;
+} ingest_rr_result;
+
+/* SAMPLES: a Snappy-compressed ReadResponse in the arena. */
+int ingest_rr_encode_samples(const ingest_rr_result *res, size_t n, tsdb_arena *a, tsdb_str *out);
+
+typedef struct ingest_rr_chunk {
+    int64_t mint, maxt;
+    const void *data; /* Prometheus XOR chunk bytes */
+    size_t len;
+} ingest_rr_chunk;
+
+/* STREAMED_XOR_CHUNKS: appends one frame holding one series and its chunks to out. */
+int ingest_rr_append_frame(tsdb_buf *out, int64_t query_index, tsdb_labels labels,
+                           const ingest_rr_chunk *chunks, size_t n_chunks, tsdb_arena *a);
+
 /* ==== Scraping: exposition parser, scraper, targets and metadata ==============================
  *
  * The scraper (ingest/scrape.c) pulls Prometheus text 0.0.4 or OpenMetrics 1.0 pages from the

@@ -24,23 +24,18 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 #include "ingest/ingest.h"
+#include "ingest/pbarena.h"
 #include "ingest/prompb.pb-c.h"
 #include "ingest/prompb_v2.pb-c.h"
 
 #define RW_DEFAULT_MAX_BODY (32u << 20)
 #define RW_MAX_UNPACK_BYTES ((size_t)1 << 30)
 
-/* ---- Arena allocator for protobuf-c -------------------------------------------------------- */
+/* ---- Arena allocator for protobuf-c and Snappy (shared with remote_read.c) ----------------- */
 
-typedef struct pb_arena {
-    tsdb_arena *a;
-    size_t used, budget;
-    int over; /* set once an allocation was refused */
-} pb_arena;
-
-static void *pb_alloc(void *data, size_t size)
+void *ingest__pb_alloc(void *data, size_t size)
 {
-    pb_arena *p = data;
+    ingest__pb_arena *p = data;
     if (size > p->budget - p->used) {
         p->over = 1;
         return NULL;
@@ -49,16 +44,20 @@ static void *pb_alloc(void *data, size_t size)
     return tsdb_arena_alloc(p->a, size ? size : 1);
 }
 
-static void pb_free(void *data, void *ptr)
+void ingest__pb_free(void *data, void *ptr)
 {
     (void)data;
     (void)ptr; /* arena memory is released all at once */
 }
 
-/* ---- Snappy ---------------------------------------------------------------------------------- */
+size_t ingest__pb_budget(size_t n)
+{
+    size_t b = n * 16 + (1u << 20);
+    return b > RW_MAX_UNPACK_BYTES ? RW_MAX_UNPACK_BYTES : b;
+}
 
-static int unsnappy(tsdb_arena *a, const void *body, size_t len, size_t max, uint8_t **out,
-                    size_t *out_len, tsdb_err *err)
+int ingest__unsnappy(tsdb_arena *a, const void *body, size_t len, size_t max, uint8_t **out,
+                     size_t *out_len, tsdb_err *err)
 {
     if (len > max)
         return tsdb_errf(err, TSDB_ELIMIT, -1, "body of %zu bytes exceeds the limit of %zu bytes",
@@ -81,6 +80,18 @@ static int unsnappy(tsdb_arena *a, const void *body, size_t len, size_t max, uin
         return tsdb_errf(err, TSDB_EINVAL, -1, "snappy: corrupt input");
     *out = buf;
     *out_len = ulen;
+    return TSDB_OK;
+}
+
+int ingest__snappy(tsdb_arena *a, const uint8_t *raw, size_t n, tsdb_str *out)
+{
+    size_t cap = snappy_max_compressed_length(n);
+    char *c = tsdb_arena_alloc(a, cap + 1);
+    size_t clen = cap;
+    if (snappy_compress((const char *)raw, n, c, &clen) != SNAPPY_OK)
+        return TSDB_EINVAL;
+    out->p = c;
+    out->len = clen;
     return TSDB_OK;
 }
 
@@ -136,8 +147,9 @@ static tsdb_str type_name(int t)
 
 /* ---- 1.0 ----------------------------------------------------------------------------------- */
 
-static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const uint8_t *buf,
-                     size_t len, const ingest_limits *lim, ingest_write *out, tsdb_err *err)
+static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa,
+                     const uint8_t *buf, size_t len, const ingest_limits *lim, ingest_write *out,
+                     tsdb_err *err)
 {
     Prometheus__WriteRequest *req = prometheus__write_request__unpack(al, len, buf);
     if (!req) {
@@ -193,8 +205,9 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const 
 
 /* ---- 2.0 ----------------------------------------------------------------------------------- */
 
-static int decode_v2(tsdb_arena *a, ProtobufCAllocator *al, pb_arena *pa, const uint8_t *buf,
-                     size_t len, const ingest_limits *lim, ingest_write *out, tsdb_err *err)
+static int decode_v2(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa,
+                     const uint8_t *buf, size_t len, const ingest_limits *lim, ingest_write *out,
+                     tsdb_err *err)
 {
     Io__Prometheus__Write__V2__Request *req =
         io__prometheus__write__v2__request__unpack(al, len, buf);
@@ -272,14 +285,11 @@ int ingest_rw_decode(tsdb_arena *a, enum ingest_rw_version ver, const void *body
     size_t max = lim_or(lim ? lim->max_body : 0, RW_DEFAULT_MAX_BODY);
     uint8_t *buf = NULL;
     size_t ulen = 0;
-    int rc = unsnappy(a, body, len, max, &buf, &ulen, err);
+    int rc = ingest__unsnappy(a, body, len, max, &buf, &ulen, err);
     if (rc != TSDB_OK)
         return rc;
-    pb_arena pa = {a, 0, 0, 0};
-    pa.budget = ulen * 16 + (1u << 20);
-    if (pa.budget > RW_MAX_UNPACK_BYTES)
-        pa.budget = RW_MAX_UNPACK_BYTES;
-    ProtobufCAllocator al = {pb_alloc, pb_free, &pa};
+    ingest__pb_arena pa = {a, 0, ingest__pb_budget(ulen), 0};
+    ProtobufCAllocator al = {ingest__pb_alloc, ingest__pb_free, &pa};
     ingest_write w;
     memset(&w, 0, sizeof w);
     if (ver == INGEST_RW_V2)
@@ -292,18 +302,6 @@ int ingest_rw_decode(tsdb_arena *a, enum ingest_rw_version ver, const void *body
 }
 
 /* ---- Encoding (tools and tests) ------------------------------------------------------------ */
-
-static int snappy_into(tsdb_arena *a, const uint8_t *raw, size_t n, tsdb_str *out)
-{
-    size_t cap = snappy_max_compressed_length(n);
-    char *c = tsdb_arena_alloc(a, cap + 1);
-    size_t clen = cap;
-    if (snappy_compress((const char *)raw, n, c, &clen) != SNAPPY_OK)
-        return TSDB_EINVAL;
-    out->p = c;
-    out->len = clen;
-    return TSDB_OK;
-}
 
 /* protobuf-c wants mutable char* for strings; the packer only reads them. */
 static char *arena_cstr(tsdb_arena *a, tsdb_str s)
@@ -343,7 +341,7 @@ int ingest_rw_encode(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out)
     size_t n = prometheus__write_request__get_packed_size(&req);
     uint8_t *raw = tsdb_arena_alloc(a, n + 1);
     prometheus__write_request__pack(&req, raw);
-    return snappy_into(a, raw, n, out);
+    return ingest__snappy(a, raw, n, out);
 }
 
 /* Symbol table for 2.0: linear-probing map from string to index, in the arena. */
@@ -418,5 +416,5 @@ int ingest_rw_encode_v2(const tsdb_batch *b, tsdb_arena *a, tsdb_str *out)
     size_t n = io__prometheus__write__v2__request__get_packed_size(&req);
     uint8_t *raw = tsdb_arena_alloc(a, n + 1);
     io__prometheus__write__v2__request__pack(&req, raw);
-    return snappy_into(a, raw, n, out);
+    return ingest__snappy(a, raw, n, out);
 }

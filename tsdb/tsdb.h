@@ -196,6 +196,10 @@ typedef struct tsdb_cardinality {
 int tsdb_cardinality_get(tsdb *db, size_t top_n, tsdb_arena *a, tsdb_cardinality *out,
                          tsdb_err *err);
 
+/* Appends the Prometheus XOR chunk encoding (chunkenc.XORChunk.Bytes()) of s[0..n) to out, for
+ * remote read's streamed chunks (tsdb/xorpub.c). n <= 65535 and t ascending, else TSDB_EINVAL. */
+int tsdb_xor_encode(const tsdb_sample *s, size_t n, tsdb_buf *out);
+
 /* Tests/tools: persist the head's oldest block range now (even if short); returns the number of
  * blocks written (>= 0) or an error. */
 int tsdb_cut_head(tsdb *db, tsdb_err *err);

@@ -18,6 +18,10 @@
 
 #include "api/http.h"
 #include "ingest/ingest.h"
+#include "ingest/prompb.pb-c.h"
+#include "tsdb/chunk.h"
+
+#include <snappy-c.h>
 
 typedef struct fixture {
     char dir[64];
@@ -394,6 +398,110 @@ static void test_remote_write(void **state)
     tsdb_arena_fini(&a);
 }
 
+static tsdb_str read_request(tsdb_arena *a, int streamed, int64_t start, int64_t end,
+                             const char *metric)
+{
+    Prometheus__LabelMatcher m = PROMETHEUS__LABEL_MATCHER__INIT, *mp = &m;
+    m.type = PROMETHEUS__LABEL_MATCHER__TYPE__EQ;
+    m.name = "__name__";
+    m.value = (char *)metric;
+    Prometheus__Query q = PROMETHEUS__QUERY__INIT, *qp = &q;
+    q.start_timestamp_ms = start;
+    q.end_timestamp_ms = end;
+    q.n_matchers = 1;
+    q.matchers = &mp;
+    Prometheus__ReadRequest__ResponseType types[] = {
+        PROMETHEUS__READ_REQUEST__RESPONSE_TYPE__STREAMED_XOR_CHUNKS,
+        PROMETHEUS__READ_REQUEST__RESPONSE_TYPE__SAMPLES};
+    Prometheus__ReadRequest rr = PROMETHEUS__READ_REQUEST__INIT;
+    rr.n_queries = 1;
+    rr.queries = &qp;
+    rr.n_accepted_response_types = streamed ? 2 : 0;
+    rr.accepted_response_types = types;
+    size_t n = prometheus__read_request__get_packed_size(&rr);
+    uint8_t *raw = tsdb_arena_alloc(a, n + 1);
+    prometheus__read_request__pack(&rr, raw);
+    size_t cap = snappy_max_compressed_length(n);
+    char *c = tsdb_arena_alloc(a, cap);
+    assert_int_equal(snappy_compress((char *)raw, n, c, &cap), SNAPPY_OK);
+    return (tsdb_str){c, cap};
+}
+
+static void test_remote_read(void **state)
+{
+    fixture *f = *state;
+    load(f, "rr_metric", 2, 300, 7000000);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    call c;
+
+    /* SAMPLES */
+    tsdb_str body = read_request(&a, 0, 7000000, 7000000 + 15000 * 299, "rr_metric");
+    run(f, &c, "POST", "/api/v1/read", NULL, body.p, body.len, "application/x-protobuf");
+    assert_int_equal(c.w.status, 200);
+    assert_string_equal(c.w.content_type, "application/x-protobuf");
+    size_t ulen;
+    assert_int_equal(snappy_uncompressed_length((char *)c.w.body.p, c.w.body.len, &ulen),
+                     SNAPPY_OK);
+    char *u = malloc(ulen);
+    assert_int_equal(snappy_uncompress((char *)c.w.body.p, c.w.body.len, u, &ulen), SNAPPY_OK);
+    Prometheus__ReadResponse *rr = prometheus__read_response__unpack(NULL, ulen, (uint8_t *)u);
+    assert_non_null(rr);
+    assert_int_equal(rr->n_results, 1);
+    assert_int_equal(rr->results[0]->n_timeseries, 2);
+    assert_int_equal(rr->results[0]->timeseries[1]->n_samples, 300);
+    assert_true(rr->results[0]->timeseries[1]->samples[5]->value == 1 + 5);
+    prometheus__read_response__free_unpacked(rr, NULL);
+    free(u);
+    done(&c);
+
+    /* STREAMED_XOR_CHUNKS, half the range: frames with XOR chunks of <= 120 samples. */
+    body = read_request(&a, 1, 7000000, 7000000 + 15000 * 149, "rr_metric");
+    run(f, &c, "POST", "/api/v1/read", NULL, body.p, body.len, "application/x-protobuf");
+    assert_int_equal(c.w.status, 200);
+    assert_non_null(strstr(c.w.content_type, "proto=prometheus.ChunkedReadResponse"));
+    tsdb_rd rd;
+    tsdb_rd_init(&rd, c.w.body.p, c.w.body.len);
+    int frames = 0;
+    size_t samples = 0;
+    while (tsdb_rd_left(&rd) > 0) {
+        uint64_t len = tsdb_rd_uvarint(&rd);
+        uint32_t crc = tsdb_rd_u32be(&rd);
+        const uint8_t *msg = tsdb_rd_bytes(&rd, (size_t)len);
+        assert_int_equal(rd.err, 0);
+        assert_int_equal(crc, tsdb_crc32c(0, msg, (size_t)len));
+        Prometheus__ChunkedReadResponse *cr =
+            prometheus__chunked_read_response__unpack(NULL, (size_t)len, msg);
+        assert_non_null(cr);
+        assert_int_equal(cr->query_index, 0);
+        for (size_t s = 0; s < cr->n_chunked_series; s++) {
+            for (size_t k = 0; k < cr->chunked_series[s]->n_chunks; k++) {
+                const Prometheus__Chunk *ch = cr->chunked_series[s]->chunks[k];
+                assert_int_equal(ch->type, PROMETHEUS__CHUNK__ENCODING__XOR);
+                tsdb_sample out[200];
+                size_t n;
+                assert_int_equal(tsdb_chunk_decode_all(ch->data.data, ch->data.len, out, 200, &n),
+                                 TSDB_OK);
+                assert_true(n <= 120);
+                assert_int_equal(out[0].t, ch->min_time_ms);
+                assert_int_equal(out[n - 1].t, ch->max_time_ms);
+                samples += n;
+            }
+        }
+        prometheus__chunked_read_response__free_unpacked(cr, NULL);
+        frames++;
+    }
+    assert_int_equal(frames, 2);
+    assert_int_equal(samples, 300);
+    done(&c);
+
+    /* Garbage body */
+    run(f, &c, "POST", "/api/v1/read", NULL, "\x05\x00", 2, "application/x-protobuf");
+    assert_int_equal(c.w.status, 400);
+    done(&c);
+    tsdb_arena_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_read, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
