@@ -770,21 +770,32 @@ int tsdb__index_rd_begin(tsdb_index *ix, tsdb_index_rd **out, tsdb_err *err)
     if (r)
         ix->rd_pool = r->next;
     pthread_mutex_unlock(&ix->mu);
-    uint64_t gen = rd_enter(ix);
-    int rc = 0;
-    if (r) {
-        rc = mdb_txn_renew(r->txn);
-        if (rc != 0) {
-            mdb_txn_abort(r->txn);
-            r->txn = NULL;
-        }
-    } else {
+    if (r == NULL) {
         r = xcalloc(1, sizeof *r);
         r->ix = ix;
     }
-    if (r->txn == NULL)
-        rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &r->txn);
-    rd_exit(ix);
+    uint64_t gen = 0;
+    int rc = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        gen = rd_enter(ix);
+        rc = 0;
+        if (r->txn) {
+            rc = mdb_txn_renew(r->txn);
+            if (rc != 0) {
+                mdb_txn_abort(r->txn);
+                r->txn = NULL;
+            }
+        }
+        if (r->txn == NULL)
+            rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &r->txn);
+        rd_exit(ix);
+        if (rc != 0)
+            r->txn = NULL;
+        /* The writing process grew the map: adopt its size (read-only handles only; in the
+         * writing process the writer resizes the map for everyone). */
+        if (rc != MDB_MAP_RESIZED || !ix->read_only || resize_map(ix, 0, NULL) != TSDB_OK)
+            break;
+    }
     if (rc != 0) {
         free(r);
         return map_err(rc, "begin read", err);

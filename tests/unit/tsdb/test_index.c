@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tsdb/base.h"
 #include "tsdb/index.h"
@@ -490,6 +492,43 @@ static void test_map_growth(void **state)
     assert_int_equal(select_n(f, ms, 1, &got), total);
 }
 
+/* A read-only handle (another process, like cairnctl) adopts the map size the writing process
+ * grew to. */
+static void test_readonly_adopts_grown_map(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 64 * 1024);
+    resolve1(f, L(&f->a, "__name__=first,job=node"), NULL);
+    tsdb__index_close(f->ix);
+    f->ix = NULL;
+    assert_int_equal(tsdb__index_open(f->dir, 64 * 1024, 1, &f->ix, NULL), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tsdb_index *w = NULL;
+        tsdb_arena a;
+        tsdb_arena_init(&a, 0);
+        if (tsdb__index_open(f->dir, 64 * 1024, 0, &w, NULL) != 0)
+            _exit(2);
+        for (int i = 0; i < 5000; i++) {
+            tsdb_labels l = L(&a, tsdb_arena_sprintf(&a, "__name__=m,i=%d,job=node", i));
+            uint64_t id;
+            if (tsdb__index_resolve(w, &l, 1, &id, NULL, NULL) != 0)
+                _exit(3);
+        }
+        tsdb__index_close(w);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    uint64_t *got;
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_EQ, "job", "node")};
+    assert_int_equal(select_n(f, ms, 1, &got), 5001);
+}
+
 static void test_open_errors(void **state)
 {
     fx *f = *state;
@@ -631,6 +670,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_values, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_growth_with_readers, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_readonly_adopts_grown_map, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_each, fx_setup, fx_teardown),
     };
