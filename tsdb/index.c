@@ -28,8 +28,8 @@
  * resized while no other thread is inside LMDB, so every read operation runs between rd_enter
  * and rd_exit and the resize waits for the running ones to finish (new ones wait for it). A read
  * handle may stay open across a resize: its transaction holds page numbers, not pointers, and
- * every operation positions its cursors afresh. Read handles wrap a read-only transaction; ended
- * handles are reset and pooled for mdb_txn_renew.
+ * its cursors (which do point into the map) are dropped at its next operation. Read handles
+ * wrap a read-only transaction; ended handles are reset and pooled for mdb_txn_renew.
  *
  * select: matchers that do not match "" yield the ids of the values they accept (positives);
  * matchers that match "" yield the ids of the values they reject, to subtract (negatives).
