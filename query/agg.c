@@ -25,26 +25,79 @@ typedef struct ent {
     size_t s;
 } ent;
 
-static int ent_desc(const void *a, const void *b)
+/* topk/bottomk select exactly as Prometheus 2.42 does, so ties pick the same series: a binary
+ * heap (Go's container/heap) keeping the k best with the worst on top, NaN counting as the
+ * worst, where a better sample pops the top and is pushed; the result is then ordered best first by
+ * an insertion sort over the heap array (what Go's sort does for the small k it sees in practice).
+ */
+static int heap_less(const ent *h, size_t i, size_t j, int top)
 {
-    const ent *x = a, *y = b;
-    int xn = isnan(x->v), yn = isnan(y->v);
-    if (xn != yn)
-        return xn - yn; /* NaN last */
-    if (!xn && x->v != y->v)
-        return x->v > y->v ? -1 : 1;
-    return (x->s > y->s) - (x->s < y->s);
+    if (isnan(h[i].v))
+        return 1;
+    return top ? h[i].v < h[j].v : h[i].v > h[j].v;
 }
 
-static int ent_asc(const void *a, const void *b)
+static void heap_swap(ent *h, size_t i, size_t j)
 {
-    const ent *x = a, *y = b;
-    int xn = isnan(x->v), yn = isnan(y->v);
-    if (xn != yn)
-        return xn - yn;
-    if (!xn && x->v != y->v)
-        return x->v < y->v ? -1 : 1;
-    return (x->s > y->s) - (x->s < y->s);
+    ent t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+}
+
+static void heap_up(ent *h, size_t j, int top)
+{
+    while (j > 0) {
+        size_t i = (j - 1) / 2;
+        if (!heap_less(h, j, i, top))
+            break;
+        heap_swap(h, i, j);
+        j = i;
+    }
+}
+
+static void heap_down(ent *h, size_t i, size_t n, int top)
+{
+    for (;;) {
+        size_t j = 2 * i + 1;
+        if (j >= n)
+            break;
+        if (j + 1 < n && heap_less(h, j + 1, j, top))
+            j++;
+        if (!heap_less(h, j, i, top))
+            break;
+        heap_swap(h, i, j);
+        i = j;
+    }
+}
+
+/* Selects the best min(k, n) of in[0..n) into h (capacity >= min(k, n)), ordered best first;
+ * returns how many. */
+static size_t select_k(const ent *in, size_t n, uint64_t k, ent *h, int top)
+{
+    size_t m = 0;
+    for (size_t x = 0; x < n; x++) {
+        double v = in[x].v;
+        if (m < k || (top ? h[0].v < v : h[0].v > v) || isnan(h[0].v)) {
+            if (m == k) {
+                if (k == 1) {
+                    h[0] = in[x]; /* replaced in place */
+                    continue;
+                }
+                /* heap.Pop: the top goes last, the rest is sifted, the last dropped */
+                heap_swap(h, 0, m - 1);
+                heap_down(h, 0, m - 1, top);
+                m--;
+            }
+            h[m] = in[x];
+            heap_up(h, m, top);
+            m++;
+        }
+    }
+    /* sort.Reverse(heap): j moves left while heap_less(j - 1, j) */
+    for (size_t x = 1; x < m; x++)
+        for (size_t j = x; j > 0 && heap_less(h, j - 1, j, top); j--)
+            heap_swap(h, j, j - 1);
+    return m;
 }
 
 static tsdb_labels group_labels(qe_ctx *c, const query_agg *a, tsdb_labels l)
@@ -157,6 +210,7 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
             sout[s] = (size_t)-1;
     }
     ent *buf = xmalloc((ns + 1) * sizeof *buf);
+    ent *hbuf = is_k ? xmalloc((ns + 1) * sizeof *hbuf) : NULL;
     int rc = 0;
     for (size_t i = 0; i < st->n && rc == 0; i++) {
         if (is_k && (int64_t)param->scalar[i] < 1)
@@ -246,14 +300,13 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
             }
             case QUERY_AGG_TOPK:
             case QUERY_AGG_BOTTOMK: {
-                qsort(buf, cnt, sizeof *buf, a->op == QUERY_AGG_TOPK ? ent_desc : ent_asc);
-                int64_t kk = (int64_t)param->scalar[i];
-                size_t take = (uint64_t)kk < cnt ? (size_t)kk : cnt;
+                size_t take = select_k(buf, cnt, (uint64_t)(int64_t)param->scalar[i], hbuf,
+                                       a->op == QUERY_AGG_TOPK);
                 for (size_t k = 0; k < take && rc == 0; k++) {
-                    size_t s = buf[k].s;
+                    size_t s = hbuf[k].s;
                     if (sout[s] == (size_t)-1)
                         sout[s] = qe_out_series(&o, in->vs[s].labels);
-                    rc = qe_out_put(&o, sout[s], i, buf[k].v);
+                    rc = qe_out_put(&o, sout[s], i, hbuf[k].v);
                 }
                 continue;
             }
@@ -269,6 +322,7 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
             rc = qe_check(c);
     }
     free(buf);
+    free(hbuf);
     free(sout);
     free(gout);
     free(order);
