@@ -10,11 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/fuzz.h"
 #include "tsdb/base.h"
 #include "tsdb/labels.h"
 #include "tsdb/tsdb.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_LINES 32
 
