@@ -646,7 +646,11 @@ int ingest_text_next(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
             return rc;
     }
     if (p->fmt == INGEST_TEXT_OPENMETRICS && !p->seen_eof) {
-        p->ls = p->le = p->end;
+        /* Point just past the last byte: the start of a new line after a '\n'. */
+        if (p->end == p->p || p->end[-1] == '\n') {
+            p->line++;
+            p->ls = p->end;
+        }
         return fail(p, p->end, err, "missing # EOF at the end of OpenMetrics input");
     }
     p->state = 1;

@@ -257,7 +257,11 @@ static void test_openmetrics_errors(void **state)
     char msg[256];
     assert_int_equal(parse_all("a 1\n", INGEST_TEXT_OPENMETRICS, NULL, msg, sizeof msg),
                      TSDB_EPARSE);
-    assert_non_null(strstr(msg, "missing # EOF"));
+    assert_string_equal(msg, "2:1: missing # EOF at the end of OpenMetrics input");
+    assert_int_equal(parse_all("a 1", INGEST_TEXT_OPENMETRICS, NULL, msg, sizeof msg), TSDB_EPARSE);
+    assert_string_equal(msg, "1:4: missing # EOF at the end of OpenMetrics input");
+    assert_int_equal(parse_all("", INGEST_TEXT_OPENMETRICS, NULL, msg, sizeof msg), TSDB_EPARSE);
+    assert_string_equal(msg, "1:1: missing # EOF at the end of OpenMetrics input");
     assert_int_equal(parse_all("a 1\n# EOF\nb 2\n", INGEST_TEXT_OPENMETRICS, NULL, msg, sizeof msg),
                      TSDB_EPARSE);
     assert_string_equal(msg, "3:1: unexpected data after # EOF");
