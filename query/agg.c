@@ -162,7 +162,8 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
         for (size_t i = 0; i < st->n; i++) {
             double k = param->scalar[i];
             if (!(k >= -9.2233720368547758e18 && k <= 9.2233720368547758e18))
-                return qe_errf(c, TSDB_EEXEC, "Scalar value %g overflows int64", k);
+                return qe_errf(c, TSDB_EEXEC, "Scalar value %s overflows int64",
+                               qe_fmt_float(c, k).p);
         }
     }
 

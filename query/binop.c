@@ -301,9 +301,9 @@ static int vector_vector(qe_ctx *c, const query_binary *b, const qe_steps *st, q
                              "found duplicate series for the match group %s on the %s "
                              "hand-side of the operation: [%s, %s];many-to-many matching not "
                              "allowed: matching labels must be unique on one side",
-                             tsdb_labels_format(ml, c->a), swapped ? "left" : "right",
-                             tsdb_labels_format(ov->vs[s].labels, c->a),
-                             tsdb_labels_format(ov->vs[oidx[gid]].labels, c->a));
+                             qe_labels_str(c, ml), swapped ? "left" : "right",
+                             qe_labels_str(c, ov->vs[s].labels),
+                             qe_labels_str(c, ov->vs[oidx[gid]].labels));
                 break;
             }
             ostamp[gid] = mark;

@@ -158,6 +158,8 @@ tsdb_labels qe_labels_set(qe_ctx *c, tsdb_labels l, tsdb_str name, tsdb_str valu
 /* Signature of the labels in names[] (on = 1) or of all but names[] and __name__ (on = 0). */
 uint64_t qe_sig(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n, int on);
 uint64_t qe_labels_hash(qe_ctx *c, tsdb_labels l);
+/* Go's labels.String(): {__name__="x", a="b"} with quoted values, for error messages. */
+const char *qe_labels_str(qe_ctx *c, tsdb_labels l);
 int qe_names_has(const tsdb_str *names, size_t n, tsdb_str name);
 
 /* Go's strconv.FormatFloat(v, 'f', -1, 64) (count_values), into the arena. */

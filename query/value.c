@@ -326,6 +326,37 @@ uint64_t qe_labels_hash(qe_ctx *c, tsdb_labels l)
     return tsdb_hash(c->hbuf.p ? (const void *)c->hbuf.p : "", c->hbuf.len);
 }
 
+const char *qe_labels_str(qe_ctx *c, tsdb_labels l)
+{
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    tsdb_buf_putc(&b, '{');
+    for (size_t i = 0; i < l.n; i++) {
+        if (i)
+            tsdb_buf_puts(&b, ", ");
+        tsdb_buf_put(&b, l.v[i].name.p, l.v[i].name.len);
+        tsdb_buf_puts(&b, "=\"");
+        for (size_t k = 0; k < l.v[i].value.len; k++) {
+            unsigned char ch = (unsigned char)l.v[i].value.p[k];
+            if (ch == '"' || ch == '\\') {
+                tsdb_buf_putc(&b, '\\');
+                tsdb_buf_putc(&b, ch);
+            } else if (ch == '\n') {
+                tsdb_buf_puts(&b, "\\n");
+            } else if (ch < 0x20 || ch == 0x7f) {
+                tsdb_buf_printf(&b, "\\x%02x", ch);
+            } else {
+                tsdb_buf_putc(&b, ch);
+            }
+        }
+        tsdb_buf_putc(&b, '"');
+    }
+    tsdb_buf_putc(&b, '}');
+    char *s = tsdb_arena_strndup(c->a, (const char *)b.p, b.len);
+    tsdb_buf_fini(&b);
+    return s;
+}
+
 /* ---- Numbers ----------------------------------------------------------------------------------
  */
 
