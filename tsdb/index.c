@@ -171,7 +171,8 @@ static void idvec_free(idvec *x)
     x->n = x->cap = 0;
 }
 
-/* Postings key for name=value into buf (cap >= maxkey); returns its length. */
+/* Postings key for name=value into buf (cap >= maxkey + 16); returns its length. The caller
+ * checks 0 < name.len <= INDEX_MAX_NAME. */
 static size_t post_key(const tsdb_index *ix, tsdb_str name, tsdb_str value, unsigned char *buf,
                        int *hashed)
 {
@@ -917,6 +918,8 @@ static int read_dups(MDB_cursor *c, MDB_val *first, idvec *out)
 /* Appends to out the ids of series with name=value (exact, verified for hashed keys). */
 static int read_postings(tsdb_index_rd *r, tsdb_str name, tsdb_str value, idvec *out)
 {
+    if (name.len == 0 || name.len > INDEX_MAX_NAME)
+        return 0; /* never stored (and would not fit a key buffer) */
     unsigned char *kb = xmalloc(r->ix->maxkey + 16);
     int hashed = 0;
     MDB_val k = {post_key(r->ix, name, value, kb, &hashed), kb}, v;
@@ -962,6 +965,10 @@ static int read_all(tsdb_index_rd *r, idvec *out)
 /* Number of ids under name=value (exact count; hashed keys are verified). */
 static int count_postings(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64_t *n)
 {
+    if (name.len == 0 || name.len > INDEX_MAX_NAME) {
+        *n = 0; /* never stored (and would not fit a key buffer) */
+        return 0;
+    }
     unsigned char *kb = xmalloc(r->ix->maxkey + 16);
     int hashed = 0;
     MDB_val k = {post_key(r->ix, name, value, kb, &hashed), kb}, v;

@@ -247,6 +247,38 @@ static void test_select_semantics(void **state)
 
     /* No matchers: every series. */
     assert_int_equal(select_n(f, ms, 0, &ids), 3);
+
+    /* Names that can never be stored (too long, empty) select by Prometheus rules all the same. */
+    char *longname = tsdb_arena_alloc(&f->a, 10001);
+    memset(longname, 'n', 10000);
+    longname[10000] = '\0';
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, longname, "x");
+    assert_int_equal(select_n(f, ms, 1, &ids), 0);
+    ms[0] = M(&f->a, TSDB_MATCH_RE, longname, "x|y");
+    assert_int_equal(select_n(f, ms, 1, &ids), 0);
+    ms[0] = M(&f->a, TSDB_MATCH_NE, longname, "x");
+    assert_int_equal(select_n(f, ms, 1, &ids), 3);
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, "", "");
+    assert_int_equal(select_n(f, ms, 1, &ids), 3);
+    ms[0] = M(&f->a, TSDB_MATCH_NE, "", "");
+    assert_int_equal(select_n(f, ms, 1, &ids), 0);
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    uint64_t cnt = 1;
+    assert_int_equal(tsdb__index_rd_count(r, tsdb_str_c(longname), TSDB_STR("x"), &cnt), 0);
+    assert_int_equal(cnt, 0);
+    tsdb_str *vals;
+    size_t n_vals = 1;
+    assert_int_equal(tsdb__index_rd_values(r, tsdb_str_c(longname), &f->a, &vals, &n_vals), 0);
+    assert_int_equal(n_vals, 0);
+    tsdb__index_rd_end(r);
+    /* ... and resolve refuses them with a message instead of truncating. */
+    tsdb_label bad[1] = {{tsdb_str_c(longname), TSDB_STR("v")}};
+    tsdb_labels bl = {bad, 1};
+    uint64_t id;
+    tsdb_err err = {0};
+    assert_int_equal(tsdb__index_resolve(f->ix, &bl, 1, &id, NULL, &err), TSDB_EINVAL);
+    assert_non_null(strstr(err.msg, "label name"));
 }
 
 /* ---- Brute force ------------------------------------------------------------------------------
