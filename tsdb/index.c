@@ -687,7 +687,8 @@ static int del_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
             break;
         tsdb_labels l;
         tsdb_arena_reset(&a);
-        if (tsdb__labels_decode(v.mv_data, v.mv_size, &a, &l) != TSDB_OK) {
+        if (tsdb__labels_decode(v.mv_data, v.mv_size, &a, &l) != TSDB_OK ||
+            check_names(&l, 1, NULL) != TSDB_OK) {
             rc = MDB_CORRUPTED;
             break;
         }
