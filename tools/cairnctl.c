@@ -190,6 +190,7 @@ int cairnctl_parse_time(const char *s, int64_t *ms)
 
 int main(int argc, char **argv)
 {
+    tsdb_log_set_level(TSDB_LOG_WARN);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -36,18 +36,31 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ctx)
     return sz * n;
 }
 
-/* POSTs the form to base+path; returns the HTTP status (0 on transport failure) and the body. */
-static long http_post(CURL *c, const char *base, const char *path, const tsdb_buf *body,
+/* POSTs the form to base+path (or GETs base+path?form when get); returns the HTTP status (0 on
+ * transport failure) and the body. */
+static long http_post(CURL *c, const char *base, const char *path, const tsdb_buf *body, int get,
                       tsdb_buf *out)
 {
     size_t bl = strlen(base);
     while (bl > 0 && base[bl - 1] == '/')
         bl--;
     char url[2048];
-    snprintf(url, sizeof url, "%.*s%s", (int)bl, base, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->len ? (const char *)body->p : "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body->len);
+    if (get) {
+        tsdb_buf u;
+        tsdb_buf_init(&u);
+        tsdb_buf_printf(&u, "%.*s%s%s%.*s", (int)bl, base, path, body->len ? "?" : "",
+                        (int)body->len, (const char *)body->p);
+        tsdb_buf_putc(&u, '\0');
+        snprintf(url, sizeof url, "%s", (const char *)u.p);
+        curl_easy_setopt(c, CURLOPT_URL, (const char *)u.p);
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        tsdb_buf_fini(&u);
+    } else {
+        snprintf(url, sizeof url, "%.*s%s", (int)bl, base, path);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->len ? (const char *)body->p : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body->len);
+    }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
@@ -289,7 +302,8 @@ int cairnctl_query(int argc, char **argv)
         tsdb_buf_init(&out);
         tsdb_buf_putc(&f.b, '\0');
         f.b.len--;
-        long code = http_post(f.curl, pos[0], path, &f.b, &out);
+        /* Prometheus serves label values on GET only. */
+        long code = http_post(f.curl, pos[0], path, &f.b, is_labels, &out);
         if (code != 0) {
             tsdb_buf_putc(&out, '\0');
             if (strcmp(fmt, "json") == 0) {
