@@ -47,7 +47,8 @@ typedef struct query_opts {
 } query_opts;
 
 /* Parses src[0..len). On error returns TSDB_EPARSE with err->pos the byte offset and err->msg
- * reading like Prometheus' ("parse error at char 7: unexpected ..."). Type-checks the AST. */
+ * reading like Prometheus 2.42's ("1:8: parse error: unexpected ...", line:column, 1-based).
+ * Type-checks the AST. */
 int query_parse(tsdb_arena *a, const char *src, size_t len, query_expr **out, tsdb_err *err);
 /* Canonical PromQL text of e (NUL-terminated, in the arena). */
 int query_print(const query_expr *e, tsdb_arena *a, tsdb_str *out);
