@@ -408,6 +408,7 @@ int tsdb_open(const tsdb_opts *o, tsdb **out, tsdb_err *err)
     pthread_mutex_init(&db->thr_mu, NULL);
     pthread_cond_init(&db->thr_cv, NULL);
     tsdb_arena_init(&db->scratch, 0);
+    tsdb_buf_init(&db->sc.rec);
     atomic_store(&db->min_valid, INT64_MIN);
     db->head = tsdb__head_new(db->o.block_ms);
 
@@ -466,6 +467,15 @@ void tsdb_close(tsdb *db)
     tsdb__index_close(db->ix);
     tsdb__os_unlock_dir(db->lock_fd);
     tsdb_arena_fini(&db->scratch);
+    free(db->sc.lbls);
+    free(db->sc.hashes);
+    free(db->sc.ser);
+    free(db->sc.miss);
+    free(db->sc.undo);
+    free(db->sc.news);
+    free(db->sc.acc);
+    free(db->sc.acc_s);
+    tsdb_buf_fini(&db->sc.rec);
     pthread_mutex_destroy(&db->append_lock);
     pthread_mutex_destroy(&db->maint_lock);
     pthread_rwlock_destroy(&db->blocks_lock);
@@ -476,12 +486,6 @@ void tsdb_close(tsdb *db)
 
 /* ---- Append
  * ---------------------------------------------------------------------------------------- */
-
-typedef struct undo {
-    tsdb__hseries *s;
-    int64_t last_t;
-    uint64_t last_bits;
-} undo;
 
 /* The sample rejected first, for err. */
 static void note_reject(tsdb_err *err, int *noted, int code, tsdb_labels l, int64_t t,
@@ -511,23 +515,49 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     tsdb_arena *a = &db->scratch;
     tsdb_arena_reset(a);
     size_t ns = b->n_series;
-    tsdb_labels *lbls = tsdb_arena_calloc(a, ns, sizeof(*lbls));
-    uint64_t *hashes = tsdb_arena_calloc(a, ns, sizeof(*hashes));
-    tsdb__hseries **ser = tsdb_arena_calloc(a, ns, sizeof(*ser));
-    size_t *miss = tsdb_arena_calloc(a, ns, sizeof(*miss));
+    tsdb__app_scratch *sc = &db->sc;
+    if (ns > sc->cap_series) {
+        size_t c = ns + ns / 2;
+        sc->lbls = xrealloc(sc->lbls, c * sizeof(*sc->lbls));
+        sc->hashes = xrealloc(sc->hashes, c * sizeof(*sc->hashes));
+        sc->ser = xrealloc(sc->ser, c * sizeof(*sc->ser));
+        sc->miss = xrealloc(sc->miss, c * sizeof(*sc->miss));
+        sc->undo = xrealloc(sc->undo, c * sizeof(*sc->undo));
+        sc->news = xrealloc(sc->news, c * sizeof(*sc->news));
+        sc->cap_series = c;
+    }
+    tsdb_labels *lbls = sc->lbls;
+    uint64_t *hashes = sc->hashes;
+    tsdb__hseries **ser = sc->ser;
+    size_t *miss = sc->miss;
     size_t n_miss = 0;
     int noted = 0, rc = TSDB_OK;
 
-    /* 1. Labels: copy, drop empty values, sort, validate, look up. */
+    /* 1. Labels: sort (copying only when needed), look up; validate only new label sets, since
+     * a set equal to a head series' labels was validated when that series was created. */
     for (size_t i = 0; i < ns; i++) {
         const tsdb_batch_series *bs = &b->series[i];
-        tsdb_label *v = tsdb_arena_alloc(a, (bs->labels.n ? bs->labels.n : 1) * sizeof(*v));
-        size_t k = 0;
-        for (size_t j = 0; j < bs->labels.n; j++)
-            if (bs->labels.v[j].value.len > 0)
-                v[k++] = bs->labels.v[j];
-        tsdb_labels_sort(v, k);
-        lbls[i] = (tsdb_labels){v, k};
+        ser[i] = NULL;
+        int plain = 1;
+        for (size_t j = 0; j < bs->labels.n && plain; j++)
+            if (bs->labels.v[j].value.len == 0 ||
+                (j > 0 && tsdb_str_cmp(bs->labels.v[j - 1].name, bs->labels.v[j].name) >= 0))
+                plain = 0;
+        if (plain) {
+            lbls[i] = bs->labels;
+        } else {
+            tsdb_label *v = tsdb_arena_alloc(a, (bs->labels.n ? bs->labels.n : 1) * sizeof(*v));
+            size_t k = 0;
+            for (size_t j = 0; j < bs->labels.n; j++)
+                if (bs->labels.v[j].value.len > 0)
+                    v[k++] = bs->labels.v[j];
+            tsdb_labels_sort(v, k);
+            lbls[i] = (tsdb_labels){v, k};
+        }
+        hashes[i] = tsdb_labels_hash(lbls[i]);
+        ser[i] = tsdb__head_get(db->head, hashes[i], lbls[i]);
+        if (ser[i] || bs->n_samples == 0)
+            continue;
         tsdb_err verr;
         if (tsdb_labels_validate(lbls[i], 1, &verr) != TSDB_OK) {
             st->invalid += bs->n_samples;
@@ -537,10 +567,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
             }
             continue;
         }
-        hashes[i] = tsdb_labels_hash(lbls[i]);
-        ser[i] = tsdb__head_get(db->head, hashes[i], lbls[i]);
-        if (!ser[i] && bs->n_samples > 0)
-            miss[n_miss++] = i;
+        miss[n_miss++] = i;
     }
 
     /* 2. New series: one index transaction for all of them. */
@@ -573,16 +600,22 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     for (size_t i = 0; i < ns; i++)
         if (ser[i])
             total += b->series[i].n_samples;
-    tsdb__rec_sample *acc = tsdb_arena_alloc(a, (total ? total : 1) * sizeof(*acc));
-    tsdb__hseries **acc_s = tsdb_arena_alloc(a, (total ? total : 1) * sizeof(*acc_s));
-    undo *un = tsdb_arena_alloc(a, ns * sizeof(*un));
-    tsdb__rec_series *news = tsdb_arena_alloc(a, ns * sizeof(*news));
+    if (total > sc->cap_samples) {
+        size_t c = total + total / 2;
+        sc->acc = xrealloc(sc->acc, c * sizeof(*sc->acc));
+        sc->acc_s = xrealloc(sc->acc_s, c * sizeof(*sc->acc_s));
+        sc->cap_samples = c;
+    }
+    tsdb__rec_sample *acc = sc->acc;
+    tsdb__hseries **acc_s = sc->acc_s;
+    tsdb__undo *un = sc->undo;
+    tsdb__rec_series *news = sc->news;
     size_t n_acc = 0, n_un = 0, n_news = 0;
     for (size_t i = 0; i < ns; i++) {
         tsdb__hseries *s = ser[i];
         if (!s)
             continue;
-        un[n_un++] = (undo){s, s->last_t, s->last_bits};
+        un[n_un++] = (tsdb__undo){s, s->last_t, s->last_bits};
         const tsdb_batch_series *bs = &b->series[i];
         size_t before = n_acc;
         for (size_t j = 0; j < bs->n_samples; j++) {
@@ -613,22 +646,21 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
 
     /* 4. WAL: SERIES, then SAMPLES in records of bounded size. */
     if (n_acc > 0) {
-        tsdb_buf rec;
-        tsdb_buf_init(&rec);
+        tsdb_buf *rec = &sc->rec;
         tsdb__wal_mark(db->wal);
         if (n_news > 0) {
-            tsdb__rec_series_encode(&rec, news, n_news);
-            rc = tsdb__wal_log(db->wal, rec.p, rec.len, err);
+            rec->len = 0;
+            tsdb__rec_series_encode(rec, news, n_news);
+            rc = tsdb__wal_log(db->wal, rec->p, rec->len, err);
         }
         for (size_t off = 0; rc == TSDB_OK && off < n_acc; off += SAMPLES_PER_RECORD) {
             size_t n = n_acc - off < SAMPLES_PER_RECORD ? n_acc - off : SAMPLES_PER_RECORD;
-            rec.len = 0;
-            tsdb__rec_samples_encode(&rec, acc + off, n);
-            rc = tsdb__wal_log(db->wal, rec.p, rec.len, err);
+            rec->len = 0;
+            tsdb__rec_samples_encode(rec, acc + off, n);
+            rc = tsdb__wal_log(db->wal, rec->p, rec->len, err);
         }
         if (rc == TSDB_OK)
             rc = tsdb__wal_flush(db->wal, db->o.wal_fsync_ms == 0, err);
-        tsdb_buf_fini(&rec);
         if (rc) {
             tsdb__wal_rollback(db->wal);
             for (size_t k = n_un; k-- > 0;) {

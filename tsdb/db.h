@@ -10,10 +10,31 @@
 #include "tsdb/block.h"
 #include "tsdb/head.h"
 #include "tsdb/index.h"
+#include "tsdb/record.h"
 #include "tsdb/tsdb.h"
 #include "tsdb/wal.h"
 
 #define TSDB__DIR_MAX 3800
+
+typedef struct tsdb__undo {
+    tsdb__hseries *s;
+    int64_t last_t;
+    uint64_t last_bits;
+} tsdb__undo;
+
+/* Grow-only arrays the append path reuses from batch to batch (append_lock). */
+typedef struct tsdb__app_scratch {
+    size_t cap_series, cap_samples;
+    tsdb_labels *lbls;
+    uint64_t *hashes;
+    tsdb__hseries **ser;
+    size_t *miss;
+    tsdb__undo *undo;
+    tsdb__rec_series *news;
+    tsdb__rec_sample *acc;
+    tsdb__hseries **acc_s;
+    tsdb_buf rec;
+} tsdb__app_scratch;
 
 struct tsdb {
     /* Immutable after open. */
@@ -27,7 +48,8 @@ struct tsdb {
     /* The writer: guards wal, the append scratch and series creation. */
     pthread_mutex_t append_lock;
     tsdb__wal *wal;
-    tsdb_arena scratch;
+    tsdb_arena scratch; /* label copies and index arguments of one batch */
+    tsdb__app_scratch sc;
     _Atomic int64_t min_valid; /* samples below are too old: newest block maxt or a cut floor */
 
     /* Block list, sorted by mint; held only to copy references. */

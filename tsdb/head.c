@@ -39,10 +39,14 @@ struct tsdb__head {
 
 /* ---- Open-addressing u64 -> pointer map (linear probing, backward-shift deletion) ---------- */
 
+struct hent {
+    uint64_t key;
+    void *val; /* NULL = empty slot */
+};
+
 struct hmap {
-    uint64_t *keys;
-    void **vals; /* NULL = empty slot */
-    size_t cap;  /* power of two */
+    struct hent *e; /* key and value side by side: one cache line per probe */
+    size_t cap;     /* power of two */
     size_t n;
 };
 
@@ -58,8 +62,7 @@ static struct hmap *hm_new(size_t cap)
 {
     struct hmap *m = xcalloc(1, sizeof(*m));
     m->cap = cap;
-    m->keys = xcalloc(cap, sizeof(uint64_t));
-    m->vals = xcalloc(cap, sizeof(void *));
+    m->e = xcalloc(cap, sizeof(*m->e));
     return m;
 }
 
@@ -67,18 +70,17 @@ static void hm_free(struct hmap *m)
 {
     if (!m)
         return;
-    free(m->keys);
-    free(m->vals);
+    free(m->e);
     free(m);
 }
 
 static void hm_insert_raw(struct hmap *m, uint64_t k, void *v)
 {
     size_t i = hm_slot(m, k);
-    while (m->vals[i])
+    while (m->e[i].val)
         i = (i + 1) & (m->cap - 1);
-    m->keys[i] = k;
-    m->vals[i] = v;
+    m->e[i].key = k;
+    m->e[i].val = v;
     m->n++;
 }
 
@@ -87,8 +89,8 @@ static struct hmap *hm_grown(const struct hmap *m)
 {
     struct hmap *g = hm_new(m->cap * 2);
     for (size_t i = 0; i < m->cap; i++)
-        if (m->vals[i])
-            hm_insert_raw(g, m->keys[i], m->vals[i]);
+        if (m->e[i].val)
+            hm_insert_raw(g, m->e[i].key, m->e[i].val);
     return g;
 }
 
@@ -96,10 +98,10 @@ static struct hmap *hm_grown(const struct hmap *m)
 static void *hm_next(const struct hmap *m, uint64_t k, size_t *pos)
 {
     size_t i = *pos == SIZE_MAX ? hm_slot(m, k) : ((*pos + 1) & (m->cap - 1));
-    while (m->vals[i]) {
-        if (m->keys[i] == k) {
+    while (m->e[i].val) {
+        if (m->e[i].key == k) {
             *pos = i;
-            return m->vals[i];
+            return m->e[i].val;
         }
         i = (i + 1) & (m->cap - 1);
     }
@@ -109,27 +111,26 @@ static void *hm_next(const struct hmap *m, uint64_t k, size_t *pos)
 static void hm_delete(struct hmap *m, uint64_t k, const void *v)
 {
     size_t i = hm_slot(m, k);
-    while (m->vals[i] && !(m->keys[i] == k && m->vals[i] == v))
+    while (m->e[i].val && !(m->e[i].key == k && m->e[i].val == v))
         i = (i + 1) & (m->cap - 1);
-    if (!m->vals[i])
+    if (!m->e[i].val)
         return;
     /* Backward shift: pull later entries of the cluster into the hole when their home slot
      * does not lie cyclically in (hole, j]. */
     size_t hole = i, j = i;
     for (;;) {
         j = (j + 1) & (m->cap - 1);
-        if (!m->vals[j])
+        if (!m->e[j].val)
             break;
-        size_t home = hm_slot(m, m->keys[j]);
+        size_t home = hm_slot(m, m->e[j].key);
         int in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!in_range) {
-            m->keys[hole] = m->keys[j];
-            m->vals[hole] = m->vals[j];
+            m->e[hole] = m->e[j];
             hole = j;
         }
     }
-    m->vals[hole] = NULL;
-    m->keys[hole] = 0;
+    m->e[hole].val = NULL;
+    m->e[hole].key = 0;
     m->n--;
 }
 
@@ -238,8 +239,8 @@ void tsdb__head_free(tsdb__head *h)
     if (!h)
         return;
     for (size_t i = 0; i < h->by_id->cap; i++)
-        if (h->by_id->vals[i])
-            series_free(h->by_id->vals[i]);
+        if (h->by_id->e[i].val)
+            series_free(h->by_id->e[i].val);
     hm_free(h->by_hash);
     hm_free(h->by_id);
     for (size_t i = 0; i < TSDB__HEAD_STRIPES; i++)
@@ -464,8 +465,8 @@ tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n)
     tsdb__hseries **v = xmalloc((m->n ? m->n : 1) * sizeof(*v));
     size_t k = 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->vals[i])
-            v[k++] = m->vals[i];
+        if (m->e[i].val)
+            v[k++] = m->e[i].val;
     pthread_rwlock_unlock(&h->map_lock);
     qsort(v, k, sizeof(*v), cmp_series_id);
     *n = k;
