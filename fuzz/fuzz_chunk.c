@@ -119,7 +119,7 @@ static void round_trip_script(const uint8_t *data, size_t size)
             break;
         case 3:
             take(&p, end, b, 8);
-            t = (int64_t)tsdb_get_u64be(b) - delta;
+            t = (int64_t)(tsdb_get_u64be(b) - (uint64_t)delta);
             break;
         default:
             break;

@@ -66,9 +66,11 @@
  * (at most the padding bits plus the one empty byte above). Corruption is returned, not logged:
  * the caller knows which file and series it was reading.
  *
- * Speed. The writer keeps the bytes past the used length zeroed and ORs up to 56 bits at a time
- * into an unaligned 64-bit big-endian word; the reader loads 64 bits at any bit offset the same
- * way (at least 57 valid bits), with a zero-padded copy only near the end of the chunk.
+ * Speed. The writer keeps the bytes past the used length zeroed, gathers a sample's bits in a
+ * 64-bit register and stores them as unaligned big-endian words. The reader loads 64 bits at any
+ * bit offset the same way (at least 57 valid bits); a sample that fits one such load, with a dod
+ * of at most 20 bits, decodes without calls or bounds checks, and only the first two samples, the
+ * last 8 bytes and 64-bit fields take the careful path.
  */
 #include "tsdb/chunk.h"
 
@@ -134,24 +136,54 @@ static inline int dod_fits(int64_t x, unsigned n)
 
 /* ---- Appender ------------------------------------------------------------------------------ */
 
-/* ORs the n low bits of v (1 <= n <= 56) into p at bit offset pos. The 8 bytes from pos / 8 must
- * be inside the buffer, and the bits being written must still be zero. */
-static inline void put_bits(unsigned char *p, uint64_t pos, uint64_t v, unsigned n)
+/* A bit writer over the appender's buffer, with the bits in flight in a register: acc holds n
+ * bits (n <= 63), left-aligned, that belong at q. Whole bytes go out with one 8-byte store when
+ * acc would overflow and at the end; the bytes past the data are zero, so the store can carry
+ * acc's zero tail. Reading back only the one partial byte at the start avoids loads that
+ * overlap an earlier store of different alignment, which the CPU cannot forward. */
+typedef struct bit_writer {
+    unsigned char *q;
+    uint64_t acc;
+    unsigned n;
+} bit_writer;
+
+static inline void bw_init(bit_writer *w, unsigned char *p, uint64_t pos)
 {
-    unsigned char *q = p + (pos >> 3);
-    uint64_t w = (v << (64 - n)) >> (pos & 7);
-    store_be64(q, load_be64(q) | w);
+    w->q = p + (pos >> 3);
+    w->n = (unsigned)(pos & 7);
+    w->acc = (uint64_t)w->q[0] << 56;
 }
 
-/* As put_bits for 1 <= n <= 64. */
-static inline void put_bits64(unsigned char *p, uint64_t pos, uint64_t v, unsigned n)
+/* Appends the k low bits of v, 1 <= k <= 56. */
+static inline void bw_put(bit_writer *w, uint64_t v, unsigned k)
 {
-    if (n > 56) {
-        put_bits(p, pos, v >> 32, n - 32);
-        put_bits(p, pos + n - 32, v & 0xffffffffu, 32);
-    } else {
-        put_bits(p, pos, v, n);
+    if (w->n + k > 63) {
+        unsigned bytes = w->n >> 3;
+        store_be64(w->q, w->acc);
+        w->q += bytes;
+        w->acc <<= bytes * 8;
+        w->n &= 7;
     }
+    w->acc |= (v << (64 - k)) >> w->n;
+    w->n += k;
+}
+
+/* As bw_put for 1 <= k <= 64. */
+static inline void bw_put64(bit_writer *w, uint64_t v, unsigned k)
+{
+    if (k > 56) {
+        bw_put(w, v >> 32, k - 32);
+        bw_put(w, v & 0xffffffffu, 32);
+    } else {
+        bw_put(w, v, k);
+    }
+}
+
+/* Stores what is in flight; returns the bit position after it. */
+static inline uint64_t bw_finish(bit_writer *w, const unsigned char *p)
+{
+    store_be64(w->q, w->acc);
+    return (uint64_t)(w->q - p) * 8 + w->n;
 }
 
 /* Writes a uvarint at byte offset off; returns its length. */
@@ -189,16 +221,15 @@ const unsigned char *tsdb_chunk_app_bytes(const tsdb_chunk_app *a, size_t *len)
     return a->b.p;
 }
 
-/* Writes the XOR of v against the previous value at bit pos; returns the new position and sets
- * *byte_end when the last write was a whole number of bytes (see "the trailing byte"). */
-static inline uint64_t app_put_value(tsdb_chunk_app *a, unsigned char *p, uint64_t pos,
-                                     uint64_t v_bits, int *byte_end)
+/* Writes the XOR of v against the previous value; returns 1 when the last write was a whole
+ * number of bytes (see "the trailing byte"). */
+static inline int app_put_value(tsdb_chunk_app *a, bit_writer *w, uint64_t v_bits)
 {
     uint64_t x = v_bits ^ a->v_bits;
-    *byte_end = 0;
-    if (x == 0)
-        return pos + 1; /* '0': the byte is already zero */
-
+    if (x == 0) {
+        bw_put(w, 0, 1);
+        return 0;
+    }
     unsigned lead = clz64(x), trail = ctz64(x);
     if (lead > 31)
         lead = 31;
@@ -207,12 +238,11 @@ static inline uint64_t app_put_value(tsdb_chunk_app *a, unsigned char *p, uint64
         sig = 64u - a->leading - a->trailing;
         uint64_t payload = x >> a->trailing;
         if (sig <= 54) {
-            put_bits(p, pos, (uint64_t)2 << sig | payload, 2 + sig);
+            bw_put(w, (uint64_t)2 << sig | payload, 2 + sig);
         } else {
-            put_bits(p, pos, 2, 2);
-            put_bits64(p, pos + 2, payload, sig);
+            bw_put(w, 2, 2);
+            bw_put64(w, payload, sig);
         }
-        pos += 2 + sig;
     } else {
         a->leading = (uint8_t)lead;
         a->trailing = (uint8_t)trail;
@@ -220,15 +250,13 @@ static inline uint64_t app_put_value(tsdb_chunk_app *a, unsigned char *p, uint64
         uint64_t ctl = (uint64_t)3 << 11 | (uint64_t)lead << 6 | (sig & 63);
         uint64_t payload = x >> trail;
         if (sig <= 43) {
-            put_bits(p, pos, ctl << sig | payload, 13 + sig);
+            bw_put(w, ctl << sig | payload, 13 + sig);
         } else {
-            put_bits(p, pos, ctl, 13);
-            put_bits64(p, pos + 13, payload, sig);
+            bw_put(w, ctl, 13);
+            bw_put64(w, payload, sig);
         }
-        pos += 13 + sig;
     }
-    *byte_end = (sig & 7) == 0;
-    return pos;
+    return (sig & 7) == 0;
 }
 
 void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
@@ -244,8 +272,11 @@ void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
     uint64_t pos = (uint64_t)b->len * 8 - a->bit_free;
     uint64_t v_bits = f64_bits(v);
     uint64_t delta = 0;
-    int byte_end;
+    int byte_end = 0;
+    bit_writer w;
 
+    if (a->n >= 2)
+        delta = (uint64_t)t - (uint64_t)a->t;
     if (a->n == 0) {
         size_t off = (size_t)(pos >> 3);
         uint64_t zz = ((uint64_t)t << 1) ^ (uint64_t)(t >> 63);
@@ -253,32 +284,33 @@ void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
         store_be64(p + off, v_bits);
         pos = (uint64_t)(off + 8) * 8;
         byte_end = 1;
-    } else if (a->n == 1) {
-        delta = (uint64_t)t - (uint64_t)a->t;
-        size_t off = (size_t)(pos >> 3);
-        off += put_uvarint(p, off, delta);
-        pos = app_put_value(a, p, (uint64_t)off * 8, v_bits, &byte_end);
+    } else if (a->n >= 2 && delta == (uint64_t)a->t_delta && v_bits == a->v_bits) {
+        pos += 2; /* '0' '0': the bits are zero already */
     } else {
-        delta = (uint64_t)t - (uint64_t)a->t;
-        int64_t dod = (int64_t)(delta - (uint64_t)a->t_delta);
-        uint64_t d = (uint64_t)dod;
-        if (dod == 0) {
-            pos += 1;
-        } else if (dod_fits(dod, 14)) {
-            put_bits(p, pos, (uint64_t)0x2 << 14 | (d & 0x3fff), 16);
-            pos += 16;
-        } else if (dod_fits(dod, 17)) {
-            put_bits(p, pos, (uint64_t)0x6 << 17 | (d & 0x1ffff), 20);
-            pos += 20;
-        } else if (dod_fits(dod, 20)) {
-            put_bits(p, pos, (uint64_t)0xe << 20 | (d & 0xfffff), 24);
-            pos += 24;
+        if (a->n == 1) {
+            delta = (uint64_t)t - (uint64_t)a->t;
+            size_t off = (size_t)(pos >> 3);
+            off += put_uvarint(p, off, delta);
+            bw_init(&w, p, (uint64_t)off * 8);
         } else {
-            put_bits(p, pos, 0xf, 4);
-            put_bits64(p, pos + 4, d, 64);
-            pos += 68;
+            bw_init(&w, p, pos);
+            int64_t dod = (int64_t)(delta - (uint64_t)a->t_delta);
+            uint64_t d = (uint64_t)dod;
+            if (dod == 0) {
+                bw_put(&w, 0, 1);
+            } else if (dod_fits(dod, 14)) {
+                bw_put(&w, (uint64_t)0x2 << 14 | (d & 0x3fff), 16);
+            } else if (dod_fits(dod, 17)) {
+                bw_put(&w, (uint64_t)0x6 << 17 | (d & 0x1ffff), 20);
+            } else if (dod_fits(dod, 20)) {
+                bw_put(&w, (uint64_t)0xe << 20 | (d & 0xfffff), 24);
+            } else {
+                bw_put(&w, 0xf, 4);
+                bw_put64(&w, d, 64);
+            }
         }
-        pos = app_put_value(a, p, pos, v_bits, &byte_end);
+        byte_end = app_put_value(a, &w, v_bits);
+        pos = bw_finish(&w, p);
     }
 
     size_t len = (size_t)((pos + 7) >> 3);
