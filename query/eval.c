@@ -332,6 +332,10 @@ int qe_eval_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
         qe_steps inner;
         if (!subquery_steps(c, e, st, &inner))
             return 0;
+        if (c->max_samples && inner.n > c->max_samples)
+            return qe_errf(c, TSDB_ELIMIT,
+                           "query processing would load too many samples into memory in query "
+                           "execution");
         qe_value iv;
         int rc = qe_eval(c, sq->expr, &inner, &iv);
         if (rc < 0)

@@ -166,6 +166,11 @@ int query_exec_range(tsdb *db, const query_expr *e, int64_t start, int64_t end, 
                          "instant Vector",
                          ty == QUERY_MATRIX ? "range vector" : "string");
     qe_steps st = {start, step, (size_t)((end - start) / step) + 1};
+    size_t max = o && o->max_samples ? o->max_samples : QE_DEFAULT_MAX_SAMPLES;
+    if (st.n > max) /* even a scalar holds one sample per step */
+        return tsdb_errf(err, TSDB_ELIMIT, -1,
+                         "query processing would load too many samples into memory in query "
+                         "execution");
     qe_ctx c;
     int rc = ctx_open(&c, db, e, &st, start, end, o, a, err);
     if (rc < 0)

@@ -282,6 +282,13 @@ static void test_limits_and_cancel(void **state)
                      TSDB_ELIMIT);
     assert_string_equal(err.msg, "query processing would load too many samples into memory in "
                                  "query execution");
+    /* Too many steps, or a subquery with too many inner steps, fail before allocating. */
+    o.max_samples = 1000;
+    assert_int_equal(query_exec_range(db, parse(&a, "1"), 0, 86400000, 1, &o, &a, &r, &err),
+                     TSDB_ELIMIT);
+    assert_int_equal(
+        query_exec_instant(db, parse(&a, "max_over_time(ctr[1d:1s])"), 0, &o, &a, &r, &err),
+        TSDB_ELIMIT);
     o.max_samples = 0;
     volatile int cancel = 1;
     o.cancel = &cancel;
