@@ -114,7 +114,8 @@ static int count_values(qe_ctx *c, const query_agg *a, const qe_steps *st, qe_va
         return qe_errf(c, TSDB_EEXEC, "invalid label name \"%.*s\"", (int)label.len, label.p);
     /* by(...) keeps the value label too */
     tsdb_str *names = tsdb_arena_alloc(c->a, (a->n_grouping + 1) * sizeof *names);
-    memcpy(names, a->grouping, a->n_grouping * sizeof *names);
+    if (a->n_grouping)
+        memcpy(names, a->grouping, a->n_grouping * sizeof *names);
     size_t nn = a->n_grouping;
     if (!a->without)
         names[nn++] = label;

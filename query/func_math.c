@@ -177,7 +177,8 @@ static int do_sort(qe_ctx *c, const qe_steps *st, qe_value *in, int desc, qe_val
     *out = *in;
     in->held = 0; /* the output holds the same samples */
     out->vs = tsdb_arena_alloc(c->a, (in->n_vs ? in->n_vs : 1) * sizeof *out->vs);
-    memcpy(out->vs, in->vs, in->n_vs * sizeof *in->vs);
+    if (in->n_vs)
+        memcpy(out->vs, in->vs, in->n_vs * sizeof *in->vs);
     if (st->n != 1 || in->n_vs < 2)
         return 0; /* a range query's result is sorted by labels anyway */
     sort_ent *ents = xmalloc(in->n_vs * sizeof *ents);
