@@ -1,8 +1,8 @@
 /* Unit tests for query/parse.c and query/check.c: inputs and the canonical text Prometheus 2.42
  * prints for them, bad inputs and the exact error Prometheus 2.42 reports (both tables were
  * produced by a local Prometheus 2.42 through /api/v1/format_query), the shape of the tree
- * (precedence, associativity, modifiers, positions, types), durations, selectors, the function
- * table, and every expression of the upstream PromQL test files. */
+ * (precedence, associativity, modifiers, positions, types), durations, selectors, and every
+ * expression of the upstream PromQL test files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -706,119 +706,6 @@ static void test_parse_selector(void **state)
     }
 }
 
-/* ---- Function table ------------------------------------------------------------------------ */
-
-static void test_function_table(void **state)
-{
-    (void)state;
-    /* Every float function of Prometheus 2.42 (promql/parser/functions.go). */
-    static const char *const names[] = {"abs",
-                                        "absent",
-                                        "absent_over_time",
-                                        "acos",
-                                        "acosh",
-                                        "asin",
-                                        "asinh",
-                                        "atan",
-                                        "atanh",
-                                        "avg_over_time",
-                                        "ceil",
-                                        "changes",
-                                        "clamp",
-                                        "clamp_max",
-                                        "clamp_min",
-                                        "cos",
-                                        "cosh",
-                                        "count_over_time",
-                                        "days_in_month",
-                                        "day_of_month",
-                                        "day_of_week",
-                                        "day_of_year",
-                                        "deg",
-                                        "delta",
-                                        "deriv",
-                                        "exp",
-                                        "floor",
-                                        "histogram_count",
-                                        "histogram_fraction",
-                                        "histogram_quantile",
-                                        "histogram_sum",
-                                        "holt_winters",
-                                        "hour",
-                                        "idelta",
-                                        "increase",
-                                        "irate",
-                                        "label_join",
-                                        "label_replace",
-                                        "last_over_time",
-                                        "ln",
-                                        "log10",
-                                        "log2",
-                                        "max_over_time",
-                                        "min_over_time",
-                                        "minute",
-                                        "month",
-                                        "pi",
-                                        "predict_linear",
-                                        "present_over_time",
-                                        "quantile_over_time",
-                                        "rad",
-                                        "rate",
-                                        "resets",
-                                        "round",
-                                        "scalar",
-                                        "sgn",
-                                        "sin",
-                                        "sinh",
-                                        "sort",
-                                        "sort_desc",
-                                        "sqrt",
-                                        "stddev_over_time",
-                                        "stdvar_over_time",
-                                        "sum_over_time",
-                                        "tan",
-                                        "tanh",
-                                        "time",
-                                        "timestamp",
-                                        "vector",
-                                        "year"};
-    assert_int_equal(sizeof names / sizeof names[0], QUERY_FN__COUNT);
-    int seen[QUERY_FN__COUNT] = {0};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const query_func *f = query_func_lookup(names[i], strlen(names[i]));
-        if (!f)
-            fail_msg("missing function %s", names[i]);
-        assert_string_equal(f->name, names[i]);
-        assert_false(seen[f->id]);
-        seen[f->id] = 1;
-        assert_ptr_equal(query_func_by_id(f->id), f);
-        assert_true(f->n_args >= 0 && f->n_args <= QUERY_FUNC_MAX_ARGS);
-    }
-    assert_null(query_func_lookup("mad_over_time", 13));
-    assert_null(query_func_lookup("sort_by_label", 13));
-    assert_null(query_func_lookup("rat", 3));
-    assert_null(query_func_lookup("ratex", 5));
-    assert_null(query_func_lookup("", 0));
-    assert_null(query_func_by_id(QUERY_FN__COUNT));
-    /* Types of a few, as Prometheus declares them. */
-    const query_func *f = query_func_lookup("rate", 4);
-    assert_int_equal(f->arg_types[0], QUERY_MATRIX);
-    assert_int_equal(f->ret, QUERY_VECTOR);
-    f = query_func_lookup("histogram_quantile", 18);
-    assert_int_equal(f->arg_types[0], QUERY_SCALAR);
-    assert_int_equal(f->arg_types[1], QUERY_VECTOR);
-    f = query_func_lookup("round", 5);
-    assert_int_equal(f->variadic, 1);
-    f = query_func_lookup("label_join", 10);
-    assert_int_equal(f->variadic, -1);
-    assert_int_equal(f->arg_types[3], QUERY_STRING);
-    f = query_func_lookup("pi", 2);
-    assert_int_equal(f->n_args, 0);
-    assert_int_equal(f->ret, QUERY_SCALAR);
-    /* Lookup takes a length, not a NUL. */
-    assert_non_null(query_func_lookup("rate(x)", 4));
-}
-
 /* ---- Upstream test files ----------------------------------------------------------------------
  */
 
@@ -908,7 +795,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_selector, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_function_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
