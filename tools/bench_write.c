@@ -3,11 +3,13 @@
  * Generates node-exporter-shaped series deterministically from a seed: about 45 metric names
  * per instance (CPU seconds by cpu and mode, memory, network and disk counters by device,
  * filesystem gauges, load, a classic request-duration histogram with 11 buckets, process and Go
- * runtime series), with jittered counters, random-walk gauges and cumulative buckets, so every
- * server receives the same samples. Series are sharded over the connections by index (like
- * Prometheus' queue shards), so one series' samples always travel in order on one connection.
- * Connections move through the data time in rounds (--round, a barrier between rounds), so no
- * connection runs far ahead of another and a server's too-old window is respected.
+ * runtime series), with jittered counters, random-walk gauges and cumulative buckets moving in
+ * the units the real exporter reports (whole bytes and packets, hundredths of CPU seconds, whole
+ * pages of memory, constants for sizes), so every server receives the same realistic samples.
+ * Series are sharded over the connections by index (like Prometheus' queue shards), so one series'
+ * samples always travel in order on one connection. Connections move through the data time in
+ * rounds (--round, a barrier between rounds), so no connection runs far ahead of another and a
+ * server's too-old window is respected.
  *
  * Every request is encoded before the clock starts, so the figure measures the server, not the
  * generator. Output ends with one line of key=value figures.
@@ -47,10 +49,12 @@ typedef struct gen_series {
     tsdb_label lbls[6];
     size_t n_lbls;
     enum gen_kind kind;
-    double v;     /* current value */
-    double scale; /* increment or walk size */
-    double le;    /* bucket bound (GEN_BUCKET) */
-    size_t inst;  /* instance index */
+    double v;       /* current value */
+    double scale;   /* increment or walk size */
+    double quantum; /* values move in multiples of this (1 for integers, 0.01 for centi-units) */
+    double p_zero;  /* probability that a counter does not move in a scrape */
+    double le;      /* bucket bound (GEN_BUCKET) */
+    size_t inst;    /* instance index */
     uint64_t rng;
 } gen_series;
 
@@ -82,7 +86,7 @@ typedef struct gen {
 } gen;
 
 static gen_series *gen_add(gen *g, const char *name, enum gen_kind kind, double v, double scale,
-                           size_t inst, const char *instance)
+                           double quantum, size_t inst, const char *instance)
 {
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 1024;
@@ -97,6 +101,7 @@ static gen_series *gen_add(gen *g, const char *name, enum gen_kind kind, double 
     s->kind = kind;
     s->v = v;
     s->scale = scale;
+    s->quantum = quantum;
     s->inst = inst;
     return s;
 }
@@ -107,31 +112,40 @@ static void gen_label(gen *g, gen_series *s, const char *name, const char *value
     tsdb_labels_sort(s->lbls, s->n_lbls);
 }
 
-/* Adds one instance's series (about 102). */
+/* Adds one instance's series (about 102), with node exporter's value shapes: integer byte and
+ * packet counters, CPU seconds in hundredths, page-multiple memory gauges, constants (sizes, boot
+ * time), error counters that rarely move. */
 static void gen_instance(gen *g, size_t inst)
 {
     char buf[64];
     snprintf(buf, sizeof buf, "host-%05zu:9100", inst);
     const char *instance = tsdb_arena_str(&g->a, tsdb_str_c(buf)).p;
+    static const double cpu_scale[8] = {14, 0.05, 0.01, 0.02, 0.03, 0.004, 0.4, 0.6};
     for (int cpu = 0; cpu < 4; cpu++)
         for (size_t m = 0; m < 8; m++) {
-            gen_series *s = gen_add(g, "node_cpu_seconds_total", GEN_COUNTER, 1000.0 * (m + 1),
-                                    m == 0 ? 12.0 : 0.8, inst, instance);
+            gen_series *s =
+                gen_add(g, "node_cpu_seconds_total", GEN_COUNTER, round(1e5 * cpu_scale[m]) + cpu,
+                        cpu_scale[m], 0.01, inst, instance);
+            s->p_zero = m == 2 || m == 5 ? 0.7 : 0;
             snprintf(buf, sizeof buf, "%d", cpu);
             gen_label(g, s, "cpu", buf);
             gen_label(g, s, "mode", cpu_modes[m]);
         }
-    for (size_t i = 0; i < 10; i++)
-        gen_add(g, mem_names[i], GEN_GAUGE, 8e9 / (double)(i + 1), 4e6, inst, instance);
+    for (size_t i = 0; i < 10; i++) {
+        int constant = i == 0 || i == 5; /* MemTotal, SwapTotal */
+        gen_add(g, mem_names[i], GEN_GAUGE, 4096.0 * (2000000 / (i + 1)), constant ? 0 : 4e6, 4096,
+                inst, instance);
+    }
     for (size_t i = 0; i < 8; i++)
-        for (int d = 0; d < 2; d++)
-            gen_label(g,
-                      gen_add(g, net_names[i], GEN_COUNTER, 1e6,
-                              i < 2   ? 2e5
-                              : i < 4 ? 150
-                                      : 0.05,
-                              inst, instance),
-                      "device", d ? "lo" : "eth0");
+        for (int d = 0; d < 2; d++) {
+            gen_series *s = gen_add(g, net_names[i], GEN_COUNTER, 1e6,
+                                    i < 2   ? 2e5
+                                    : i < 4 ? 150
+                                            : 2,
+                                    1, inst, instance);
+            s->p_zero = i >= 4 ? 0.97 : 0;
+            gen_label(g, s, "device", d ? "lo" : "eth0");
+        }
     for (size_t i = 0; i < 5; i++)
         for (int d = 0; d < 2; d++)
             gen_label(g,
@@ -139,26 +153,30 @@ static void gen_instance(gen *g, size_t inst)
                               i == 4  ? 0.3
                               : i < 2 ? 40
                                       : 2e5,
+                              i == 4  ? 0.001
+                              : i < 2 ? 1
+                                      : 512,
                               inst, instance),
                       "device", d ? "sdb" : "sda");
     for (size_t i = 0; i < 3; i++)
         for (int d = 0; d < 2; d++) {
-            gen_series *s = gen_add(g, fs_names[i], GEN_GAUGE, 5e10, 1e6, inst, instance);
+            gen_series *s = gen_add(g, fs_names[i], GEN_GAUGE, 4096.0 * 12000000, i == 1 ? 0 : 1e6,
+                                    4096, inst, instance);
             gen_label(g, s, "device", d ? "/dev/sda2" : "/dev/sda1");
             gen_label(g, s, "fstype", "ext4");
             gen_label(g, s, "mountpoint", d ? "/boot" : "/");
         }
-    gen_add(g, "node_load1", GEN_GAUGE, 1.0, 0.2, inst, instance);
-    gen_add(g, "node_load5", GEN_GAUGE, 1.0, 0.08, inst, instance);
-    gen_add(g, "node_load15", GEN_GAUGE, 1.0, 0.03, inst, instance);
-    gen_add(g, "node_context_switches_total", GEN_COUNTER, 1e7, 3e4, inst, instance);
-    gen_add(g, "node_intr_total", GEN_COUNTER, 1e7, 2e4, inst, instance);
-    gen_add(g, "node_forks_total", GEN_COUNTER, 1e5, 20, inst, instance);
-    gen_add(g, "node_procs_running", GEN_GAUGE, 3, 1, inst, instance);
-    gen_add(g, "node_procs_blocked", GEN_GAUGE, 0, 0.5, inst, instance);
+    gen_add(g, "node_load1", GEN_GAUGE, 1.0, 0.2, 0.01, inst, instance);
+    gen_add(g, "node_load5", GEN_GAUGE, 1.0, 0.08, 0.01, inst, instance);
+    gen_add(g, "node_load15", GEN_GAUGE, 1.0, 0.03, 0.01, inst, instance);
+    gen_add(g, "node_context_switches_total", GEN_COUNTER, 1e7, 3e4, 1, inst, instance);
+    gen_add(g, "node_intr_total", GEN_COUNTER, 1e7, 2e4, 1, inst, instance);
+    gen_add(g, "node_forks_total", GEN_COUNTER, 1e5, 20, 1, inst, instance);
+    gen_add(g, "node_procs_running", GEN_GAUGE, 3, 1.5, 1, inst, instance);
+    gen_add(g, "node_procs_blocked", GEN_GAUGE, 0, 0.6, 1, inst, instance);
     for (size_t b = 0; b < 11; b++) {
         gen_series *s =
-            gen_add(g, "http_request_duration_seconds_bucket", GEN_BUCKET, 0, 0, inst, instance);
+            gen_add(g, "http_request_duration_seconds_bucket", GEN_BUCKET, 0, 0, 1, inst, instance);
         s->le = buckets[b];
         gen_label(g, s, "handler", "/metrics");
         if (isinf(buckets[b]))
@@ -167,18 +185,26 @@ static void gen_instance(gen *g, size_t inst)
             snprintf(buf, sizeof buf, "%g", buckets[b]);
         gen_label(g, s, "le", buf);
     }
-    gen_label(g, gen_add(g, "http_request_duration_seconds_sum", GEN_HSUM, 0, 0, inst, instance),
-              "handler", "/metrics");
-    gen_label(g,
-              gen_add(g, "http_request_duration_seconds_count", GEN_HCOUNT, 0, 0, inst, instance),
-              "handler", "/metrics");
-    gen_add(g, "node_boot_time_seconds", GEN_GAUGE, 1.7e9, 0, inst, instance);
-    gen_add(g, "node_time_seconds", GEN_COUNTER, 1.7e9, 15, inst, instance);
-    gen_add(g, "process_cpu_seconds_total", GEN_COUNTER, 100, 0.05, inst, instance);
-    gen_add(g, "process_resident_memory_bytes", GEN_GAUGE, 2e7, 1e5, inst, instance);
-    gen_add(g, "process_open_fds", GEN_GAUGE, 10, 1, inst, instance);
-    gen_add(g, "go_goroutines", GEN_GAUGE, 8, 1, inst, instance);
-    gen_add(g, "go_memstats_alloc_bytes", GEN_GAUGE, 3e6, 2e5, inst, instance);
+    gen_label(
+        g, gen_add(g, "http_request_duration_seconds_sum", GEN_HSUM, 0, 0, 0.001, inst, instance),
+        "handler", "/metrics");
+    gen_label(
+        g, gen_add(g, "http_request_duration_seconds_count", GEN_HCOUNT, 0, 0, 1, inst, instance),
+        "handler", "/metrics");
+    gen_add(g, "node_boot_time_seconds", GEN_GAUGE, 1.7e9, 0, 1, inst, instance);
+    gen_add(g, "node_time_seconds", GEN_COUNTER, 1.7e9, 15, 0.001, inst, instance);
+    gen_add(g, "process_cpu_seconds_total", GEN_COUNTER, 100, 0.05, 0.01, inst, instance);
+    gen_add(g, "process_resident_memory_bytes", GEN_GAUGE, 4096.0 * 5000, 1e5, 4096, inst,
+            instance);
+    gen_add(g, "process_open_fds", GEN_GAUGE, 10, 1.5, 1, inst, instance);
+    gen_add(g, "go_goroutines", GEN_GAUGE, 8, 1.5, 1, inst, instance);
+    gen_add(g, "go_memstats_alloc_bytes", GEN_GAUGE, 3e6, 2e5, 8, inst, instance);
+}
+
+/* Rounds x to a multiple of q. */
+static double quantize(double x, double q)
+{
+    return q > 0 ? round(x / q) * q : x;
 }
 
 /* Advances series i by one scrape. Histogram parts of an instance are computed together. */
@@ -187,15 +213,13 @@ static void gen_step(gen *g, size_t i, uint64_t *rng, double *hist_obs)
     gen_series *s = &g->s[i];
     switch (s->kind) {
     case GEN_COUNTER:
-        s->v += round(s->scale * (0.5 + rng_unit(rng)) * 100) / 100;
+        if (s->p_zero > 0 && rng_unit(rng) < s->p_zero)
+            break;
+        s->v = quantize(s->v + s->scale * (0.5 + rng_unit(rng)), s->quantum);
         break;
     case GEN_GAUGE:
-        if (s->scale > 0) {
-            s->v += s->scale * (rng_unit(rng) - 0.5);
-            if (s->v < 0)
-                s->v = -s->v;
-            s->v = round(s->v * 1000) / 1000;
-        }
+        if (s->scale > 0)
+            s->v = quantize(fabs(s->v + s->scale * (rng_unit(rng) - 0.5)), s->quantum);
         break;
     case GEN_BUCKET: {
         /* Observations of this scrape: hist_obs[0..10] are counts per bucket, cumulative. */
@@ -206,7 +230,7 @@ static void gen_step(gen *g, size_t i, uint64_t *rng, double *hist_obs)
         break;
     }
     case GEN_HSUM:
-        s->v += hist_obs[11];
+        s->v = quantize(s->v + hist_obs[11], s->quantum);
         break;
     case GEN_HCOUNT:
         s->v += hist_obs[10];
@@ -456,7 +480,7 @@ int cairnctl_bench_write(int argc, char **argv)
         int64_t base = start + (int64_t)k * interval;
         size_t rnd = (size_t)((int64_t)k * interval / round_ms);
         for (size_t in = 0; in < n_inst; in++) {
-            inst_jitter[in] = (rng_unit(&rng) - 0.5) * 100; /* +-50 ms scrape jitter */
+            inst_jitter[in] = round((rng_unit(&rng) - 0.5) * 4); /* +-2 ms scrape jitter */
             double *h = &hist[in * 12];
             double obs = floor(20 + 20 * rng_unit(&rng)), cum = 0;
             for (size_t bk = 0; bk < 11; bk++) {

@@ -78,11 +78,12 @@ def proc_rss_bytes(pid):
 
 
 def dir_bytes(path):
+    """Bytes a directory occupies on disk (allocated blocks, as du counts them)."""
     total = 0
     for dp, _, files in os.walk(path):
         for fn in files:
             try:
-                total += os.lstat(os.path.join(dp, fn)).st_size
+                total += os.lstat(os.path.join(dp, fn)).st_blocks * 512
             except FileNotFoundError:
                 pass
     return total
@@ -314,6 +315,10 @@ def main():
                         ans = "identical" if ok else "DIFFERENT"
                         if not ok:
                             diffs.append(f"{wl} {name}")
+                            pa, ca = a["prometheus"], a["cairn"]
+                            print(f"{wl} {name}: answers differ:\n  prometheus: "
+                                  f"{str(pa)[:600]}\n  cairn:      {str(ca)[:600]}",
+                                  file=sys.stderr)
                 rng = lambda v: f" [{fmt(min(v))}-{fmt(max(v))}]" if len(v) > 1 else ""
                 lines.append(f"| {k} | {fmt(pm)}{rng(pv)} | {fmt(cm)}{rng(cv)} | {ratio} | {ans} |")
             print("\n".join(lines[-len(keys) - 3:]), flush=True)
