@@ -2,8 +2,8 @@
  * days_in_month month year.
  *
  * Each takes an optional instant vector of Unix times in seconds (default: vector(time())) and
- * returns the UTC calendar field; __name__ is dropped. Dates use the proleptic Gregorian
- * calendar with floor division, so negative times (before 1970) work as in Go's time package.
+ * returns the UTC calendar field; __name__ is dropped. Dates follow Go's time package exactly
+ * (proleptic Gregorian calendar, see go_date), so every input gives Prometheus' answer.
  */
 #include "query/eval.h"
 
@@ -16,63 +16,98 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
+/* Go's time package counts seconds from an "absolute" zero year far in the past in a uint64
+ * (wrapping); PromQL converts a value with int64(v), which on amd64 yields INT64_MIN for NaN,
+ * infinities and anything out of range. Doing the same here gives Prometheus' answers for every
+ * input, including those nonsensical ones. */
+#define ABS_ZERO_YEAR    (-292277022399LL)
+#define UNIX_TO_ABSOLUTE 9223372028715321600ULL /* unixToInternal + internalToAbsolute */
+#define DAYS_PER_400Y    (365ULL * 400 + 97)
+#define DAYS_PER_100Y    (365ULL * 100 + 24)
+#define DAYS_PER_4Y      (365ULL * 4 + 1)
 
-/* Civil date from days since 1970-01-01 (H. Hinnant's algorithm). */
-static void civil(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = floor_div(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
+static const int days_before[13] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365};
 
 static int is_leap(int64_t y)
 {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+}
+
+static uint64_t go_abs(double secs)
+{
+    int64_t t;
+    if (isnan(secs) || secs >= 9223372036854775808.0 || secs < -9223372036854775808.0)
+        t = INT64_MIN;
+    else
+        t = (int64_t)secs; /* truncates toward zero, as Go's int64(v) */
+    return (uint64_t)t + UNIX_TO_ABSOLUTE;
+}
+
+/* Year, month (1-12), day (1-31) and day of the year (0-based) of an absolute time. */
+static void go_date(uint64_t abs, int64_t *year, int *month, int *day, int *yday)
+{
+    uint64_t d = abs / 86400;
+    uint64_t n = d / DAYS_PER_400Y;
+    uint64_t y = 400 * n;
+    d -= DAYS_PER_400Y * n;
+    n = d / DAYS_PER_100Y;
+    n -= n >> 2;
+    y += 100 * n;
+    d -= DAYS_PER_100Y * n;
+    n = d / DAYS_PER_4Y;
+    y += 4 * n;
+    d -= DAYS_PER_4Y * n;
+    n = d / 365;
+    n -= n >> 2;
+    y += n;
+    d -= 365 * n;
+    *year = (int64_t)y + ABS_ZERO_YEAR;
+    *yday = (int)d;
+    int dd = (int)d;
+    if (is_leap(*year)) {
+        if (dd > 31 + 29 - 1) {
+            dd--;
+        } else if (dd == 31 + 29 - 1) {
+            *month = 2;
+            *day = 29;
+            return;
+        }
+    }
+    int m = dd / 31;
+    int begin;
+    if (dd >= days_before[m + 1]) {
+        m++;
+        begin = days_before[m];
+    } else {
+        begin = days_before[m];
+    }
+    *month = m + 1;
+    *day = dd - begin + 1;
 }
 
 double qe_date_part(enum query_func_id id, double secs)
 {
-    if (!isfinite(secs) || fabs(secs) > 9.2e15)
-        return NAN;
-    int64_t t = (int64_t)secs; /* Go's int64(v) truncates toward zero */
-    int64_t days = floor_div(t, 86400);
-    int64_t sod = t - days * 86400;
+    uint64_t abs = go_abs(secs);
     int64_t y;
-    int m, d;
-    civil(days, &y, &m, &d);
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int m, d, yd;
     switch (id) {
     case QUERY_FN_MINUTE:
-        return (double)((sod / 60) % 60);
+        return (double)((abs % 3600) / 60);
     case QUERY_FN_HOUR:
-        return (double)(sod / 3600);
+        return (double)((abs % 86400) / 3600);
+    case QUERY_FN_DAY_OF_WEEK: /* absolute time 0 is a Monday */
+        return (double)(((abs + 86400) % (7 * 86400)) / 86400);
+    default:
+        break;
+    }
+    go_date(abs, &y, &m, &d, &yd);
+    switch (id) {
     case QUERY_FN_DAY_OF_MONTH:
         return d;
-    case QUERY_FN_DAY_OF_WEEK: {
-        int64_t w = (days + 4) % 7; /* 1970-01-01 was a Thursday */
-        return (double)(w < 0 ? w + 7 : w);
-    }
-    case QUERY_FN_DAY_OF_YEAR: {
-        int yd = d;
-        for (int k = 1; k < m; k++)
-            yd += mdays[k - 1] + (k == 2 && is_leap(y));
-        return yd;
-    }
+    case QUERY_FN_DAY_OF_YEAR:
+        return yd + 1;
     case QUERY_FN_DAYS_IN_MONTH:
-        return mdays[m - 1] + (m == 2 && is_leap(y));
+        return days_before[m] - days_before[m - 1] + (m == 2 && is_leap(y));
     case QUERY_FN_MONTH:
         return m;
     case QUERY_FN_YEAR:

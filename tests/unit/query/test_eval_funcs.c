@@ -233,7 +233,9 @@ static void test_date_parts(void **state)
     assert_close(365, qe_date_part(QUERY_FN_DAY_OF_YEAR, -1));
     /* 1900 is not a leap year, 2100 neither, 2400 is */
     assert_close(28, qe_date_part(QUERY_FN_DAYS_IN_MONTH, -2208988800.0 + 40 * 86400));
-    assert_true(isnan(qe_date_part(QUERY_FN_YEAR, NAN)));
+    /* NaN converts like Go's int64(NaN) on amd64 (INT64_MIN): Prometheus answers this year. */
+    assert_close(292277026596.0, qe_date_part(QUERY_FN_YEAR, NAN));
+    assert_close(30, qe_date_part(QUERY_FN_MINUTE, INFINITY));
 }
 
 int main(void)
