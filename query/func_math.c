@@ -179,14 +179,18 @@ static int do_sort(qe_ctx *c, const qe_steps *st, qe_value *in, int desc, qe_val
     out->vs = tsdb_arena_alloc(c->a, (in->n_vs ? in->n_vs : 1) * sizeof *out->vs);
     if (in->n_vs)
         memcpy(out->vs, in->vs, in->n_vs * sizeof *in->vs);
+    for (size_t s = 0; s < in->n_vs; s++)
+        out->vs[s].ts = NULL; /* timestamp(sort(x)) is the evaluation time, as in Prometheus */
     if (st->n != 1 || in->n_vs < 2)
         return 0; /* a range query's result is sorted by labels anyway */
     sort_ent *ents = xmalloc(in->n_vs * sizeof *ents);
     for (size_t s = 0; s < in->n_vs; s++)
         ents[s] = (sort_ent){in->vs[s].v[0], s};
     qsort(ents, in->n_vs, sizeof *ents, desc ? sort_desc : sort_asc);
-    for (size_t s = 0; s < in->n_vs; s++)
+    for (size_t s = 0; s < in->n_vs; s++) {
         out->vs[s] = in->vs[ents[s].s];
+        out->vs[s].ts = NULL;
+    }
     free(ents);
     return 0;
 }
