@@ -499,9 +499,139 @@ static int find_encoded(tsdb_index *ix, MDB_txn *txn, MDB_cursor *c, uint64_t h,
     return rc;
 }
 
-/* Writes series id with labels l (encoded as enc, hash h): series, lhash, postings. */
+/* Postings of the series one resolve creates, grouped by key so that each key takes one
+ * MDB_MULTIPLE put of all its new ids (they are ascending and above every stored id) instead of
+ * one put per (key, id). Flushed in key order for locality. */
+typedef struct post_group {
+    size_t key_off, key_len;
+    unsigned char *ids; /* u64be, ascending */
+    size_t n, cap;
+} post_group;
+
+typedef struct post_batch {
+    tsdb_buf keys; /* concatenated key bytes */
+    post_group *g;
+    size_t n_g, cap_g;
+    uint32_t *slots; /* open addressing: group index + 1, 0 = empty */
+    size_t n_slots;  /* power of two */
+} post_batch;
+
+static uint64_t key_hash(const unsigned char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: keys are short and the table is private */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static void batch_rehash(post_batch *b, size_t n_slots)
+{
+    free(b->slots);
+    b->slots = xcalloc(n_slots, sizeof *b->slots);
+    b->n_slots = n_slots;
+    for (size_t i = 0; i < b->n_g; i++) {
+        size_t j = key_hash(b->keys.p + b->g[i].key_off, b->g[i].key_len) & (n_slots - 1);
+        while (b->slots[j])
+            j = (j + 1) & (n_slots - 1);
+        b->slots[j] = (uint32_t)(i + 1);
+    }
+}
+
+static void batch_add(post_batch *b, const unsigned char *key, size_t len, uint64_t id)
+{
+    if ((b->n_g + 1) * 2 > b->n_slots)
+        batch_rehash(b, b->n_slots ? b->n_slots * 2 : 1024);
+    size_t j = key_hash(key, len) & (b->n_slots - 1);
+    post_group *g = NULL;
+    while (b->slots[j]) {
+        post_group *c = &b->g[b->slots[j] - 1];
+        if (c->key_len == len && memcmp(b->keys.p + c->key_off, key, len) == 0) {
+            g = c;
+            break;
+        }
+        j = (j + 1) & (b->n_slots - 1);
+    }
+    if (g == NULL) {
+        if (b->n_g == b->cap_g) {
+            b->cap_g = b->cap_g ? b->cap_g * 2 : 256;
+            b->g = xrealloc(b->g, b->cap_g * sizeof *b->g);
+        }
+        g = &b->g[b->n_g++];
+        *g = (post_group){b->keys.len, len, NULL, 0, 0};
+        tsdb_buf_put(&b->keys, key, len);
+        b->slots[j] = (uint32_t)b->n_g;
+    }
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 4;
+        g->ids = xrealloc(g->ids, g->cap * 8);
+    }
+    tsdb_put_u64be(g->ids + g->n * 8, id);
+    g->n++;
+}
+
+static const post_batch *sort_batch; /* qsort has no context argument; the writer is single */
+
+static int group_cmp(const void *x, const void *y)
+{
+    const post_group *a = &sort_batch->g[*(const uint32_t *)x];
+    const post_group *b = &sort_batch->g[*(const uint32_t *)y];
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(sort_batch->keys.p + a->key_off, sort_batch->keys.p + b->key_off, n);
+    if (c != 0)
+        return c;
+    return (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+static int batch_flush(tsdb_index *ix, MDB_txn *txn, post_batch *b)
+{
+    if (b->n_g == 0)
+        return 0;
+    uint32_t *order = xmalloc(b->n_g * sizeof *order);
+    for (size_t i = 0; i < b->n_g; i++)
+        order[i] = (uint32_t)i;
+    sort_batch = b;
+    qsort(order, b->n_g, sizeof *order, group_cmp);
+    sort_batch = NULL;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(txn, ix->db_post, &c);
+    for (size_t i = 0; i < b->n_g && rc == 0; i++) {
+        post_group *g = &b->g[order[i]];
+        MDB_val k = {g->key_len, b->keys.p + g->key_off};
+        size_t done = 0;
+        while (done < g->n && rc == 0) {
+            MDB_val d[2] = {{8, g->ids + done * 8}, {g->n - done, NULL}};
+            if (g->n - done == 1) {
+                rc = mdb_cursor_put(c, &k, &d[0], 0);
+                done++;
+                continue;
+            }
+            rc = mdb_cursor_put(c, &k, d, MDB_MULTIPLE);
+            if (rc == 0 && d[1].mv_size == 0)
+                rc = TSDB_EIO; /* no progress: never expected */
+            done += d[1].mv_size;
+        }
+    }
+    if (c)
+        mdb_cursor_close(c);
+    free(order);
+    return rc;
+}
+
+static void batch_free(post_batch *b)
+{
+    for (size_t i = 0; i < b->n_g; i++)
+        free(b->g[i].ids);
+    free(b->g);
+    free(b->slots);
+    tsdb_buf_fini(&b->keys);
+    memset(b, 0, sizeof *b);
+}
+
+/* Writes series id with labels l (encoded as enc, hash h): series, lhash, postings. With a
+ * batch, the postings are collected there instead (batch_flush writes them). */
 static int insert_series(tsdb_index *ix, MDB_txn *txn, uint64_t id, tsdb_labels l,
-                         const tsdb_buf *enc, uint64_t h, int append, unsigned char *keybuf)
+                         const tsdb_buf *enc, uint64_t h, int append, unsigned char *keybuf,
+                         post_batch *pb)
 {
     unsigned char idb[8], hb[8];
     tsdb_put_u64be(idb, id);
@@ -516,6 +646,12 @@ static int insert_series(tsdb_index *ix, MDB_txn *txn, uint64_t id, tsdb_labels 
     v = (MDB_val){8, idb};
     if ((rc = mdb_put(txn, ix->db_lhash, &k, &v, 0)) != 0)
         return rc;
+    if (pb) {
+        batch_add(pb, (const unsigned char *)"\0", 1, id);
+        for (size_t i = 0; i < l.n; i++)
+            batch_add(pb, keybuf, post_key(ix, l.v[i].name, l.v[i].value, keybuf, NULL), id);
+        return 0;
+    }
     k = (MDB_val){1, (void *)"\0"};
     if ((rc = mdb_put(txn, ix->db_post, &k, &v, 0)) != 0)
         return rc;
@@ -568,6 +704,9 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
     unsigned char *keybuf = xmalloc(ix->maxkey + 16);
     tsdb_buf enc;
     tsdb_buf_init(&enc);
+    post_batch pb;
+    memset(&pb, 0, sizeof pb);
+    tsdb_buf_init(&pb.keys);
     for (size_t i = 0; i < ctx->n && rc == 0; i++) {
         enc.len = 0;
         tsdb__labels_encode(&enc, ctx->sets[i]);
@@ -583,11 +722,14 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
         if (rc != MDB_NOTFOUND)
             break;
         id = next++;
-        rc = insert_series(ix, txn, id, ctx->sets[i], &enc, h, 1, keybuf);
+        rc = insert_series(ix, txn, id, ctx->sets[i], &enc, h, 1, keybuf, &pb);
         ctx->ids[i] = id;
         if (ctx->created)
             ctx->created[i] = 1;
     }
+    if (rc == 0)
+        rc = batch_flush(ix, txn, &pb);
+    batch_free(&pb);
     if (rc == 0 && next != ix->next_id)
         rc = put_next_id(ix, txn, next);
     ctx->next = next;
@@ -638,7 +780,7 @@ static int put_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
     } else if (rc == MDB_NOTFOUND) {
         keybuf = xmalloc(ix->maxkey + 16);
         uint64_t h = tsdb_siphash(ix->hkey, enc.p, enc.len);
-        rc = insert_series(ix, txn, ctx->id, ctx->l, &enc, h, 0, keybuf);
+        rc = insert_series(ix, txn, ctx->id, ctx->l, &enc, h, 0, keybuf, NULL);
     }
     if (rc == 0 && ctx->next != ix->next_id)
         rc = put_next_id(ix, txn, ctx->next);
