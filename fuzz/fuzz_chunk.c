@@ -1,7 +1,7 @@
 /* fuzz_chunk -- the XOR chunk codec (tsdb/chunk.c).
  *
- * 1. The input as a chunk: the iterator, seek and tsdb_chunk_decode_all must return samples,
- *    0 or TSDB_ECORRUPT, stay in bounds and end; the iterator and decode_all must agree.
+ * 1. The input as a chunk: the iterator, the batch call, seek and tsdb_chunk_decode_all must
+ *    return samples, 0 or TSDB_ECORRUPT, stay in bounds and end, and agree with each other.
  * 2. The input as a script of samples (below): encode, decode, compare bit for bit, and the
  *    bytes of the chunk re-encoded from its decoded samples must be identical.
  *
@@ -72,6 +72,21 @@ static void decode_arbitrary(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++)
             check(all[i].t == decoded[i].t && bits_of(all[i].v) == bits_of(decoded[i].v));
     }
+
+    /* The batch call yields the same samples and the same end. */
+    static tsdb_sample batch[64];
+    tsdb_chunk_it itb;
+    check(tsdb_chunk_it_init(&itb, data, size) == 0);
+    size_t nb = 0, cap = 1 + size % 64;
+    int rb;
+    while ((rb = tsdb_chunk_it_next_batch(&itb, batch, cap)) > 0) {
+        check((size_t)rb <= cap && nb + (size_t)rb <= n);
+        for (int i = 0; i < rb; i++)
+            check(batch[i].t == decoded[nb + (size_t)i].t &&
+                  bits_of(batch[i].v) == bits_of(decoded[nb + (size_t)i].v));
+        nb += (size_t)rb;
+    }
+    check(rb == rc && nb == n);
 
     /* Seek to the middle sample's time lands on a sample the iterator also returned. */
     if (n > 0) {

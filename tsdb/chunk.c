@@ -366,12 +366,10 @@ __attribute__((noinline)) static uint64_t get_bits64(const unsigned char *d, siz
     return hi << 32 | lo;
 }
 
-/* Marks the stream bad. n drops to i so that the fast path's one range check sends every later
- * call to the slow path, which returns the sticky error. */
+/* Marks the stream bad; every later call returns the error. */
 static inline int it_fail(tsdb_chunk_it *it)
 {
     it->err = TSDB_ECORRUPT;
-    it->n = it->i;
     return TSDB_ECORRUPT;
 }
 
@@ -531,17 +529,24 @@ __attribute__((noinline)) static int it_decode_full(tsdb_chunk_it *it, tsdb_samp
     return 1;
 }
 
+/* The iterator state the fast decoder works on, copied out of the iterator so that it can live
+ * in registers across a batch. */
+typedef struct it_state {
+    size_t pos;
+    uint64_t t, t_delta, v_bits;
+    unsigned lead, trail;
+} it_state;
+
 /* The common case, with no call and no bounds check: a sample whose dod field is at most 20
  * bits and which ends within the 57 bits of one unchecked load (the caller made sure that 8
- * bytes follow bitpos / 8). Returns 1, or 0 with nothing changed to send the sample to
+ * bytes follow s->pos / 8). Returns 1, or 0 with nothing changed to send the sample to
  * it_decode_full. Branches, not tables: on regular data they predict well, and then the next
  * position does not wait for the loaded bits. */
-static inline __attribute__((always_inline)) int it_decode_fast(tsdb_chunk_it *it, tsdb_sample *out)
+static inline __attribute__((always_inline)) int it_decode_fast(const unsigned char *d, it_state *s,
+                                                                tsdb_sample *out)
 {
-    const unsigned char *d = it->p + CHUNK_HDR;
-    size_t pos = it->bitpos;
-    uint64_t w = load_be64(d + (pos >> 3)) << (pos & 7);
-    uint64_t t_delta = (uint64_t)it->t_delta, v_bits = it->v_bits, f;
+    uint64_t w = load_be64(d + (s->pos >> 3)) << (s->pos & 7);
+    uint64_t t_delta = s->t_delta, v_bits = s->v_bits, f;
     unsigned used;
 
     if (!(w >> 63)) {
@@ -565,41 +570,55 @@ static inline __attribute__((always_inline)) int it_decode_fast(tsdb_chunk_it *i
 
     if (!(w >> 63)) {
         used += 1;
+    } else if (!(w >> 62 & 1)) {
+        unsigned sig = 64u - s->lead - s->trail;
+        used += 2 + sig;
+        if (used > 57)
+            return 0;
+        v_bits ^= (w << 2) >> (64 - sig) << s->trail;
     } else {
-        unsigned sig, trail;
-        if (!(w >> 62 & 1)) {
-            trail = it->trailing;
-            sig = 64u - it->leading - trail;
-            used += 2 + sig;
-            if (used > 57)
-                return 0;
-            v_bits ^= (w << 2) >> (64 - sig) << trail;
-        } else {
-            unsigned lead = (unsigned)(w >> 57) & 31;
-            sig = (unsigned)(w >> 51) & 63;
-            if (sig == 0)
-                sig = 64;
-            if (lead + sig > 64)
-                return 0;
-            trail = 64 - lead - sig;
-            used += 13 + sig;
-            if (used > 57)
-                return 0;
-            v_bits ^= (w << 13) >> (64 - sig) << trail;
-            it->leading = (uint8_t)lead;
-            it->trailing = (uint8_t)trail;
-        }
+        unsigned lead = (unsigned)(w >> 57) & 31;
+        unsigned sig = (unsigned)(w >> 51) & 63;
+        if (sig == 0)
+            sig = 64;
+        if (lead + sig > 64)
+            return 0;
+        unsigned trail = 64 - lead - sig;
+        used += 13 + sig;
+        if (used > 57)
+            return 0;
+        v_bits ^= (w << 13) >> (64 - sig) << trail;
+        s->lead = lead;
+        s->trail = trail;
     }
 
-    int64_t t = (int64_t)((uint64_t)it->t + t_delta);
-    it->bitpos = pos + used;
-    it->t_delta = (int64_t)t_delta;
-    it->t = t;
-    it->v_bits = v_bits;
-    it->i++;
-    out->t = t;
+    s->pos += used;
+    s->t_delta = t_delta;
+    s->t += t_delta;
+    s->v_bits = v_bits;
+    out->t = (int64_t)s->t;
     out->v = f64_from(v_bits);
     return 1;
+}
+
+static inline void it_state_load(const tsdb_chunk_it *it, it_state *s)
+{
+    s->pos = it->bitpos;
+    s->t = (uint64_t)it->t;
+    s->t_delta = (uint64_t)it->t_delta;
+    s->v_bits = it->v_bits;
+    s->lead = it->leading;
+    s->trail = it->trailing;
+}
+
+static inline void it_state_store(tsdb_chunk_it *it, const it_state *s)
+{
+    it->bitpos = s->pos;
+    it->t = (int64_t)s->t;
+    it->t_delta = (int64_t)s->t_delta;
+    it->v_bits = s->v_bits;
+    it->leading = (uint8_t)s->lead;
+    it->trailing = (uint8_t)s->trail;
 }
 
 /* Everything but the common case: errors, the end, the first two samples, the last 8 bytes,
@@ -617,10 +636,48 @@ __attribute__((noinline)) static int it_next_slow(tsdb_chunk_it *it, tsdb_sample
 
 int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
 {
-    if (it->i >= 2 && it->i < it->n && (it->bitpos >> 3) + 8 <= it->len - CHUNK_HDR &&
-        it_decode_fast(it, out))
-        return 1;
+    if (it->i >= 2 && it->i < it->n && !it->err && (it->bitpos >> 3) + 8 <= it->len - CHUNK_HDR) {
+        it_state s;
+        it_state_load(it, &s);
+        if (it_decode_fast(it->p + CHUNK_HDR, &s, out)) {
+            it_state_store(it, &s);
+            it->i++;
+            return 1;
+        }
+    }
     return it_next_slow(it, out);
+}
+
+int tsdb_chunk_it_next_batch(tsdb_chunk_it *it, tsdb_sample *out, size_t cap)
+{
+    size_t k = 0;
+    const unsigned char *d = it->p + CHUNK_HDR;
+    size_t dlen = it->len >= CHUNK_HDR ? it->len - CHUNK_HDR : 0;
+    /* Last byte offset from which an unchecked 8-byte load stays inside the data. */
+    size_t fast_end = dlen >= 8 ? dlen - 8 : 0;
+    while (k < cap) {
+        if (it->i >= 2 && it->i < it->n && !it->err && dlen >= 8) {
+            size_t lim = (size_t)(it->n - it->i), j = 0;
+            if (lim > cap - k)
+                lim = cap - k;
+            it_state s;
+            it_state_load(it, &s);
+            while (j < lim && (s.pos >> 3) <= fast_end && it_decode_fast(d, &s, &out[k + j]))
+                j++;
+            it_state_store(it, &s);
+            it->i = (uint16_t)(it->i + j);
+            k += j;
+            if (k == cap)
+                break;
+        }
+        int rc = it_next_slow(it, &out[k]);
+        if (rc < 0)
+            return k ? (int)k : rc; /* the error is sticky: the next call returns it */
+        if (rc == 0)
+            break;
+        k++;
+    }
+    return (int)k;
 }
 
 int tsdb_chunk_it_seek(tsdb_chunk_it *it, int64_t t0, tsdb_sample *out)
@@ -662,11 +719,16 @@ int tsdb_chunk_decode_all(const void *p, size_t len, tsdb_sample *out, size_t ca
     if (it.n > cap)
         return TSDB_EINVAL;
     size_t k = 0;
-    tsdb_sample s;
-    while ((rc = tsdb_chunk_it_next(&it, &s)) > 0)
-        out[k++] = s;
+    while (k < it.n) {
+        rc = tsdb_chunk_it_next_batch(&it, out + k, it.n - k);
+        if (rc <= 0)
+            break;
+        k += (size_t)rc;
+    }
     if (rc < 0)
         return rc;
+    if (k < it.n)
+        return TSDB_ECORRUPT;
     /* What follows the last sample must be zero padding: the rest of its byte, then at most
      * one empty byte. */
     size_t end = CHUNK_HDR + (it.bitpos + 7) / 8;

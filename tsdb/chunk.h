@@ -17,11 +17,11 @@
 
 /* Appender state over a growable buffer (heap-owned). */
 typedef struct tsdb_chunk_app {
-    tsdb_buf b;          /* b.p[0..1] = count (big endian), then the bit stream */
-    uint8_t bit_free;    /* free bits in the last byte of b (0 means a new byte is needed) */
-    uint16_t n;          /* samples appended */
-    int64_t t, t_delta;  /* last timestamp and last delta */
-    uint64_t v_bits;     /* last value's bits */
+    tsdb_buf b;                /* b.p[0..1] = count (big endian), then the bit stream */
+    uint8_t bit_free;          /* free bits in the last byte of b (0 means a new byte is needed) */
+    uint16_t n;                /* samples appended */
+    int64_t t, t_delta;        /* last timestamp and last delta */
+    uint64_t v_bits;           /* last value's bits */
     uint8_t leading, trailing; /* last XOR window; leading == 0xff before the first window */
 } tsdb_chunk_app;
 
@@ -36,18 +36,22 @@ const unsigned char *tsdb_chunk_app_bytes(const tsdb_chunk_app *a, size_t *len);
 typedef struct tsdb_chunk_it {
     const unsigned char *p; /* chunk bytes */
     size_t len;
-    size_t bitpos;     /* next bit to read, counted from p + 2 */
-    uint16_t n, i;     /* samples in the chunk, samples read */
+    size_t bitpos; /* next bit to read, counted from p + 2 */
+    uint16_t n, i; /* samples in the chunk, samples read */
     int64_t t, t_delta;
     uint64_t v_bits;
     uint8_t leading, trailing;
-    int err;           /* TSDB_ECORRUPT once the stream proved bad; sticky */
+    int err; /* TSDB_ECORRUPT once the stream proved bad; sticky */
 } tsdb_chunk_it;
 
 /* Starts iterating; TSDB_ECORRUPT if the bytes are too short to hold a header. */
 int tsdb_chunk_it_init(tsdb_chunk_it *it, const void *p, size_t len);
 /* >0 sample in *out / 0 end / TSDB_ECORRUPT. */
 int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out);
+/* Up to cap next samples into out: their number (>0), 0 at the end, or
+ * TSDB_ECORRUPT. Samples decoded before a corrupt one are returned first; the error is sticky,
+ * so the next call returns it. The same samples as repeated tsdb_chunk_it_next, faster. */
+int tsdb_chunk_it_next_batch(tsdb_chunk_it *it, tsdb_sample *out, size_t cap);
 /* First sample with t >= t0 (moving forward only): >0 / 0 / TSDB_ECORRUPT. */
 int tsdb_chunk_it_seek(tsdb_chunk_it *it, int64_t t0, tsdb_sample *out);
 /* Number of samples the header declares (0 if too short). */

@@ -2,7 +2,8 @@
  *
  * Each shape is cut into chunks of TSDB_CHUNK_SAMPLES_MAX samples, as the head does. Encoding
  * counts the whole appender life (init, adds, fini) per chunk; decoding iterates every sample
- * with tsdb_chunk_it_next. Each figure is the best of several runs. Prints a table. */
+ * with tsdb_chunk_it_next ("dec") and with tsdb_chunk_it_next_batch into an array ("batch").
+ * Each figure is the best of several runs. Prints a table. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,9 +105,10 @@ static void bench(const char *name, void (*gen)(tsdb_sample *))
         bytes = sum;
     }
 
-    /* Decode (and check). */
-    int64_t best_dec = INT64_MAX;
-    uint64_t check = 0;
+    /* Decode one sample per call, and in batches (and check both). */
+    int64_t best_dec = INT64_MAX, best_batch = INT64_MAX;
+    uint64_t check = 0, check_batch = 0;
+    static tsdb_sample batch[PER];
     for (int run = 0; run < RUNS; run++) {
         uint64_t acc = 0;
         size_t n = 0;
@@ -131,6 +133,32 @@ static void bench(const char *name, void (*gen)(tsdb_sample *))
             exit(1);
         }
         check = acc;
+
+        acc = 0;
+        n = 0;
+        t0 = tsdb_mono_ns();
+        for (size_t k = 0; k < N_CHUNKS; k++) {
+            tsdb_chunk_it it;
+            int got;
+            if (tsdb_chunk_it_init(&it, c[k].p, c[k].len) < 0)
+                abort();
+            while ((got = tsdb_chunk_it_next_batch(&it, batch, PER)) > 0) {
+                for (int i = 0; i < got; i++) {
+                    uint64_t vb;
+                    memcpy(&vb, &batch[i].v, sizeof(vb));
+                    acc += (uint64_t)batch[i].t ^ vb;
+                }
+                n += (size_t)got;
+            }
+        }
+        dt = tsdb_mono_ns() - t0;
+        if (dt < best_batch)
+            best_batch = dt;
+        if (n != N) {
+            fprintf(stderr, "%s: batch-decoded %zu samples, want %zu\n", name, n, N);
+            exit(1);
+        }
+        check_batch = acc;
     }
     uint64_t want = 0;
     for (size_t i = 0; i < N; i++) {
@@ -138,13 +166,13 @@ static void bench(const char *name, void (*gen)(tsdb_sample *))
         memcpy(&vb, &s[i].v, sizeof(vb));
         want += (uint64_t)s[i].t ^ vb;
     }
-    if (check != want) {
+    if (check != want || check_batch != want) {
         fprintf(stderr, "%s: decoded samples differ from the input\n", name);
         exit(1);
     }
 
-    printf("%-10s %10zu %12.2f %12.2f %14.3f\n", name, N, (double)best_enc / (double)N,
-           (double)best_dec / (double)N, (double)bytes / (double)N);
+    printf("%-10s %10zu %12.2f %12.2f %12.2f %14.3f\n", name, N, (double)best_enc / (double)N,
+           (double)best_dec / (double)N, (double)best_batch / (double)N, (double)bytes / (double)N);
     for (size_t k = 0; k < N_CHUNKS; k++)
         free(c[k].p);
     free(c);
@@ -177,8 +205,8 @@ int main(void)
 {
     warm_up();
     printf("XOR chunks of %d samples, best of %d runs\n", PER, RUNS);
-    printf("%-10s %10s %12s %12s %14s\n", "shape", "samples", "enc ns/smp", "dec ns/smp",
-           "bytes/sample");
+    printf("%-10s %10s %12s %12s %12s %14s\n", "shape", "samples", "enc ns/smp", "dec ns/smp",
+           "batch ns/smp", "bytes/sample");
     bench("counter", gen_counter);
     bench("gauge", gen_gauge);
     bench("constant", gen_constant);

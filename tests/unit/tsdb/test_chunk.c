@@ -261,6 +261,20 @@ static void check_round_trip(const tsdb_sample *s, size_t n, const char *shape)
     assert_int_equal(tsdb_chunk_it_next(&it, &x), 0);
     assert_int_equal(tsdb_chunk_it_next(&it, &x), 0);
 
+    /* The batch call yields the same samples, whatever the batch sizes. */
+    assert_int_equal(tsdb_chunk_it_init(&it, c, len), 0);
+    memset(out, 0, (n ? n : 1) * sizeof(*out));
+    size_t k = 0;
+    int rc;
+    while ((rc = tsdb_chunk_it_next_batch(&it, out + k, 1 + rnd_below(130))) > 0)
+        k += (size_t)rc;
+    assert_int_equal(rc, 0);
+    assert_int_equal(k, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].t, s[i].t);
+        assert_int_equal(bits_of(out[i].v), bits_of(s[i].v));
+    }
+
     /* Every strict prefix that cuts into the samples' bits is corrupt, never a crash. */
     size_t need = len;
     if (n > 0) {
@@ -271,9 +285,9 @@ static void check_round_trip(const tsdb_sample *s, size_t n, const char *shape)
     for (size_t l = 0; l < need; l++) {
         unsigned char *cut = malloc(l ? l : 1);
         memcpy(cut, c, l);
-        int rc = tsdb_chunk_decode_all(cut, l, out, n, &got);
-        if (rc != TSDB_ECORRUPT) {
-            printf("shape %s: prefix %zu of %zu decoded with %d\n", shape, l, len, rc);
+        int rcut = tsdb_chunk_decode_all(cut, l, out, n, &got);
+        if (rcut != TSDB_ECORRUPT) {
+            printf("shape %s: prefix %zu of %zu decoded with %d\n", shape, l, len, rcut);
             fail();
         }
         free(cut);
@@ -684,14 +698,31 @@ static void test_random_corruption(void **state)
         size_t got;
         int rc = tsdb_chunk_decode_all(e, len, out, 65536, &got);
         assert_true(rc == 0 || rc == TSDB_ECORRUPT);
-        tsdb_chunk_it it;
+        tsdb_chunk_it it, it2;
         if (tsdb_chunk_it_init(&it, e, len) == 0) {
             tsdb_sample x;
             size_t k = 0;
             while ((rc = tsdb_chunk_it_next(&it, &x)) > 0)
-                k++;
+                out[k++] = x;
             assert_true(rc == 0 || rc == TSDB_ECORRUPT);
             assert_true(k <= tsdb_chunk_count(e, len));
+            /* The batch call agrees: the same samples, then the same end. */
+            assert_int_equal(tsdb_chunk_it_init(&it2, e, len), 0);
+            tsdb_sample *bo = calloc(k + 1, sizeof(*bo));
+            size_t kb = 0;
+            int rb;
+            while ((rb = tsdb_chunk_it_next_batch(&it2, bo + kb, 1 + rnd_below(20))) > 0) {
+                kb += (size_t)rb;
+                assert_true(kb <= k);
+            }
+            assert_int_equal(rb, rc);
+            assert_int_equal(kb, k);
+            for (size_t i = 0; i < k; i++) {
+                assert_int_equal(bo[i].t, out[i].t);
+                assert_int_equal(bits_of(bo[i].v), bits_of(out[i].v));
+            }
+            assert_int_equal(tsdb_chunk_it_next_batch(&it2, bo, 1), rc);
+            free(bo);
         }
         free(e);
         free(c);
