@@ -227,6 +227,9 @@ typedef struct target {
     tsdb_label *disc; /* discovered labels (before relabeling), sorted */
     size_t n_disc;
     char *url;
+    char *tls_url;    /* with tls_config.server_name: the URL naming that host (SNI, checks) */
+    char *connect_to; /* ... and "name:port:host:port" so libcurl still connects to address */
+    char *host_hdr;   /* ... and "Host: address", the header Go would send */
     int64_t interval_ms, timeout_ms;
     pool *pool;
     /* scheduling and the request in flight (scrape thread only) */
@@ -237,6 +240,7 @@ typedef struct target {
     size_t body_limit;
     int body_over;
     struct curl_slist *hdrs;
+    struct curl_slist *connect_list;
     char curl_err[CURL_ERROR_SIZE];
     int64_t start_ms, start_mono;
     sset prev;      /* series written by the last scrape */
@@ -519,6 +523,25 @@ static target *target_build(ingest_scraper *s, pool *p, const ingest_tgroup *g, 
             url_append_param(&u, &first, pn, lb.v[i].value);
     }
     t->url = tsdb_arena_strndup(&t->arena, (const char *)u.p, u.len);
+    if (cfg->tls_server_name.len && has_prefix(scheme, "https")) {
+        /* Go sets tls.Config.ServerName; libcurl gets the same effect by naming server_name in
+         * the URL and connecting to the real address through CURLOPT_CONNECT_TO. */
+        const char *colon = NULL;
+        for (size_t i = address.len; i > 0; i--)
+            if (address.p[i - 1] == ':') {
+                colon = address.p + i - 1;
+                break;
+            }
+        if (colon) {
+            size_t hl = (size_t)(colon - address.p);
+            const char *rest = t->url + scheme.len + 3 + address.len;
+            t->tls_url = tsdb_arena_sprintf(&t->arena, "%.*s://%s%s%s", (int)scheme.len, scheme.p,
+                                            cfg->tls_server_name.p, colon, rest);
+            t->connect_to = tsdb_arena_sprintf(&t->arena, "%s%s:%.*s%s", cfg->tls_server_name.p,
+                                               colon, (int)hl, address.p, colon);
+            t->host_hdr = tsdb_arena_sprintf(&t->arena, "Host: %.*s", (int)address.len, address.p);
+        }
+    }
     tsdb_buf_fini(&u);
     /* Final labels: without the reserved "__" names. */
     size_t n = 0;
@@ -582,6 +605,7 @@ static void target_free(ingest_scraper *s, target *t)
         curl_easy_cleanup(t->easy);
     }
     curl_slist_free_all(t->hdrs);
+    curl_slist_free_all(t->connect_list);
     tsdb_buf_fini(&t->body);
     sset_fini(&t->prev);
     tsdb_arena_fini(&t->arena);
@@ -923,7 +947,13 @@ static void start_scrape(ingest_scraper *s, target *t, int64_t now)
             free(cred);
         }
     }
-    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_URL, t->tls_url ? t->tls_url : t->url);
+    if (t->connect_to) {
+        curl_slist_free_all(t->connect_list);
+        t->connect_list = curl_slist_append(NULL, t->connect_to);
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, t->connect_list);
+        t->hdrs = curl_slist_append(t->hdrs, t->host_hdr);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
     curl_easy_setopt(e, CURLOPT_USERAGENT, SCRAPE_USER_AGENT);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
@@ -1096,8 +1126,9 @@ static int pool_sd_refresh(pool *p, int64_t now)
         for (size_t k = 0; k < gl[i].gl_pathc; k++) {
             struct stat st;
             if (stat(gl[i].gl_pathv[k], &st) == 0)
-                tsdb_buf_printf(&sig, "%s %lld %lld;", gl[i].gl_pathv[k], (long long)st.st_mtime,
-                                (long long)st.st_size);
+                tsdb_buf_printf(&sig, "%s %lld.%09ld %lld %llu;", gl[i].gl_pathv[k],
+                                (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+                                (long long)st.st_size, (unsigned long long)st.st_ino);
         }
     }
     tsdb_buf_putc(&sig, 0);

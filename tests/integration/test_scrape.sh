@@ -37,9 +37,9 @@ free_port() {
 }
 
 # A tiny exposition server: serves the file $2 on port $1; SLEEP=s delays answers, AUTH=user:pass
-# demands basic auth, CTYPE sets the Content-Type.
+# demands basic auth, CTYPE sets the Content-Type, CERT/KEY serve HTTPS.
 cat >"$TMP/target.py" <<'EOF'
-import base64, http.server, os, sys, time
+import base64, http.server, os, ssl, sys, time
 port, path = int(sys.argv[1]), sys.argv[2]
 sleep = float(os.environ.get("SLEEP", "0"))
 auth = os.environ.get("AUTH", "")
@@ -64,7 +64,12 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 http.server.ThreadingHTTPServer.daemon_threads = True
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+if os.environ.get("CERT"):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
 EOF
 
 start_target() { # port, file, env...
@@ -83,7 +88,7 @@ wait_port() { # port
 }
 
 P_NODE=$(free_port) P_VAN=$(free_port) P_SLOW=$(free_port) P_GARB=$(free_port)
-P_AUTH=$(free_port) P_API=$(free_port) P_OM=$(free_port)
+P_AUTH=$(free_port) P_API=$(free_port) P_OM=$(free_port) P_TLS=$(free_port)
 
 "$NODE_EXPORTER" --web.listen-address=127.0.0.1:$P_NODE >"$TMP/node.log" 2>&1 &
 pids+=($!)
@@ -99,6 +104,14 @@ start_target $P_AUTH "$TMP/auth.prom" AUTH=scraper:s3cret
 OM_TS=$(($(date +%s) - 30)).5
 printf '# TYPE om_requests counter\n# HELP om_requests Requests.\nom_requests_total 5 %s\nom_requests_created 12\n# TYPE om_temp_celsius gauge\n# UNIT om_temp_celsius celsius\nom_temp_celsius 21.5\n# EOF\n' "$OM_TS" >"$TMP/om.prom"
 start_target $P_OM "$TMP/om.prom" CTYPE="application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=cairn-test.local" \
+  -addext "subjectAltName=DNS:cairn-test.local" -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
+  >/dev/null 2>&1
+printf 'tls_metric 3\n' >"$TMP/tls.prom"
+start_target $P_TLS "$TMP/tls.prom" CERT="$TMP/cert.pem" KEY="$TMP/key.pem"
+mkdir -p "$TMP/sd"
+printf '[{"targets": ["127.0.0.1:%s"], "labels": {"sd": "one"}}]\n' $P_TLS >"$TMP/sd/a.json"
 
 printf 's3cret\n' >"$TMP/pass"
 write_config() { # with or without the vanish job
@@ -127,6 +140,22 @@ scrape_configs:
   - job_name: om
     honor_timestamps: true
     static_configs: [{targets: ['127.0.0.1:$P_OM']}]
+  - job_name: tls
+    scheme: https
+    tls_config: {ca_file: $TMP/cert.pem, server_name: cairn-test.local}
+    static_configs: [{targets: ['127.0.0.1:$P_TLS']}]
+  - job_name: tls_noname
+    scheme: https
+    tls_config: {ca_file: $TMP/cert.pem}
+    static_configs: [{targets: ['127.0.0.1:$P_TLS']}]
+  - job_name: tls_insecure
+    scheme: https
+    tls_config: {insecure_skip_verify: true}
+    static_configs: [{targets: ['127.0.0.1:$P_TLS']}]
+  - job_name: sd
+    scheme: https
+    tls_config: {insecure_skip_verify: true}
+    file_sd_configs: [{files: ['$TMP/sd/*.json'], refresh_interval: 1m}]
 EOF
   if [ "$1" = with-vanish ]; then
     cat >>"$TMP/cairn.yml" <<EOF
@@ -231,6 +260,24 @@ check "openmetrics: unit in metadata" bash -c "
 curl -s '$API/api/v1/metadata?metric=om_temp_celsius' | python3 -c \"import json,sys
 d=json.load(sys.stdin)['data']
 sys.exit(0 if d['om_temp_celsius'][0]=={'type':'gauge','help':'','unit':'celsius'} else 1)\""
+
+# TLS: CA file + server_name verifies; without server_name the IP does not match the
+# certificate; insecure_skip_verify skips the check.
+check "tls: ca_file + server_name -> up == 1" eventually 5 q 'tls_metric{job="tls"}' 'len(r)==1 and r[0]["value"][1]=="3"'
+check "tls: without server_name -> up == 0 (certificate mismatch)" \
+  q 'up{job="tls_noname"}' 'len(r)==1 and r[0]["value"][1]=="0"'
+check "tls: insecure_skip_verify -> up == 1" q 'up{job="tls_insecure"}' 'len(r)==1 and r[0]["value"][1]=="1"'
+
+# file_sd: targets and labels from a JSON file, re-read when it changes.
+check "file_sd: target found with its labels" eventually 5 q 'up{job="sd"}' 'len(r)==1 and r[0]["metric"]["sd"]=="one" and r[0]["value"][1]=="1"'
+check "file_sd: __meta_filepath among discovered labels" bash -c "
+curl -s '$API/api/v1/targets' | python3 -c \"import json,sys
+d=[t for t in json.load(sys.stdin)['data']['activeTargets'] if t['scrapePool']=='sd'][0]
+sys.exit(0 if d['discoveredLabels']['__meta_filepath']=='$TMP/sd/a.json' else 1)\""
+printf '[{"targets": ["127.0.0.1:%s"], "labels": {"sd": "two"}}]\n' $P_TLS >"$TMP/sd/a.json.tmp"
+mv "$TMP/sd/a.json.tmp" "$TMP/sd/a.json"
+check "file_sd: changed file re-read (sd=two scraped)" eventually 8 q 'up{job="sd",sd="two"}' 'len(r)==1 and r[0]["value"][1]=="1"'
+check "file_sd: old target's series go stale" eventually 8 q 'up{job="sd",sd="one"}' 'len(r)==0'
 
 # A series that leaves a page is marked stale; the other stays.
 check "vanish: both series present" q 'vanish_metric' 'len(r)==2'
