@@ -795,8 +795,10 @@ static int run_file(runner *r, const char *path)
                 break;
             }
             i++;
-            if (run_load(r, ls, n, &i, iv) < 0)
-                fprintf(stderr, "%s:%d: load failed\n", path, ls[i - 1].no);
+            if (run_load(r, ls, n, &i, iv) < 0) {
+                fprintf(stdout, "FAIL %s:%d: load failed\n", path, ls[i - 1].no);
+                r->failed++;
+            }
         } else if (!strcmp(s, "clear")) {
             db_close(r);
             rc = db_open(r);
