@@ -13,14 +13,16 @@
  *                response body is gzip-compressed when the client accepts gzip and it is large
  *   completed    arena and body freed
  *
- * Basic auth (users with crypt(3) hashes, bcrypt "$2y$" through libxcrypt, loaded with dlopen
- * so the binary does not need -lcrypt) and TLS (microhttpd's GnuTLS) are optional.
+ * Basic auth (users with crypt(3) hashes, bcrypt "$2y$" through libxcrypt's crypt_r, loaded
+ * with dlopen so the binary does not need -lcrypt; successful checks are cached) and TLS
+ * (microhttpd's GnuTLS) are optional.
  */
 #include "api/http.h"
 
 #include <dlfcn.h>
 #include <microhttpd.h>
 #include <zlib.h>
+#include <crypt.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -36,9 +38,11 @@ struct api_server {
     struct MHD_Daemon *d;
     api_ctx ctx;
     uint16_t port;
-    char *(*crypt_fn)(const char *, const char *); /* NULL when no basic auth */
+    char *(*crypt_fn)(const char *, const char *, struct crypt_data *); /* crypt_r */
     void *crypt_lib;
-    pthread_mutex_t crypt_mu; /* crypt() uses static storage */
+    pthread_mutex_t crypt_mu; /* guards auth_cache */
+    uint64_t auth_cache[16];  /* keyed hashes of recently verified user/password/hash */
+    unsigned auth_cache_next;
 };
 
 typedef struct conn_state {
@@ -181,6 +185,22 @@ static enum MHD_Result send_simple(struct MHD_Connection *con, int status, const
     return r;
 }
 
+/* bcrypt costs tens of milliseconds by design, so successful checks are remembered by a keyed
+ * hash of user, password and stored hash (as Prometheus' exporter-toolkit does). */
+static uint64_t auth_key(const char *user, const char *pass, const char *hash)
+{
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    tsdb_buf_puts(&b, user);
+    tsdb_buf_putc(&b, 0);
+    tsdb_buf_puts(&b, pass);
+    tsdb_buf_putc(&b, 0);
+    tsdb_buf_puts(&b, hash);
+    uint64_t k = tsdb_hash(b.p, b.len);
+    tsdb_buf_fini(&b);
+    return k;
+}
+
 static int check_auth(api_server *s, struct MHD_Connection *con)
 {
     if (s->ctx.opts.n_auth_users == 0)
@@ -189,14 +209,27 @@ static int check_auth(api_server *s, struct MHD_Connection *con)
     char *user = MHD_basic_auth_get_username_password(con, &pass);
     int ok = 0;
     if (user && pass && s->crypt_fn) {
-        for (size_t i = 0; i < s->ctx.opts.n_auth_users; i++) {
+        for (size_t i = 0; i < s->ctx.opts.n_auth_users && !ok; i++) {
             if (strcmp(s->ctx.opts.auth_users[2 * i], user) != 0)
                 continue;
             const char *hash = s->ctx.opts.auth_users[2 * i + 1];
+            uint64_t key = auth_key(user, pass, hash);
             pthread_mutex_lock(&s->crypt_mu);
-            const char *got = s->crypt_fn(pass, hash);
-            ok = got && strlen(got) == strlen(hash) && strcmp(got, hash) == 0;
+            for (int k = 0; k < 16; k++)
+                if (s->auth_cache[k] == key)
+                    ok = 1;
             pthread_mutex_unlock(&s->crypt_mu);
+            if (ok)
+                break;
+            struct crypt_data *cd = xcalloc(1, sizeof *cd);
+            const char *got = s->crypt_fn(pass, hash, cd);
+            ok = got && got[0] != '*' && strlen(got) == strlen(hash) && strcmp(got, hash) == 0;
+            free(cd);
+            if (ok) {
+                pthread_mutex_lock(&s->crypt_mu);
+                s->auth_cache[s->auth_cache_next++ % 16] = key;
+                pthread_mutex_unlock(&s->crypt_mu);
+            }
         }
     }
     if (user)
@@ -350,7 +383,7 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
     if (op->n_auth_users > 0) {
         s->crypt_lib = dlopen("libcrypt.so.1", RTLD_NOW);
         if (s->crypt_lib)
-            *(void **)&s->crypt_fn = dlsym(s->crypt_lib, "crypt");
+            *(void **)&s->crypt_fn = dlsym(s->crypt_lib, "crypt_r");
         if (!s->crypt_fn) {
             rc = tsdb_errf(err, TSDB_EINVAL, -1,
                            "basic auth needs crypt(3) from libcrypt.so.1, which is unavailable");
