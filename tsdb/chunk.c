@@ -21,12 +21,12 @@
  *
  * Timestamps from the third sample on: delta = t[i] - t[i-1], dod = delta - previous delta.
  *
- *   dod range (inclusive)        written as                       bits   example
- *   0                            '0'                              1      dod 0    -> 0
- *   -8191 .. 8192                '10'   + 14 bits of dod          16     dod 10   -> 10
- * 00000000001010 -65535 .. 65536              '110'  + 17 bits of dod          20     dod -1   ->
- * 110 1...1 (17 ones) -524287 .. 524288            '1110' + 20 bits of dod          24     dod 2^19
- * -> 1110 1 0...0 anything else                '1111' + 64 bits of dod          68
+ *   dod range (inclusive)   written as              bits   example
+ *   0                       '0'                     1      0    -> 0
+ *   -8191 .. 8192           '10'   + 14 bits        16     10   -> 10 00000000001010
+ *   -65535 .. 65536         '110'  + 17 bits        20     -1   -> 110 11111111111111111
+ *   -524287 .. 524288       '1110' + 20 bits        24     2^19 -> 1110 10000000000000000000
+ *   anything else           '1111' + 64 bits        68
  *
  * The ranges are lopsided on purpose (Prometheus' bitRange): an n-bit field holds
  * -(2^(n-1) - 1) .. 2^(n-1), and the reader takes a field above 2^(n-1) as negative
@@ -52,11 +52,23 @@
  * leaves one more, still empty, byte at the end; the next bit written goes there. So when an
  * append ends on a byte boundary with such a write (the first sample's 64 value bits, or XOR
  * significant bits that are a multiple of 8), the chunk ends with one extra zero byte, and we
- * reproduce it. Examples (hand-worked, pinned by tests/unit/tsdb/test_chunk.c):
+ * reproduce it.
  *
- *   (1000, 1.0)                      00 01 D0 0F 3F F0 00 00 00 00 00 00 00     (13 bytes)
- *   + (2000, 2.0) (3000, 3.0)        00 04 D0 0F 3F F0 00 00 00 00 00 00 E8 07 C2 5F FF
- *   + (4010, 3.0)                    6C 07 00 14                                (21 bytes)
+ * Worked examples (pinned by tests/unit/tsdb/test_chunk.c):
+ *
+ *   (1000, 1.0) alone -> 00 01 D0 0F 3F F0 00 00 00 00 00 00 00 (13 bytes, the last one empty)
+ *
+ *   (1000, 1.0) (2000, 2.0) (3000, 3.0) (4010, 3.0)
+ *   -> 00 04 D0 0F 3F F0 00 00 00 00 00 00 E8 07 C2 5F FF 6C 07 00 14 (21 bytes)
+ *      00 04                    count 4
+ *      D0 0F                    varint 1000 (zig-zag 2000)
+ *      3F F0 00 00 00 00 00 00  1.0; the empty byte after it takes the next write
+ *      E8 07                    uvarint delta 1000
+ *      C2 5F FF                 2.0: x = 0x7ff0000000000000, '11' 00001 001011 11111111111
+ *      6C 07 00 14              3000: dod 0 '0'; 3.0: x = 0x0008000000000000, lead 12,
+ *                               trail 51 < 52 so a new window: '11' 01100 000001 1;
+ *                               4010: dod 10 '10' 00000000001010; 3.0 again: '0';
+ *                               0110110000000111 0000000000010100 (32 bits, no padding)
  *
  * Reading. The iterator is bounds-checked against the given length: bits past the end read as
  * zero, and a sample that ends past the last byte makes the stream TSDB_ECORRUPT (sticky), as do a
