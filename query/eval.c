@@ -233,7 +233,7 @@ static int eval_vector_sel(qe_ctx *c, const query_expr *e, const qe_steps *st, q
         o->labels = rs[s].labels;
         o->v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
         o->ok = tsdb_arena_calloc(c->a, st->n, 1);
-        o->ts = tsdb_arena_alloc(c->a, st->n * sizeof(int64_t));
+        o->ts = c->ts_node == e ? tsdb_arena_alloc(c->a, st->n * sizeof(int64_t)) : NULL;
         const tsdb_sample *p = rs[s].pts;
         size_t np = rs[s].n, j = 0, any = 0;
         for (size_t i = 0; i < st->n; i++) {
@@ -248,7 +248,8 @@ static int eval_vector_sel(qe_ctx *c, const query_expr *e, const qe_steps *st, q
                 continue;
             o->ok[i] = 1;
             o->v[i] = last->v;
-            o->ts[i] = last->t;
+            if (o->ts)
+                o->ts[i] = last->t;
             any++;
         }
         if (any) {
@@ -510,6 +511,8 @@ int qe_call(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
     const query_call *call = &e->u.call;
     size_t na = call->n_args;
     qe_value *args = tsdb_arena_calloc(c->a, na ? na : 1, sizeof *args);
+    if (call->fn->id == QUERY_FN_TIMESTAMP && na == 1)
+        c->ts_node = qe_unparen(call->args[0]); /* only a direct selector keeps sample times */
     for (size_t i = 0; i < na; i++) {
         const query_expr *a = qe_unparen(call->args[i]);
         int rc;

@@ -55,10 +55,11 @@ typedef struct qe_ctx {
     uint64_t samples_loaded;
     int64_t deadline_ns; /* 0 = none */
     const volatile int *cancel;
-    unsigned tick;      /* counts qe_check calls */
-    int64_t mint, maxt; /* planned storage window */
-    int planned_any;    /* 1 if some selector contributed to mint/maxt */
-    tsdb_buf hbuf;      /* scratch for label signatures */
+    unsigned tick;             /* counts qe_check calls */
+    int64_t mint, maxt;        /* planned storage window */
+    int planned_any;           /* 1 if some selector contributed to mint/maxt */
+    tsdb_buf hbuf;             /* scratch for label signatures */
+    const query_expr *ts_node; /* the selector whose sample timestamps timestamp() reads */
 } qe_ctx;
 
 /* ---- Values ---------------------------------------------------------------------------------- */
@@ -67,7 +68,7 @@ typedef struct qe_vseries {
     tsdb_labels labels;
     double *v;   /* [n steps] */
     uint8_t *ok; /* [n steps] 1 = present */
-    int64_t *ts; /* [n steps] sample timestamps (vector selector output only), else NULL */
+    int64_t *ts; /* [n steps] sample timestamps (argument of timestamp() only), else NULL */
 } qe_vseries;
 
 typedef struct qe_rseries {
