@@ -402,9 +402,11 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
     unsigned threads = op->threads;
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (unsigned)n : 2;
-        if (threads < 4)
-            threads = 4; /* a slow query must not block /-/healthy */
+        threads = n > 0 ? 2 * (unsigned)n : 4;
+        /* A handler blocks its pool thread and every connection bound to it; enough threads
+         * keep a slow query from stalling /-/healthy and the other clients. */
+        if (threads < 16)
+            threads = 16;
     }
     unsigned conns = op->max_connections ? op->max_connections : 512;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
