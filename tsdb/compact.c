@@ -140,30 +140,50 @@ static int write_checkpoint(tsdb *db, uint32_t upto, int64_t from, tsdb_err *err
         rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
         tsdb_arena_reset(&a);
     }
-    /* SAMPLES of what stays in the head. */
-    size_t cap = 8192, k = 0;
+    /* SAMPLES of what stays in the head, per series in time order (out-of-order chunks may
+     * overlap the others; the in-order sample wins a tie, as in queries). */
+    size_t cap = 8192, k = 0, dcap = 4096;
     tsdb__rec_sample *smp = xmalloc(cap * sizeof(*smp));
-    tsdb_sample *dec = xmalloc(65536 * sizeof(*dec));
+    tsdb_sample *dec = xmalloc(dcap * sizeof(*dec));
     for (size_t i = 0; rc == TSDB_OK && i < n; i++) {
         tsdb__chunk_ref *r;
         size_t nc = tsdb__head_copy_series(db->head, v[i], from, INT64_MAX, &a, &r);
-        for (size_t j = 0; rc == TSDB_OK && j < nc; j++) {
-            size_t got;
-            if (tsdb_chunk_decode_all(r[j].p, r[j].len, dec, 65536, &got) != TSDB_OK)
-                continue;
-            for (size_t x = 0; x < got; x++) {
-                if (dec[x].t < from)
-                    continue;
-                if (k == cap) {
-                    rec.len = 0;
-                    tsdb__rec_samples_encode(&rec, smp, k);
-                    rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
-                    k = 0;
-                    if (rc)
-                        break;
-                }
-                smp[k++] = (tsdb__rec_sample){v[i]->id, dec[x].t, dec[x].v};
+        size_t nd = 0, sorted = 1;
+        for (size_t j = 0; j < nc; j++) {
+            size_t need = nd + tsdb_chunk_count(r[j].p, r[j].len);
+            if (need > dcap) {
+                dcap = need * 2;
+                dec = xrealloc(dec, dcap * sizeof(*dec));
             }
+            size_t got = 0;
+            if (tsdb_chunk_decode_all(r[j].p, r[j].len, dec + nd, dcap - nd, &got) != TSDB_OK)
+                continue;
+            if (nd > 0 && got > 0 && dec[nd].t <= dec[nd - 1].t)
+                sorted = 0;
+            nd += got;
+        }
+        if (!sorted) {
+            /* Stable insertion sort: out-of-order chunks are few and short. */
+            for (size_t x = 1; x < nd; x++) {
+                tsdb_sample y = dec[x];
+                size_t z = x;
+                while (z > 0 && dec[z - 1].t > y.t) {
+                    dec[z] = dec[z - 1];
+                    z--;
+                }
+                dec[z] = y;
+            }
+        }
+        for (size_t x = 0; rc == TSDB_OK && x < nd; x++) {
+            if (dec[x].t < from || (x > 0 && dec[x].t == dec[x - 1].t))
+                continue;
+            if (k == cap) {
+                rec.len = 0;
+                tsdb__rec_samples_encode(&rec, smp, k);
+                rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
+                k = 0;
+            }
+            smp[k++] = (tsdb__rec_sample){v[i]->id, dec[x].t, dec[x].v};
         }
         tsdb_arena_reset(&a);
     }

@@ -270,8 +270,14 @@ static int replay_rec(void *ctx, const unsigned char *p, size_t len)
                     continue;
                 }
             }
-            if (tsdb__head_check(db->head, s, x->t, x->v, floor) == 1) {
+            int rc = tsdb__head_check(db->head, s, x->t, x->v, floor);
+            if (rc == 1) {
                 tsdb__head_apply(db->head, s, x->t, x->v);
+                r->n_samples++;
+            } else if (rc == TSDB_EOOO && db->o.ooo_window_ms > 0 &&
+                       tsdb__head_check_ooo(db->head, s, x->t, x->v, floor) == 2) {
+                /* The window was checked when the sample was accepted. */
+                tsdb__head_apply_ooo(db->head, s, x->t, x->v);
                 r->n_samples++;
             }
         }
@@ -475,6 +481,7 @@ void tsdb_close(tsdb *db)
     free(db->sc.news);
     free(db->sc.acc);
     free(db->sc.acc_s);
+    free(db->sc.acc_ooo);
     tsdb_buf_fini(&db->sc.rec);
     pthread_mutex_destroy(&db->append_lock);
     pthread_mutex_destroy(&db->maint_lock);
@@ -594,8 +601,13 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     tsdb__head_stats hs;
     tsdb__head_stats_get(db->head, &hs);
     int64_t min_valid = atomic_load(&db->min_valid);
+    int64_t floor = min_valid, ooo_min = INT64_MAX;
     if (hs.maxt != INT64_MIN && hs.maxt - db->o.block_ms / 2 > min_valid)
         min_valid = hs.maxt - db->o.block_ms / 2;
+    if (db->o.ooo_window_ms > 0)
+        ooo_min = hs.maxt != INT64_MIN && hs.maxt - db->o.ooo_window_ms > floor
+                      ? hs.maxt - db->o.ooo_window_ms
+                      : floor;
     size_t total = 0;
     for (size_t i = 0; i < ns; i++)
         if (ser[i])
@@ -604,6 +616,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         size_t c = total + total / 2;
         sc->acc = xrealloc(sc->acc, c * sizeof(*sc->acc));
         sc->acc_s = xrealloc(sc->acc_s, c * sizeof(*sc->acc_s));
+        sc->acc_ooo = xrealloc(sc->acc_ooo, c);
         sc->cap_samples = c;
     }
     tsdb__rec_sample *acc = sc->acc;
@@ -622,8 +635,14 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
             int64_t t = bs->samples[j].t;
             double v = bs->samples[j].v;
             int r = tsdb__head_check(db->head, s, t, v, min_valid);
-            if (r == 1) {
+            if ((r == TSDB_EOOO || r == TSDB_ETOO_OLD) && ooo_min != INT64_MAX) {
+                int r2 = tsdb__head_check_ooo(db->head, s, t, v, ooo_min);
+                if (r2 != TSDB_EOOO || r == TSDB_EOOO)
+                    r = r2;
+            }
+            if (r == 1 || r == 2) {
                 acc[n_acc] = (tsdb__rec_sample){s->id, t, v};
+                sc->acc_ooo[n_acc] = r == 2;
                 acc_s[n_acc++] = s;
                 st->accepted++;
             } else if (r == 0) {
@@ -682,7 +701,10 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         }
         /* 5. Apply. */
         for (size_t k = 0; k < n_acc; k++)
-            tsdb__head_apply(db->head, acc_s[k], acc[k].t, acc[k].v);
+            if (sc->acc_ooo[k])
+                tsdb__head_apply_ooo(db->head, acc_s[k], acc[k].t, acc[k].v);
+            else
+                tsdb__head_apply(db->head, acc_s[k], acc[k].t, acc[k].v);
     }
     atomic_fetch_add(&db->appended_total, st->accepted);
     atomic_fetch_add(&db->rejected_ooo, st->out_of_order);

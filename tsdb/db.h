@@ -33,6 +33,7 @@ typedef struct tsdb__app_scratch {
     tsdb__rec_series *news;
     tsdb__rec_sample *acc;
     tsdb__hseries **acc_s;
+    uint8_t *acc_ooo; /* 1: the accepted sample goes to the out-of-order buffer */
     tsdb_buf rec;
 } tsdb__app_scratch;
 

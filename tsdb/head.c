@@ -6,6 +6,11 @@
  * reads labels from the index; the head only needs them to resolve hash collisions and to write
  * SERIES records into checkpoints.
  *
+ * Out of order. With an out-of-order window, samples older than a series' last one go to a
+ * small sorted array beside the chunks; readers get them encoded as extra chunks (split at
+ * block boundaries), which may overlap the in-order ones. Readers and the block writer merge
+ * overlapping chunks, keeping the in-order sample when both hold a timestamp.
+ *
  * Chunks. Samples go to the open chunk, which is closed (copied to an exact-size heap buffer)
  * after TSDB_CHUNK_SAMPLES_MAX samples or when a sample reaches the next block boundary (a
  * multiple of block_ms). So no chunk ever spans two blocks, and cutting the head into a block
@@ -230,6 +235,7 @@ static void series_free(tsdb__hseries *s)
         free(s->chunks[i].p);
     free(s->chunks);
     tsdb_chunk_app_fini(&s->app);
+    free(s->ooo);
     free(s->lbl);
     free(s);
 }
@@ -338,6 +344,60 @@ int tsdb__head_check(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64
     return 1;
 }
 
+/* Index of the first out-of-order sample with t >= t0. */
+static uint32_t ooo_lower_bound(const tsdb__hseries *s, int64_t t0)
+{
+    uint32_t lo = 0, hi = s->n_ooo;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->ooo[mid].t < t0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int tsdb__head_check_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64_t ooo_min)
+{
+    (void)h;
+    if (t < ooo_min)
+        return TSDB_EOOO;
+    uint32_t i = ooo_lower_bound(s, t);
+    if (i < s->n_ooo && s->ooo[i].t == t) {
+        uint64_t a, b;
+        memcpy(&a, &v, 8);
+        memcpy(&b, &s->ooo[i].v, 8);
+        return a == b ? 0 : TSDB_EDUP;
+    }
+    return s->n_ooo >= TSDB__HEAD_OOO_MAX ? TSDB_EOOO : 2;
+}
+
+void tsdb__head_apply_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
+{
+    pthread_mutex_t *mu = &h->stripes[s->id & (TSDB__HEAD_STRIPES - 1)];
+    pthread_mutex_lock(mu);
+    uint32_t i = ooo_lower_bound(s, t);
+    int added = 0;
+    if (!(i < s->n_ooo && s->ooo[i].t == t)) {
+        if (s->n_ooo == s->cap_ooo) {
+            s->cap_ooo = s->cap_ooo ? s->cap_ooo * 2 : 8;
+            s->ooo = xrealloc(s->ooo, s->cap_ooo * sizeof(*s->ooo));
+        }
+        memmove(&s->ooo[i + 1], &s->ooo[i], (s->n_ooo - i) * sizeof(*s->ooo));
+        s->ooo[i] = (tsdb_sample){t, v};
+        s->n_ooo++;
+        added = 1;
+    }
+    pthread_mutex_unlock(mu);
+    if (!added)
+        return;
+    atomic_fetch_add_explicit(&h->n_samples, 1, memory_order_relaxed);
+    int64_t cur = atomic_load_explicit(&h->mint, memory_order_relaxed);
+    while (t < cur && !atomic_compare_exchange_weak(&h->mint, &cur, t))
+        ;
+}
+
 static int64_t floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
@@ -396,17 +456,23 @@ void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
  */
 
 /* Copies the overlapping chunks (stripe lock held). */
-static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, tsdb_arena *a,
-                          tsdb__chunk_ref **out)
+static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t block_ms,
+                          tsdb_arena *a, tsdb__chunk_ref **out)
 {
     size_t n = 0;
     for (uint32_t i = 0; i < s->n_chunks; i++)
         if (s->chunks[i].maxt >= mint && s->chunks[i].mint <= maxt)
             n++;
     int app = s->app.n > 0 && s->app_maxt >= mint && s->app_mint <= maxt;
-    if (n + (size_t)app == 0)
+    uint32_t o_lo = s->n_ooo ? ooo_lower_bound(s, mint) : 0, o_hi = o_lo;
+    while (o_hi < s->n_ooo && s->ooo[o_hi].t <= maxt)
+        o_hi++;
+    /* Out-of-order samples become chunks of at most TSDB_CHUNK_SAMPLES_MAX, split at block
+     * boundaries: at most one chunk per sample. */
+    size_t n_ooo_max = o_hi - o_lo;
+    if (n + (size_t)app + n_ooo_max == 0)
         return 0;
-    tsdb__chunk_ref *r = tsdb_arena_alloc(a, (n + (size_t)app) * sizeof(*r));
+    tsdb__chunk_ref *r = tsdb_arena_alloc(a, (n + (size_t)app + n_ooo_max) * sizeof(*r));
     size_t k = 0;
     for (uint32_t i = 0; i < s->n_chunks; i++) {
         const tsdb__hchunk *c = &s->chunks[i];
@@ -423,6 +489,23 @@ static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, tsdb_are
         memcpy(p, b, len);
         r[k++] = (tsdb__chunk_ref){s->app_mint, s->app_maxt, p, len};
     }
+    for (uint32_t i = o_lo; i < o_hi;) {
+        int64_t end = (floor_div(s->ooo[i].t, block_ms) + 1) * block_ms;
+        tsdb_chunk_app ca;
+        tsdb_chunk_app_init(&ca);
+        uint32_t j = i;
+        while (j < o_hi && j - i < TSDB_CHUNK_SAMPLES_MAX && s->ooo[j].t < end) {
+            tsdb_chunk_app_add(&ca, s->ooo[j].t, s->ooo[j].v);
+            j++;
+        }
+        size_t len;
+        const unsigned char *b = tsdb_chunk_app_bytes(&ca, &len);
+        unsigned char *p = tsdb_arena_alloc(a, len);
+        memcpy(p, b, len);
+        tsdb_chunk_app_fini(&ca);
+        r[k++] = (tsdb__chunk_ref){s->ooo[i].t, s->ooo[j - 1].t, p, len};
+        i = j;
+    }
     *out = r;
     return k;
 }
@@ -436,7 +519,7 @@ size_t tsdb__head_copy(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt, t
     tsdb__hseries *s = hm_next(h->by_id, id, &pos);
     if (s) {
         pthread_mutex_lock(stripe(h, id));
-        n = copy_locked(s, mint, maxt, a, out);
+        n = copy_locked(s, mint, maxt, h->block_ms, a, out);
         pthread_mutex_unlock(stripe(h, id));
     }
     pthread_rwlock_unlock(&h->map_lock);
@@ -447,7 +530,7 @@ size_t tsdb__head_copy_series(tsdb__head *h, tsdb__hseries *s, int64_t mint, int
                               tsdb_arena *a, tsdb__chunk_ref **out)
 {
     pthread_mutex_lock(stripe(h, s->id));
-    size_t n = copy_locked(s, mint, maxt, a, out);
+    size_t n = copy_locked(s, mint, maxt, h->block_ms, a, out);
     pthread_mutex_unlock(stripe(h, s->id));
     return n;
 }
@@ -501,6 +584,14 @@ void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t)
             s->n_chunks -= k;
             dropped += k;
         }
+        if (s->n_ooo > 0) {
+            uint32_t d = ooo_lower_bound(s, t);
+            if (d > 0) {
+                memmove(s->ooo, s->ooo + d, (s->n_ooo - d) * sizeof(*s->ooo));
+                s->n_ooo -= d;
+                dropped_samples += d;
+            }
+        }
         if (s->n_chunks == 0 && s->app.n > 0 && s->app_maxt < t) {
             dropped_samples += s->app.n;
             tsdb_chunk_app_fini(&s->app);
@@ -522,11 +613,13 @@ size_t tsdb__head_gc(tsdb__head *h, int64_t t)
     for (size_t i = 0; i < n; i++) {
         tsdb__hseries *s = v[i];
         pthread_mutex_lock(stripe(h, s->id));
-        int empty = s->n_chunks == 0 && s->app.n == 0;
+        int empty = s->n_chunks == 0 && s->app.n == 0 && s->n_ooo == 0;
         if (s->n_chunks > 0 && s->chunks[0].mint < mint)
             mint = s->chunks[0].mint;
         else if (s->n_chunks == 0 && s->app.n > 0 && s->app_mint < mint)
             mint = s->app_mint;
+        if (s->n_ooo > 0 && s->ooo[0].t < mint)
+            mint = s->ooo[0].t;
         pthread_mutex_unlock(stripe(h, s->id));
         if (!empty || (s->last_t != INT64_MIN && s->last_t >= t))
             continue;

@@ -42,7 +42,12 @@ typedef struct tsdb__hseries {
     uint32_t n_chunks, cap_chunks;
     tsdb_chunk_app app; /* open chunk; app.n == 0 when there is none */
     int64_t app_mint, app_maxt;
+    tsdb_sample *ooo; /* out-of-order samples, sorted by t, unique t */
+    uint32_t n_ooo, cap_ooo;
 } tsdb__hseries;
+
+/* Out-of-order samples a series may hold before more are refused. */
+#define TSDB__HEAD_OOO_MAX 4096
 
 /* A chunk copied out for a reader (bytes in the reader's arena). */
 typedef struct tsdb__chunk_ref {
@@ -69,6 +74,13 @@ tsdb_labels tsdb__hseries_labels(const tsdb__hseries *s, tsdb_arena *a);
  * series' last sample. Returns 1 = append it, 0 = identical to the last sample (accept silently),
  * TSDB_EOOO / TSDB_EDUP / TSDB_ETOO_OLD. */
 int tsdb__head_check(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64_t min_valid);
+/* Writer: for a sample tsdb__head_check refused as out of order or too old, checks it against
+ * the out-of-order window (t >= ooo_min): 2 = store it out of order, 0 = identical to a stored
+ * out-of-order sample, TSDB_EDUP, or TSDB_EOOO when outside the window or the series holds
+ * TSDB__HEAD_OOO_MAX out-of-order samples already. */
+int tsdb__head_check_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64_t ooo_min);
+/* Writer: stores an out-of-order sample (takes the stripe lock). */
+void tsdb__head_apply_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v);
 /* Writer: appends an accepted sample to the series' chunks (takes the stripe lock). */
 void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v);
 

@@ -417,6 +417,58 @@ static void test_snapshot_and_cardinality(void **state)
     rm_dir(d2);
 }
 
+static void test_out_of_order_window(void **state)
+{
+    (void)state;
+    const char *dir = mktemp_dir();
+    tsdb_opts o;
+    tsdb_opts_default(&o);
+    o.dir = dir;
+    o.no_maintenance = 1;
+    o.wal_fsync_ms = 0;
+    o.block_ms = 100000;
+    o.ooo_window_ms = 60000;
+    o.index_map_bytes = 64 << 20;
+    tsdb *db;
+    assert_int_equal(tsdb_open(&o, &db, NULL), TSDB_OK);
+    /* Even seconds in order, then odd seconds late, newest first. */
+    for (int64_t t = 0; t <= 150000; t += 2000)
+        put(db, "o", "x", t, 1000, 1, (double)t);
+    tsdb_append_stats st;
+    for (int64_t t = 149000; t > 0; t -= 2000) {
+        st = put(db, "o", "x", t, 1000, 1, (double)t);
+        if (t >= 90000)
+            assert_int_equal(st.accepted, 1);
+        else
+            assert_int_equal(st.accepted + st.out_of_order + st.too_old, 1);
+    }
+    st = put(db, "o", "x", 149000, 1000, 1, 5.0); /* same t, other value */
+    assert_int_equal(st.duplicate, 1);
+    static tsdb_sample s[400];
+    size_t n = read_series(db, "o", 90000, 150000, s, 400, NULL);
+    assert_int_equal(n, 61);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(s[i].t, 90000 + (int64_t)i * 1000);
+        assert_true(s[i].v == (double)s[i].t);
+    }
+    /* Survives replay, a cut (the block merges both kinds) and a checkpoint. */
+    tsdb_close(db);
+    assert_int_equal(tsdb_open(&o, &db, NULL), TSDB_OK);
+    assert_int_equal(read_series(db, "o", 90000, 150000, s, 400, NULL), 61);
+    assert_true(tsdb_cut_head(db, NULL) >= 1);
+    while (tsdb_cut_head(db, NULL) > 0)
+        ;
+    n = read_series(db, "o", 90000, 150000, s, 400, NULL);
+    assert_int_equal(n, 61);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(s[i].t, 90000 + (int64_t)i * 1000);
+    tsdb_close(db);
+    assert_int_equal(tsdb_open(&o, &db, NULL), TSDB_OK);
+    assert_int_equal(read_series(db, "o", 90000, 150000, s, 400, NULL), 61);
+    tsdb_close(db);
+    rm_dir(dir);
+}
+
 static void test_lock(void **state)
 {
     (void)state;
@@ -447,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_snapshot_and_cardinality),
+        cmocka_unit_test(test_out_of_order_window),
         cmocka_unit_test(test_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
