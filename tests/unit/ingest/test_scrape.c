@@ -260,6 +260,7 @@ static void test_scrape_store_and_staleness(void **state)
                 "scrape_configs:\n"
                 "  - job_name: unit\n"
                 "    authorization: {credentials: tok3n}\n"
+                "    params: {module: [m1], 'a b': ['x&y']}\n"
                 "    static_configs: [{targets: ['127.0.0.1:PORT'], labels: {team: a}}]\n"
                 "    metric_relabel_configs:\n"
                 "      - {source_labels: [__name__], regex: 'dropme', action: drop}\n"
@@ -283,7 +284,7 @@ static void test_scrape_store_and_staleness(void **state)
     char req[4096];
     memcpy(req, f.h.last_req, sizeof req);
     pthread_mutex_unlock(&f.h.mu);
-    assert_non_null(strstr(req, "GET /metrics HTTP/1.1"));
+    assert_non_null(strstr(req, "GET /metrics?module=m1&a%20b=x%26y HTTP/1.1"));
     assert_non_null(strstr(req, "Accept: application/openmetrics-text;version=1.0.0,"));
     assert_non_null(strstr(req, "text/plain;version=0.0.4;q=0.5"));
     assert_non_null(strstr(req, "X-Prometheus-Scrape-Timeout-Seconds: 0.1\r\n"));
@@ -304,7 +305,8 @@ static void test_scrape_store_and_staleness(void **state)
     char want[256];
     snprintf(want, sizeof want,
              "\"labels\":{\"instance\":\"127.0.0.1:%u\",\"job\":\"unit\",\"team\":\"a\"},"
-             "\"scrapePool\":\"unit\",\"scrapeUrl\":\"http://127.0.0.1:%u/metrics\"",
+             "\"scrapePool\":\"unit\",\"scrapeUrl\":\"http://127.0.0.1:%u/"
+             "metrics?module=m1&a%%20b=x%%26y\"",
              f.h.port, f.h.port);
     assert_non_null(strstr(targets, want));
     assert_non_null(strstr(targets, "\"health\":\"up\""));
@@ -397,6 +399,9 @@ static void test_failures_store_nothing(void **state)
                 "  - job_name: lim\n"
                 "    sample_limit: 2\n"
                 "    static_configs: [{targets: ['127.0.0.1:PORT']}]\n"
+                "  - job_name: big\n"
+                "    body_size_limit: 16B\n"
+                "    static_configs: [{targets: ['127.0.0.1:PORT']}]\n"
                 "  - job_name: lim2\n"
                 "    honor_labels: true\n"
                 "    label_limit: 3\n"
@@ -414,6 +419,8 @@ static void test_failures_store_nothing(void **state)
     ingest_scraper_targets_json(s, "active", &tb);
     tsdb_buf_putc(&tb, 0);
     assert_non_null(strstr((char *)tb.p, "\"lastError\":\"sample limit exceeded (limit: 2)\""));
+    assert_non_null(
+        strstr((char *)tb.p, "\"lastError\":\"body size limit exceeded (limit: 16 bytes)\""));
     tsdb_buf_fini(&tb);
     /* A server error, then a garbage page. */
     httpd_set(&f.h, 500, "m{a=\"9\"} 9\n");
@@ -451,6 +458,9 @@ static void test_failures_store_nothing(void **state)
     assert_true(is_stale(sm[n - 1].v));
     /* label_limit 3 on lim2: m{a,instance,job,__name__} is 4 labels: always failing. */
     assert_int_equal(read_series(f.db, "m", "job", "lim2", sm, 512, NULL, 0), 0);
+    /* body_size_limit 16: the first page (11 bytes) was stored, the 33-byte one was not. */
+    n = read_series(f.db, "m", "job", "big", sm, 512, NULL, 0);
+    assert_true(n >= 2 && sm[0].v == 1.0 && is_stale(sm[n - 1].v));
     fx_close(&f);
 }
 
