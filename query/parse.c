@@ -487,7 +487,8 @@ static query_expr *parse_range(parser *p, query_expr *e)
             return fail(p, lb, "ranges only allowed for vector selectors");
         if (e->u.vs.tm.offset_ms != 0)
             return fail(p, lb, "no offset modifiers allowed before range");
-        if (e->u.vs.tm.at != QUERY_AT_NONE)
+        /* Prometheus 2.42 checks only a fixed timestamp here: x @ end()[5m] is accepted. */
+        if (e->u.vs.tm.at == QUERY_AT_TS)
             return fail(p, lb, "no @ modifiers allowed before range");
         query_expr *m = node(p, QUERY_NODE_MATRIX_SEL, e->pos);
         m->type = QUERY_MATRIX;

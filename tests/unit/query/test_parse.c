@@ -60,6 +60,7 @@ static const char *print(const query_expr *e)
 static const struct {
     const char *in, *want;
 } ok_cases[] = {
+    {"e @ end()[5m]", "e[5m] @ end()"},
     {"1", "1"},
     {"-1", "-1"},
     {"+1", "1"},
@@ -192,6 +193,9 @@ static void test_inf_pow(void **state)
 static const struct {
     const char *in, *want;
 } bad_cases[] = {
+    {"e @ start()[5m] + 1",
+     "1:1: parse error: binary expression must contain only scalar and instant vector types"},
+    {"e @ end()[1d12h]set", "1:17: parse error: unexpected identifier \"set\""},
     {"sum(", "1:5: parse error: unclosed left parenthesis"},
     {"1 +", "1:4: parse error: unexpected end of input"},
     {"foo{", "1:5: parse error: unexpected end of input inside braces"},
