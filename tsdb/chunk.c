@@ -552,10 +552,11 @@ typedef struct it_state {
 /* The common case, with no call and no bounds check: a sample whose dod field is at most 20
  * bits and which ends within the 57 bits of one unchecked load (the caller made sure that 8
  * bytes follow s->pos / 8). Returns 1, or 0 with nothing changed to send the sample to
- * it_decode_full. Branches, not tables: on regular data they predict well, and then the next
- * position does not wait for the loaded bits. */
-static inline __attribute__((always_inline)) int it_decode_fast(const unsigned char *d, it_state *s,
-                                                                tsdb_sample *out)
+ * it_decode_full. A new XOR window also goes straight to window_to when that is not NULL. Branches,
+ * not tables: on regular data they predict well, and then the next position does not wait for the
+ * loaded bits. */
+static inline __attribute__((always_inline)) int
+it_decode_fast(const unsigned char *d, it_state *s, tsdb_sample *out, tsdb_chunk_it *window_to)
 {
     uint64_t w = load_be64(d + (s->pos >> 3)) << (s->pos & 7);
     uint64_t t_delta = s->t_delta, v_bits = s->v_bits, f;
@@ -602,6 +603,10 @@ static inline __attribute__((always_inline)) int it_decode_fast(const unsigned c
         v_bits ^= (w << 13) >> (64 - sig) << trail;
         s->lead = lead;
         s->trail = trail;
+        if (window_to) {
+            window_to->leading = (uint8_t)lead;
+            window_to->trailing = (uint8_t)trail;
+        }
     }
 
     s->pos += used;
@@ -651,8 +656,12 @@ int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
     if (it->i >= 2 && it->i < it->n && !it->err && (it->bitpos >> 3) + 8 <= it->len - CHUNK_HDR) {
         it_state s;
         it_state_load(it, &s);
-        if (it_decode_fast(it->p + CHUNK_HDR, &s, out)) {
-            it_state_store(it, &s);
+        if (it_decode_fast(it->p + CHUNK_HDR, &s, out, it)) {
+            /* The window, if it changed, is stored already. */
+            it->bitpos = s.pos;
+            it->t = (int64_t)s.t;
+            it->t_delta = (int64_t)s.t_delta;
+            it->v_bits = s.v_bits;
             it->i++;
             return 1;
         }
@@ -674,7 +683,7 @@ int tsdb_chunk_it_next_batch(tsdb_chunk_it *it, tsdb_sample *out, size_t cap)
                 lim = cap - k;
             it_state s;
             it_state_load(it, &s);
-            while (j < lim && (s.pos >> 3) <= fast_end && it_decode_fast(d, &s, &out[k + j]))
+            while (j < lim && (s.pos >> 3) <= fast_end && it_decode_fast(d, &s, &out[k + j], NULL))
                 j++;
             it_state_store(it, &s);
             it->i = (uint16_t)(it->i + j);
