@@ -17,9 +17,14 @@ passed=0 failed=0
 pids=()
 TMP=$(mktemp -d /tmp/cairn-promrw-XXXXXX)
 
+# Stop in reverse order: the Prometheus servers first, while Cairn can still take their final
+# remote-write flush (otherwise each waits out its flush deadline), then Cairn.
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null
+    wait "${pids[$i]}" 2>/dev/null
+  done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
