@@ -290,6 +290,12 @@ static void test_limits_and_cancel(void **state)
         query_exec_instant(db, parse(&a, "max_over_time(ctr[1d:1s])"), 0, &o, &a, &r, &err),
         TSDB_ELIMIT);
     o.max_samples = 0;
+    /* 600,001 steps cannot finish within 1 ms: the deadline is checked while stepping. */
+    o.timeout_ms = 1;
+    assert_int_equal(query_exec_range(db, parse(&a, "sum(rate(ctr[1m])) + sum(gauge)"), 0, 600000,
+                                      1, &o, &a, &r, &err),
+                     TSDB_ETIMEOUT);
+    o.timeout_ms = 0;
     volatile int cancel = 1;
     o.cancel = &cancel;
     assert_int_equal(query_exec_instant(db, parse(&a, "ctr"), 0, &o, &a, &r, &err), TSDB_ECANCELED);
