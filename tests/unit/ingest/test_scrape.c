@@ -410,10 +410,10 @@ static void test_failures_store_nothing(void **state)
     ingest_scraper *s;
     tsdb_err err;
     assert_int_equal(ingest_scraper_start(f.db, f.cfg, &s, &err), 0);
-    wait_scrapes(&f.h, 4);
+    wait_scrapes(&f.h, 12); /* three targets share the server */
     /* Three samples > sample_limit 2; four labels > label_limit 3. */
     httpd_set(&f.h, 200, "m{a=\"1\"} 2\nm{a=\"2\"} 2\nm{a=\"3\"} 2\n");
-    wait_scrapes(&f.h, 4);
+    wait_scrapes(&f.h, 12); /* three targets share the server */
     tsdb_buf tb;
     tsdb_buf_init(&tb);
     ingest_scraper_targets_json(s, "active", &tb);
@@ -424,9 +424,9 @@ static void test_failures_store_nothing(void **state)
     tsdb_buf_fini(&tb);
     /* A server error, then a garbage page. */
     httpd_set(&f.h, 500, "m{a=\"9\"} 9\n");
-    wait_scrapes(&f.h, 4);
+    wait_scrapes(&f.h, 12); /* three targets share the server */
     httpd_set(&f.h, 200, "m{a=\"8\"} 8\nm{a=\n");
-    wait_scrapes(&f.h, 4);
+    wait_scrapes(&f.h, 12); /* three targets share the server */
     tsdb_buf_init(&tb);
     ingest_scraper_targets_json(s, "active", &tb);
     tsdb_buf_putc(&tb, 0);
@@ -478,7 +478,7 @@ static void test_reload_and_bad_config(void **state)
     ingest_scraper *s;
     tsdb_err err;
     assert_int_equal(ingest_scraper_start(f.db, f.cfg, &s, &err), 0);
-    wait_scrapes(&f.h, 4);
+    wait_scrapes(&f.h, 8); /* two targets share the server */
     /* A broken file: the error names the key and line, the old config keeps running. */
     FILE *c = fopen(f.cfg, "w");
     fprintf(c, "scrape_configs:\n  - job_name: one\n    scrape_timeout: 1s\n"
