@@ -588,8 +588,97 @@ static tsdb_str literal_prefix(tsdb_str pat, tsdb_arena *a)
     return (tsdb_str){buf, n};
 }
 
+/* Refuses what PCRE2 accepts but RE2 (Go's regexp, as Prometheus uses) does not: back
+ * references, lookaround, atomic and possessive forms, recursion, conditionals, callouts,
+ * backtracking verbs and escapes Go does not know. Beyond matching Prometheus, this keeps every
+ * accepted pattern within what the DFA matcher runs in polynomial time. The scan only needs to
+ * tell escapes, classes and group openers apart; PCRE2 parses for real afterwards. */
+static int re2_check(tsdb_str pat, tsdb_err *err)
+{
+    const char *p = pat.p;
+    size_t n = pat.len;
+    int in_class = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '\\') {
+            if (i + 1 >= n)
+                break; /* PCRE2 reports the trailing backslash */
+            char e = p[i + 1];
+            if (e == 'Q') {
+                /* \Q...\E quotes everything up to \E (or the end). */
+                size_t j = i + 2;
+                while (j + 1 < n && !(p[j] == '\\' && p[j + 1] == 'E'))
+                    j++;
+                i = j + 1;
+                continue;
+            }
+            int ok =
+                !((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) ||
+                strchr("afntrvxdDsSwWbBAzpPE0", e) != NULL;
+            if (e >= '1' && e <= '7' && i + 2 < n && p[i + 2] >= '0' && p[i + 2] <= '7')
+                ok = 1; /* Go reads \12 as octal; a lone \1 is a back reference */
+            if (!ok)
+                return tsdb_errf(err, TSDB_EINVAL, (int)i,
+                                 "error parsing regexp: invalid escape sequence: `\\%c`", e);
+            i++;
+            continue;
+        }
+        if (in_class) {
+            if (c == '[' && i + 1 < n && p[i + 1] == ':') {
+                const char *end = NULL;
+                for (size_t j = i + 2; j + 1 < n; j++) {
+                    if (p[j] == ':' && p[j + 1] == ']') {
+                        end = p + j;
+                        break;
+                    }
+                }
+                if (end)
+                    i = (size_t)(end - p) + 1;
+            } else if (c == ']') {
+                in_class = 0;
+            }
+            continue;
+        }
+        if (c == '[') {
+            in_class = 1;
+            if (i + 1 < n && p[i + 1] == '^')
+                i++;
+            if (i + 1 < n && p[i + 1] == ']')
+                i++;
+            continue;
+        }
+        if (c == '(' && i + 1 < n && (p[i + 1] == '?' || p[i + 1] == '*')) {
+            size_t j = i + 2;
+            int ok = 0;
+            if (p[i + 1] == '?') {
+                if (j < n && p[j] == 'P') {
+                    ok = j + 1 < n && p[j + 1] == '<';
+                } else {
+                    while (j < n && strchr("imsU-", p[j]) != NULL && p[j] != '\0')
+                        j++;
+                    ok = j < n && j > i + 2 && (p[j] == ':' || p[j] == ')');
+                    ok = ok || (j < n && j == i + 2 && p[j] == ':');
+                }
+            }
+            if (!ok)
+                return tsdb_errf(err, TSDB_EINVAL, (int)i,
+                                 "error parsing regexp: invalid or unsupported Perl syntax: "
+                                 "`%.*s`",
+                                 (int)(n - i < 3 ? n - i : 3), p + i);
+            continue;
+        }
+        if ((c == '*' || c == '+' || c == '?') && i + 1 < n && p[i + 1] == '+')
+            return tsdb_errf(err, TSDB_EINVAL, (int)i,
+                             "error parsing regexp: invalid nested repetition operator: `%c+`", c);
+    }
+    return TSDB_OK;
+}
+
 static int compile_regex(tsdb_matcher *m, tsdb_str pat, tsdb_arena *a, tsdb_err *err)
 {
+    int rc = re2_check(pat, err);
+    if (rc != TSDB_OK)
+        return rc;
     pcre2_general_context *gc = pcre2_general_context_create(re_arena_malloc, re_arena_free, a);
     pcre2_compile_context *cc = pcre2_compile_context_create(gc);
     if (gc == NULL || cc == NULL)
@@ -767,4 +856,9 @@ tsdb_str tsdb__matcher_prefix(const tsdb_matcher *m)
 int tsdb__matcher_matches_empty(const tsdb_matcher *m)
 {
     return m->matches_empty;
+}
+
+void tsdb__matcher_no_dfa(tsdb_matcher *m)
+{
+    m->dfa_off = 1;
 }

@@ -32,5 +32,8 @@ int tsdb__matcher_literals(const tsdb_matcher *m, const tsdb_str **vals, size_t 
 tsdb_str tsdb__matcher_prefix(const tsdb_matcher *m);
 /* Does m accept the empty string (i.e. series without the label)? */
 int tsdb__matcher_matches_empty(const tsdb_matcher *m);
+/* Tests: run regexes of m with the backtracking matcher only (normally the DFA matcher runs
+ * first and the backtracking one only when the DFA cannot). */
+void tsdb__matcher_no_dfa(tsdb_matcher *m);
 
 #endif

@@ -361,23 +361,21 @@ static void test_matcher_regex_semantics(void **state)
     assert_false(re_match("foo|", "fo"));
 }
 
-/* The DFA matcher (used first) and the backtracking matcher (used for patterns the DFA cannot
- * run, such as a backreference) agree on random values: "()\\1" in front forces the latter
- * without changing what the pattern matches. */
+/* The DFA matcher (used first) and the backtracking matcher (the fallback) agree. */
 static void test_matcher_dfa_vs_backtracking(void **state)
 {
     (void)state;
     const char *pats[] = {"(.*a){2}", "a|ab",     "(a|ab)(c|bcd)", "a*b?a*", "(ab|a)*",
                           "[ab]+!",   "(a+)+b",   ".*b.*",         "a{2,3}", "(?:a|b)*a(?:a|b)",
-                          "a.?b",     "(a|b|)+!", "(?i)A+B*",      "ab*$",   "x*"};
+                          "a.?b",     "(a|b|)+!", "(?i)A+B*",      "ab*$",   "x*",
+                          "a+?b",     "(?U)a+b",  "\\Aab\\z",      "\\bab"};
     unsigned seed = (unsigned)time(NULL);
     print_message("seed %u\n", seed);
     srand(seed);
     for (size_t i = 0; i < sizeof pats / sizeof *pats; i++) {
-        char forced[64];
-        snprintf(forced, sizeof forced, "()\\1(?:%s)", pats[i]);
         tsdb_matcher *dfa = mm(TSDB_MATCH_RE, pats[i]);
-        tsdb_matcher *bt = mm(TSDB_MATCH_RE, forced);
+        tsdb_matcher *bt = mm(TSDB_MATCH_RE, pats[i]);
+        tsdb__matcher_no_dfa(bt);
         for (int k = 0; k < 300; k++) {
             char v[12];
             size_t n = (size_t)rand() % sizeof v;
@@ -388,6 +386,39 @@ static void test_matcher_dfa_vs_backtracking(void **state)
                 fail_msg("seed %u: %s on \"%.*s\": matchers disagree", seed, pats[i], (int)n, v);
         }
     }
+}
+
+/* PCRE2 extensions that RE2 (and so Prometheus) refuses are refused; RE2 syntax is accepted. */
+static void test_matcher_re2_syntax(void **state)
+{
+    (void)state;
+    const char *refused[] = {"(a)\\1",  "(?=a)a",  "(?!b)a", "(?<=a)b",  "(?<!a)b", "(?>a+)b",
+                             "a++",     "a*+",     "a?+",    "(?R)",     "(a)(?1)", "(?(1)a|b)",
+                             "(*SKIP)", "a\\Kb",   "\\g1",   "(?#c)a",   "(?<n>a)", "(?P=n)",
+                             "\\8",     "(?|a|b)", "(?C1)a", "[a](?=b)b"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        tsdb_matcher *m = NULL;
+        tsdb_err err = {0};
+        if (tsdb_matcher_new(TSDB_MATCH_RE, S("l"), tsdb_str_c(refused[i]), &g_arena, &m, &err) !=
+            TSDB_EINVAL)
+            fail_msg("%s should be refused", refused[i]);
+        assert_non_null(strstr(err.msg, "error parsing regexp"));
+    }
+    const char *accepted[] = {"(?i)a",     "(?i:a)b",      "(?P<name>a)", "(?-s:.)",
+                              "(?is)a.b",  "[[:alpha:]]+", "\\p{Greek}",  "\\pL",
+                              "\\x{263a}", "\\x41",        "\\012",       "[(?=]",
+                              "\\Q(?=\\E", "a{2,}",        "a+?",         "\\d\\D\\s\\S\\w\\W",
+                              "\\babc\\B", "a\\.b\\*",     "[\\]]",       "a{,3}"};
+    for (size_t i = 0; i < sizeof accepted / sizeof *accepted; i++) {
+        tsdb_matcher *m = NULL;
+        tsdb_err err = {0};
+        if (tsdb_matcher_new(TSDB_MATCH_RE, S("l"), tsdb_str_c(accepted[i]), &g_arena, &m, &err) !=
+            0)
+            fail_msg("%s should be accepted: %s", accepted[i], err.msg);
+    }
+    assert_true(re_match("\\Q(?=\\E", "(?="));
+    assert_true(re_match("[(?=]+", "(?="));
+    assert_true(re_match("\\012", "\n"));
 }
 
 static void test_matcher_negated_and_empty(void **state)
@@ -477,9 +508,16 @@ static void test_matcher_hostile(void **state)
         tsdb_matcher *m = mm(TSDB_MATCH_RE, hostile[i]);
         assert_false(tsdb_matcher_matches(m, tsdb_str_c(subject)));
     }
-    /* Backreferences are outside RE2 but accepted by PCRE2: the limits still bound them. */
-    tsdb_matcher *m = mm(TSDB_MATCH_RE, "(a*)*\\1b");
-    assert_false(tsdb_matcher_matches(m, tsdb_str_c(subject)));
+    /* The backtracking fallback is bounded by the match limits (these need ~2^40 steps). */
+    char shorter[42];
+    memset(shorter, 'a', 41);
+    shorter[40] = '!';
+    shorter[41] = '\0';
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        tsdb_matcher *m = mm(TSDB_MATCH_RE, hostile[i]);
+        tsdb__matcher_no_dfa(m);
+        assert_false(tsdb_matcher_matches(m, tsdb_str_c(shorter)));
+    }
     int64_t ms = (tsdb_mono_ns() - t0) / 1000000;
     print_message("hostile patterns on 4 KiB: %lld ms\n", (long long)ms);
     assert_true(ms < 5000);
@@ -534,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_matcher_regex_anchoring),
         cmocka_unit_test(test_matcher_regex_semantics),
         cmocka_unit_test(test_matcher_dfa_vs_backtracking),
+        cmocka_unit_test(test_matcher_re2_syntax),
         cmocka_unit_test(test_matcher_negated_and_empty),
         cmocka_unit_test(test_matcher_fast_paths),
         cmocka_unit_test(test_matcher_prefix),
