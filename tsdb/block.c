@@ -15,7 +15,11 @@
  *       60     4  crc32c of bytes 0..59
  *
  *   chunk region, from 64: chunk records, each
- *           len u32 · encoding u8 (1 = XOR) · data[len] · crc32c u32 of encoding and data
+ *           len u32 · encoding u8 · data[len] · crc32c u32 of encoding and data
+ *           encoding 1: data is one XOR chunk (Prometheus' bytes)
+ *           encoding 2: data is one zstd frame holding a run: every chunk of one series,
+ *                       each as len u32 · XOR bytes, in meta order; all the series' metas
+ *                       point at this record. Used when it saves at least an eighth.
  *
  *   series table at series_off: n_series × 16 bytes, ids strictly ascending
  *           id u64 · first u32 (index of its first chunk meta) · count u32
@@ -51,6 +55,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zstd.h>
+
 #include "tsdb/chunk.h"
 #include "tsdb/os.h"
 
@@ -60,6 +66,10 @@
 #define BLOCK_VERSION 1
 #define SERIES_W      16
 #define META_W        24
+#define ENC_ZSTD_RUN  2
+#define RUN_MIN_BYTES 256         /* shorter series are not worth a zstd frame */
+#define RUN_MAX_BYTES (64u << 20) /* largest decompressed run a reader accepts */
+#define ZSTD_LEVEL    3
 
 struct tsdb__block {
     char path[4096];          /* immutable; "" for a memory image */
@@ -332,6 +342,10 @@ int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err
     if ((uint64_t)len > b->series_off - off - 9)
         return TSDB_CORRUPT(err, "block %s: chunk %u overruns the chunk region", b->path, k);
     const unsigned char *enc = b->map + off + 4;
+    if (*enc == ENC_ZSTD_RUN)
+        return tsdb_errf(err, TSDB_EINVAL, -1,
+                         "block %s: chunk %u is in a compressed run (read it by series)", b->path,
+                         k);
     if (!atomic_load_explicit(&b->checked[k], memory_order_acquire)) {
         if (*enc != TSDB_CHUNK_ENC_XOR ||
             tsdb_crc32c(0, enc, (size_t)len + 1) != tsdb_get_u32le(enc + 1 + len))
@@ -342,6 +356,55 @@ int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err
     out->maxt = get_i64(e + 8);
     out->p = enc + 1;
     out->len = len;
+    return TSDB_OK;
+}
+
+/* Decompresses the run at off (CRC-checked) into the arena and returns the chunks of metas
+ * first .. first+count-1 that overlap [mint, maxt]. */
+static int read_run(tsdb__block *b, uint32_t first, uint32_t count, uint64_t off, int64_t mint,
+                    int64_t maxt, tsdb_arena *a, tsdb__chunk_ref **out, size_t *n, tsdb_err *err)
+{
+    uint32_t len = tsdb_get_u32le(b->map + off);
+    if ((uint64_t)len > b->series_off - off - 9)
+        return TSDB_CORRUPT(err, "block %s: run at %llu overruns the chunk region", b->path,
+                            (unsigned long long)off);
+    const unsigned char *enc = b->map + off + 4;
+    if (tsdb_crc32c(0, enc, (size_t)len + 1) != tsdb_get_u32le(enc + 1 + len))
+        return TSDB_CORRUPT(err, "block %s: run at %llu checksum mismatch", b->path,
+                            (unsigned long long)off);
+    unsigned long long raw = ZSTD_getFrameContentSize(enc + 1, len);
+    if (raw == ZSTD_CONTENTSIZE_UNKNOWN || raw == ZSTD_CONTENTSIZE_ERROR || raw > RUN_MAX_BYTES ||
+        raw < (unsigned long long)count * 4)
+        return TSDB_CORRUPT(err, "block %s: run at %llu has a bad frame header", b->path,
+                            (unsigned long long)off);
+    unsigned char *dst = tsdb_arena_alloc(a, (size_t)raw ? (size_t)raw : 1);
+    size_t got = ZSTD_decompress(dst, (size_t)raw, enc + 1, len);
+    if (ZSTD_isError(got) || got != raw)
+        return TSDB_CORRUPT(err, "block %s: run at %llu does not decompress", b->path,
+                            (unsigned long long)off);
+    tsdb__chunk_ref *r = tsdb_arena_alloc(a, count * sizeof(*r));
+    size_t pos = 0, k = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (raw - pos < 4)
+            return TSDB_CORRUPT(err, "block %s: run at %llu is short", b->path,
+                                (unsigned long long)off);
+        uint32_t cl = tsdb_get_u32le(dst + pos);
+        pos += 4;
+        if (cl > raw - pos)
+            return TSDB_CORRUPT(err, "block %s: run at %llu is short", b->path,
+                                (unsigned long long)off);
+        const unsigned char *e = b->map + b->meta_off + (uint64_t)(first + i) * META_W;
+        if (tsdb_get_u64le(e + 16) != off)
+            return TSDB_CORRUPT(err, "block %s: series metas disagree about their run", b->path);
+        if (get_i64(e + 8) >= mint && get_i64(e) <= maxt)
+            r[k++] = (tsdb__chunk_ref){get_i64(e), get_i64(e + 8), dst + pos, cl};
+        pos += cl;
+    }
+    if (pos != raw)
+        return TSDB_CORRUPT(err, "block %s: run at %llu has trailing bytes", b->path,
+                            (unsigned long long)off);
+    *out = r;
+    *n = k;
     return TSDB_OK;
 }
 
@@ -380,6 +443,11 @@ int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, 
     tsdb__block_series_at(b, lo, &sid, &first, &count);
     if (sid != id)
         return TSDB_OK;
+    /* A compressed run: every meta of the series points at the same record. */
+    const unsigned char *m0 = b->map + b->meta_off + (uint64_t)first * META_W;
+    uint64_t off0 = tsdb_get_u64le(m0 + 16);
+    if (b->map[off0 + 4] == ENC_ZSTD_RUN)
+        return read_run(b, first, count, off0, mint, maxt, a, out, n, err);
     tsdb__chunk_ref *r = NULL;
     size_t k = 0;
     for (uint32_t i = 0; i < count; i++) {
@@ -401,18 +469,31 @@ int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, 
 int tsdb__block_verify(tsdb__block *b, tsdb_err *err)
 {
     tsdb_sample *buf = xmalloc(65536 * sizeof(*buf));
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
     int rc = TSDB_OK;
-    for (uint64_t k = 0; k < b->meta.n_chunks && rc == TSDB_OK; k++) {
-        tsdb__chunk_ref c;
-        rc = tsdb__block_chunk(b, (uint32_t)k, &c, err);
-        size_t n;
-        if (rc == TSDB_OK && tsdb_chunk_decode_all(c.p, c.len, buf, 65536, &n) != TSDB_OK)
-            rc = TSDB_CORRUPT(err, "block %s: chunk %llu does not decode", b->path,
-                              (unsigned long long)k);
-        if (rc == TSDB_OK && n > 0 && (buf[0].t < c.mint || buf[n - 1].t > c.maxt))
-            rc = TSDB_CORRUPT(err, "block %s: chunk %llu outside its time range", b->path,
-                              (unsigned long long)k);
+    for (uint64_t i = 0; i < b->meta.n_series && rc == TSDB_OK; i++) {
+        uint64_t id;
+        uint32_t first, count;
+        tsdb__block_series_at(b, (size_t)i, &id, &first, &count);
+        tsdb__chunk_ref *c;
+        size_t nc;
+        tsdb_arena_reset(&a);
+        rc = tsdb__block_series(b, id, INT64_MIN, INT64_MAX, &a, &c, &nc, err);
+        if (rc == TSDB_OK && nc != count)
+            rc = TSDB_CORRUPT(err, "block %s: series %llu lost chunks", b->path,
+                              (unsigned long long)id);
+        for (size_t k = 0; rc == TSDB_OK && k < nc; k++) {
+            size_t n;
+            if (tsdb_chunk_decode_all(c[k].p, c[k].len, buf, 65536, &n) != TSDB_OK)
+                rc = TSDB_CORRUPT(err, "block %s: a chunk of series %llu does not decode", b->path,
+                                  (unsigned long long)id);
+            else if (n > 0 && (buf[0].t < c[k].mint || buf[n - 1].t > c[k].maxt))
+                rc = TSDB_CORRUPT(err, "block %s: a chunk of series %llu is outside its range",
+                                  b->path, (unsigned long long)id);
+        }
     }
+    tsdb_arena_fini(&a);
     free(buf);
     return rc;
 }
@@ -506,7 +587,15 @@ struct tsdb__block_writer {
     int64_t mint, maxt;
     uint32_t level;
     uint64_t n_series, n_chunks, n_samples, last_id;
+    int compress;    /* write series as zstd runs when that pays */
+    tsdb_buf run, z; /* run scratch */
+    ZSTD_CCtx *cctx;
 };
+
+void tsdb__block_writer_compress(tsdb__block_writer *w, int on)
+{
+    w->compress = on;
+}
 
 static int bw_drain(tsdb__block_writer *w, size_t keep, tsdb_err *err)
 {
@@ -537,6 +626,8 @@ int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint3
     tsdb_buf_init(&w->out);
     tsdb_buf_init(&w->series);
     tsdb_buf_init(&w->metas);
+    tsdb_buf_init(&w->run);
+    tsdb_buf_init(&w->z);
     w->fd = -1;
     int rc = tsdb__os_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &w->fd, err);
     if (rc) {
@@ -561,6 +652,42 @@ int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk
     tsdb_buf_put_u64le(&w->series, id);
     tsdb_buf_put_u32le(&w->series, (uint32_t)w->n_chunks);
     tsdb_buf_put_u32le(&w->series, (uint32_t)n);
+    size_t raw = 0;
+    for (size_t i = 0; i < n; i++)
+        raw += 4 + c[i].len;
+    if (w->compress && raw >= RUN_MIN_BYTES && raw <= RUN_MAX_BYTES) {
+        w->run.len = 0;
+        for (size_t i = 0; i < n; i++) {
+            tsdb_buf_put_u32le(&w->run, (uint32_t)c[i].len);
+            tsdb_buf_put(&w->run, c[i].p, c[i].len);
+        }
+        if (!w->cctx)
+            w->cctx = ZSTD_createCCtx();
+        size_t bound = ZSTD_compressBound(raw);
+        w->z.len = 0;
+        tsdb_buf_reserve(&w->z, bound);
+        size_t zn =
+            w->cctx ? ZSTD_compressCCtx(w->cctx, w->z.p, bound, w->run.p, raw, ZSTD_LEVEL) : 0;
+        if (w->cctx && !ZSTD_isError(zn) && zn < raw - raw / 8) {
+            uint64_t off = w->off;
+            for (size_t i = 0; i < n; i++) {
+                tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].mint);
+                tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].maxt);
+                tsdb_buf_put_u64le(&w->metas, off);
+                w->n_samples += tsdb_chunk_count(c[i].p, c[i].len);
+            }
+            size_t start = w->out.len;
+            tsdb_buf_put_u32le(&w->out, (uint32_t)zn);
+            tsdb_buf_putc(&w->out, ENC_ZSTD_RUN);
+            tsdb_buf_put(&w->out, w->z.p, zn);
+            tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->out.p + start + 4, zn + 1));
+            w->off += zn + 9;
+            w->n_chunks += n;
+            w->n_series++;
+            w->last_id = id;
+            return bw_drain(w, (size_t)1 << 20, err);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].mint);
         tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].maxt);
@@ -621,6 +748,9 @@ int tsdb__block_writer_commit(tsdb__block_writer *w, tsdb_err *err)
     tsdb_buf_fini(&w->out);
     tsdb_buf_fini(&w->series);
     tsdb_buf_fini(&w->metas);
+    tsdb_buf_fini(&w->run);
+    tsdb_buf_fini(&w->z);
+    ZSTD_freeCCtx(w->cctx);
     free(w);
     return TSDB_OK;
 }
@@ -634,5 +764,8 @@ void tsdb__block_writer_abort(tsdb__block_writer *w)
     tsdb_buf_fini(&w->out);
     tsdb_buf_fini(&w->series);
     tsdb_buf_fini(&w->metas);
+    tsdb_buf_fini(&w->run);
+    tsdb_buf_fini(&w->z);
+    ZSTD_freeCCtx(w->cctx);
     free(w);
 }

@@ -39,8 +39,9 @@ const char *tsdb__block_path(const tsdb__block *b); /* "" for a memory image */
 uint64_t tsdb__block_bytes(const tsdb__block *b);
 uint32_t tsdb__block_seq(const tsdb__block *b); /* from the file name; 0 if none */
 
-/* Chunks of series id overlapping [mint, maxt], CRC-checked, pointing into the map (valid while a
- * reference is held); the array is in the arena. 0 chunks if the block lacks the series. */
+/* Chunks of series id overlapping [mint, maxt], CRC-checked; the array is in the arena and the
+ * bytes point into the map (valid while a reference is held) or, for a compressed run, into
+ * the arena. 0 chunks if the block lacks the series. */
 int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
                        tsdb__chunk_ref **out, size_t *n, tsdb_err *err);
 /* Does the block hold series id? */
@@ -48,6 +49,8 @@ int tsdb__block_has_series(const tsdb__block *b, uint64_t id);
 /* Positional access for compaction and tools. */
 int tsdb__block_series_at(const tsdb__block *b, size_t i, uint64_t *id, uint32_t *first,
                           uint32_t *count);
+/* Chunk k of an uncompressed series (pointing into the map). TSDB_EINVAL for a chunk inside a
+ * compressed run: read those through tsdb__block_series. */
 int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err *err);
 /* Deep check: every chunk's CRC and encoding. */
 int tsdb__block_verify(tsdb__block *b, tsdb_err *err);
@@ -62,6 +65,8 @@ size_t tsdb__block_tomb_count(tsdb__block *b);
 typedef struct tsdb__block_writer tsdb__block_writer;
 int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint32_t level,
                              tsdb__block_writer **out, tsdb_err *err);
+/* Stores series as zstd-compressed runs when that saves at least an eighth (default off). */
+void tsdb__block_writer_compress(tsdb__block_writer *w, int on);
 int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk_ref *c, size_t n,
                            tsdb_err *err);
 /* Writes tables, footer and header, fsyncs, renames path.tmp to path, fsyncs the directory.

@@ -10,6 +10,9 @@
  * the older segments. A forced cut (tsdb_cut_head) ends the range at the head's maxt + 1 when
  * that comes first; head chunks are then closed at that point as samples arrive.
  *
+ * Blocks store each series as one zstd-compressed run of its chunks when that saves at least
+ * an eighth (tsdb/block.c); the head and remote read keep plain XOR chunks.
+ *
  * Merge. Levels 0, 1, 2 cover B, 5B and 25B. Blocks of level l whose aligned 5^(l+1) B window
  * is complete (the newest block ends at or after the window's end) are merged by series id into
  * one level l+1 block once there are two or more of them, or one with tombstones. Chunks are
@@ -252,6 +255,7 @@ int tsdb__cut(tsdb *db, int force, tsdb_err *err)
     rc = tsdb__block_writer_begin(path, a0, end, 0, &w, err);
     if (rc)
         goto out;
+    tsdb__block_writer_compress(w, 1);
     size_t n, n_written = 0;
     tsdb__hseries **v = tsdb__head_list(db->head, &n);
     tsdb_arena a;
@@ -336,6 +340,7 @@ static int merge_blocks(tsdb *db, tsdb__block **src, size_t ns, uint32_t level, 
     int rc = tsdb__block_writer_begin(path, mint, maxt, level, &w, err);
     if (rc)
         return rc;
+    tsdb__block_writer_compress(w, 1);
     size_t *pos = xcalloc(ns, sizeof(*pos));
     tsdb_arena a;
     tsdb_arena_init(&a, 0);
@@ -366,16 +371,21 @@ static int merge_blocks(tsdb *db, tsdb__block **src, size_t ns, uint32_t level, 
             if (tsdb__block_series_at(src[i], pos[i], &sid, &f, &c) != TSDB_OK || sid != id)
                 continue;
             pos[i]++;
-            if (total + c > cap) {
-                size_t nc = (total + c) * 2;
+            tsdb__chunk_ref *sr;
+            size_t sn;
+            rc = tsdb__block_series(src[i], id, INT64_MIN, INT64_MAX, &a, &sr, &sn, err);
+            if (rc)
+                break;
+            if (total + sn > cap) {
+                size_t nc = (total + sn) * 2;
                 tsdb__chunk_ref *nr = tsdb_arena_alloc(&a, nc * sizeof(*nr));
                 if (total)
                     memcpy(nr, r, total * sizeof(*nr));
                 r = nr;
                 cap = nc;
             }
-            for (uint32_t j = 0; j < c && rc == TSDB_OK; j++)
-                rc = tsdb__block_chunk(src[i], f + j, &r[total++], err);
+            memcpy(r + total, sr, sn * sizeof(*sr));
+            total += sn;
             int64_t *tr;
             size_t tn = tsdb__block_tomb_get(src[i], id, &a, &tr);
             if (tn) {

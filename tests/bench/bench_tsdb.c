@@ -229,7 +229,10 @@ int main(void)
     }
     tsdb_arena_fini(&a);
     tsdb_close(db);
-    tsdb__os_remove_all(dir, NULL);
+    if (!getenv("BENCH_KEEP"))
+        tsdb__os_remove_all(dir, NULL);
+    else
+        printf("data kept in %s\n", dir);
     free(inst);
     free(dev);
     free(shard);

@@ -26,17 +26,20 @@ static const char *tmpdir(void)
 }
 
 /* Writes a block of n_series series with 3 chunks of 50 samples each. */
-static void write_block(const char *path, size_t n_series)
+static void write_block_ex(const char *path, size_t n_series, int compress)
 {
     tsdb__block_writer *w;
     assert_int_equal(tsdb__block_writer_begin(path, 0, 15000, 0, &w, NULL), TSDB_OK);
+    tsdb__block_writer_compress(w, compress);
     for (size_t s = 0; s < n_series; s++) {
         tsdb__chunk_ref refs[3];
         tsdb_chunk_app app[3];
         for (int c = 0; c < 3; c++) {
             tsdb_chunk_app_init(&app[c]);
             for (int i = 0; i < 50; i++)
-                tsdb_chunk_app_add(&app[c], c * 5000 + i * 100, (double)(s * 1000 + c * 50 + i));
+                tsdb_chunk_app_add(&app[c], c * 5000 + i * 100,
+                                   compress ? (double)((i * 7919) % 13) * 0.1
+                                            : (double)(s * 1000 + c * 50 + i));
             size_t len;
             const unsigned char *p = tsdb_chunk_app_bytes(&app[c], &len);
             refs[c] = (tsdb__chunk_ref){c * 5000, c * 5000 + 4900, p, len};
@@ -46,6 +49,11 @@ static void write_block(const char *path, size_t n_series)
             tsdb_chunk_app_fini(&app[c]);
     }
     assert_int_equal(tsdb__block_writer_commit(w, NULL), TSDB_OK);
+}
+
+static void write_block(const char *path, size_t n_series)
+{
+    write_block_ex(path, n_series, 0);
 }
 
 /* Reads every chunk of every series; returns 0 or the first error. */
@@ -118,6 +126,101 @@ static void test_roundtrip(void **state)
     assert_int_equal(tr[1], 200);
     tsdb__block_unref(b);
     tsdb_arena_fini(&a);
+    tsdb__os_remove_all(dir, NULL);
+}
+
+/* Sum of all samples' values, to compare a compressed block with a plain one. */
+static double value_sum(tsdb__block *b)
+{
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    double sum = 0;
+    const tsdb__block_meta *m = tsdb__block_meta_get(b);
+    for (size_t i = 0; i < m->n_series; i++) {
+        uint64_t id;
+        uint32_t f, c;
+        tsdb__block_series_at(b, i, &id, &f, &c);
+        tsdb__chunk_ref *r;
+        size_t n;
+        assert_int_equal(tsdb__block_series(b, id, INT64_MIN, INT64_MAX, &a, &r, &n, NULL),
+                         TSDB_OK);
+        assert_int_equal(n, c);
+        for (size_t k = 0; k < n; k++) {
+            tsdb_chunk_it it;
+            tsdb_sample s;
+            assert_int_equal(tsdb_chunk_it_init(&it, r[k].p, r[k].len), TSDB_OK);
+            while (tsdb_chunk_it_next(&it, &s) > 0) {
+                assert_true(s.t >= r[k].mint && s.t <= r[k].maxt);
+                sum += s.v * (double)(id % 7 + 1);
+            }
+        }
+    }
+    tsdb_arena_fini(&a);
+    return sum;
+}
+
+static void test_compressed_runs(void **state)
+{
+    (void)state;
+    const char *dir = tmpdir();
+    char plain[128], packed[128];
+    snprintf(plain, sizeof(plain), "%s/a.blk", dir);
+    snprintf(packed, sizeof(packed), "%s/b.blk", dir);
+    /* Same chunks twice: once plain, once as zstd runs. */
+    tsdb__block_writer *w1, *w2;
+    assert_int_equal(tsdb__block_writer_begin(plain, 0, 15000, 0, &w1, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_writer_begin(packed, 0, 15000, 0, &w2, NULL), TSDB_OK);
+    tsdb__block_writer_compress(w2, 1);
+    for (uint64_t id = 1; id <= 30; id++) {
+        tsdb__chunk_ref refs[3];
+        tsdb_chunk_app app[3];
+        for (int c = 0; c < 3; c++) {
+            tsdb_chunk_app_init(&app[c]);
+            for (int i = 0; i < 120; i++)
+                tsdb_chunk_app_add(&app[c], c * 5000 + i * 40, (double)((i * 7) % 5) * 0.25);
+            size_t len;
+            const unsigned char *p = tsdb_chunk_app_bytes(&app[c], &len);
+            refs[c] = (tsdb__chunk_ref){c * 5000, c * 5000 + 119 * 40, p, len};
+        }
+        /* Short series stay plain even in the compressed block. */
+        size_t n = id % 10 == 0 ? 1 : 3;
+        assert_int_equal(tsdb__block_writer_add(w1, id, refs, n, NULL), TSDB_OK);
+        assert_int_equal(tsdb__block_writer_add(w2, id, refs, n, NULL), TSDB_OK);
+        for (int c = 0; c < 3; c++)
+            tsdb_chunk_app_fini(&app[c]);
+    }
+    assert_int_equal(tsdb__block_writer_commit(w1, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_writer_commit(w2, NULL), TSDB_OK);
+    tsdb__block *b1, *b2;
+    assert_int_equal(tsdb__block_open(plain, &b1, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_open(packed, &b2, NULL), TSDB_OK);
+    assert_true(tsdb__block_bytes(b2) < tsdb__block_bytes(b1) * 3 / 4);
+    assert_int_equal(tsdb__block_meta_get(b2)->n_samples, tsdb__block_meta_get(b1)->n_samples);
+    assert_true(value_sum(b1) == value_sum(b2));
+    assert_int_equal(tsdb__block_verify(b2, NULL), TSDB_OK);
+    tsdb__chunk_ref c;
+    assert_int_equal(tsdb__block_chunk(b2, 0, &c, NULL), TSDB_EINVAL);
+    /* Every flipped byte of the compressed image is caught at open or read. */
+    size_t len = tsdb__block_bytes(b2);
+    tsdb_buf img;
+    tsdb_buf_init(&img);
+    assert_int_equal(tsdb__os_read_file(packed, 1 << 20, &img, NULL), TSDB_OK);
+    unsigned char *copy = malloc(len);
+    for (size_t i = 0; i < len; i += 3) {
+        memcpy(copy, img.p, len);
+        copy[i] ^= 0x10;
+        tsdb__block *b;
+        int rc = tsdb__block_open_mem(copy, len, &b, NULL);
+        if (rc == TSDB_OK) {
+            rc = tsdb__block_verify(b, NULL);
+            tsdb__block_unref(b);
+        }
+        assert_int_equal(rc, TSDB_ECORRUPT);
+    }
+    free(copy);
+    tsdb_buf_fini(&img);
+    tsdb__block_unref(b1);
+    tsdb__block_unref(b2);
     tsdb__os_remove_all(dir, NULL);
 }
 
@@ -207,6 +310,7 @@ int main(void)
     tsdb_log_set_level(TSDB_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_compressed_runs),
         cmocka_unit_test(test_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
