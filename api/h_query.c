@@ -76,9 +76,9 @@ static void observe(api_ctx *c, int kind, int64_t t0_ns)
 /* ---- Result encoding
  * ------------------------------------------------------------------------------ */
 
+/* Writes the members of data: resultType and result. */
 static void write_result(api_json *j, const query_result *res)
 {
-    api__json_obj_begin(j);
     api__json_key(j, "resultType");
     switch (res->type) {
     case QUERY_SCALAR:
@@ -130,15 +130,59 @@ static void write_result(api_json *j, const query_result *res)
         api__json_arr_end(j);
         break;
     }
+}
+
+/* stats=true|all adds data.stats like Prometheus' (timings in seconds, sample counts). */
+typedef struct qstats {
+    int on;
+    double queue_s, eval_s;
+} qstats;
+
+static void write_stats(api_json *j, const qstats *st, const query_result *res)
+{
+    api__json_key(j, "stats");
+    api__json_obj_begin(j);
+    api__json_key(j, "timings");
+    api__json_obj_begin(j);
+    api__json_key(j, "evalTotalTime");
+    api__json_num(j, st->eval_s);
+    api__json_key(j, "resultSortTime");
+    api__json_num(j, 0);
+    api__json_key(j, "queryPreparationTime");
+    api__json_num(j, 0);
+    api__json_key(j, "innerEvalTime");
+    api__json_num(j, st->eval_s);
+    api__json_key(j, "execQueueTime");
+    api__json_num(j, st->queue_s);
+    api__json_key(j, "execTotalTime");
+    api__json_num(j, st->queue_s + st->eval_s);
+    api__json_obj_end(j);
+    api__json_key(j, "samples");
+    api__json_obj_begin(j);
+    api__json_key(j, "totalQueryableSamples");
+    api__json_uint(j, res->samples_loaded);
+    api__json_key(j, "peakSamples");
+    api__json_uint(j, res->samples_loaded);
+    api__json_obj_end(j);
     api__json_obj_end(j);
 }
 
-static void answer_result(api_resp *w, const query_result *res)
+static void answer_result(api_resp *w, const query_result *res, const qstats *st)
 {
     api_json j;
     api__resp_json_begin(w, &j);
+    api__json_obj_begin(&j);
     write_result(&j, res);
+    if (st->on)
+        write_stats(&j, st, res);
+    api__json_obj_end(&j);
     api__resp_json_end(w, &j, res->warnings, res->n_warnings);
+}
+
+static int want_stats(api_req *r)
+{
+    const tsdb_str *p = api__params_get(&r->params, "stats");
+    return p && p->len > 0;
 }
 
 /* ---- Handlers
@@ -160,21 +204,26 @@ void api__h_query(api_ctx *c, api_req *r, api_resp *w)
     query_expr *e;
     if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &e) < 0)
         return;
+    qstats st = {want_stats(r), 0, 0};
+    int64_t q0 = tsdb_mono_ns();
     int rc = api__query_slot_take(c, r);
     if (rc != TSDB_OK) {
         api__resp_error_code(w, rc, "query queue wait exceeded the timeout");
         return;
     }
+    int64_t e0 = tsdb_mono_ns();
     query_result res;
     tsdb_err err = {0};
     rc = query_exec_instant(c->db, e, t, &o, r->arena, &res, &err);
     api__query_slot_give(c);
     observe(c, 0, t0);
+    st.queue_s = (double)(e0 - q0) / 1e9;
+    st.eval_s = (double)(tsdb_mono_ns() - e0) / 1e9;
     if (rc != TSDB_OK) {
         api__resp_error_code(w, rc, err.msg);
         return;
     }
-    answer_result(w, &res);
+    answer_result(w, &res, &st);
 }
 
 void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
@@ -228,16 +277,21 @@ void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
     query_expr *ex;
     if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &ex) < 0)
         return;
+    qstats st = {want_stats(r), 0, 0};
+    int64_t q0 = tsdb_mono_ns();
     int rc = api__query_slot_take(c, r);
     if (rc != TSDB_OK) {
         api__resp_error_code(w, rc, "query queue wait exceeded the timeout");
         return;
     }
+    int64_t e0 = tsdb_mono_ns();
     query_result res;
     tsdb_err err = {0};
     rc = query_exec_range(c->db, ex, start, end, step, &o, r->arena, &res, &err);
     api__query_slot_give(c);
     observe(c, 1, t0);
+    st.queue_s = (double)(e0 - q0) / 1e9;
+    st.eval_s = (double)(tsdb_mono_ns() - e0) / 1e9;
     if (rc != TSDB_OK) {
         api__resp_error_code(w, rc, err.msg);
         return;
@@ -247,7 +301,7 @@ void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
                         res.type == QUERY_STRING ? "string" : "non-matrix");
         return;
     }
-    answer_result(w, &res);
+    answer_result(w, &res, &st);
 }
 
 void api__h_format_query(api_ctx *c, api_req *r, api_resp *w)

@@ -127,6 +127,7 @@ void api__h_label_values(api_ctx *c, api_req *r, api_resp *w);
 void api__h_metadata(api_ctx *c, api_req *r, api_resp *w);
 void api__h_write(api_ctx *c, api_req *r, api_resp *w);
 void api__h_read(api_ctx *c, api_req *r, api_resp *w);
+void api__h_federate(api_ctx *c, api_req *r, api_resp *w);
 void api__h_healthy(api_ctx *c, api_req *r, api_resp *w);
 void api__h_ready(api_ctx *c, api_req *r, api_resp *w);
 void api__h_reload(api_ctx *c, api_req *r, api_resp *w);

@@ -48,7 +48,9 @@ static int shortest_digits(double v, char dig[24], int *exp10)
     return nd;
 }
 
-size_t api__fmt_float(double v, char out[32])
+/* Shared by the 'f'/'e' (JSON) and 'g' (text exposition) formats: use_e decides the layout from
+ * |v| and the decimal exponent. */
+static size_t fmt_shortest(double v, char out[32], int g_format)
 {
     if (isnan(v))
         return (size_t)snprintf(out, 32, "NaN");
@@ -65,7 +67,8 @@ size_t api__fmt_float(double v, char out[32])
     if (v < 0)
         out[o++] = '-';
 
-    if (a < 1e-6 || a >= 1e21) { /* Go 'e' format */
+    int use_e = g_format ? (e10 < -4 || e10 >= 6) : (a < 1e-6 || a >= 1e21);
+    if (use_e) { /* Go 'e' format */
         out[o++] = dig[0];
         if (nd > 1) {
             out[o++] = '.';
@@ -76,7 +79,7 @@ size_t api__fmt_float(double v, char out[32])
         o += (size_t)snprintf(out + o, 32 - o, "e%c%02d", e10 < 0 ? '-' : '+', x);
         return o;
     }
-    /* 'f' format: 1e-6 <= a < 1e21, so -6 <= e10 <= 20 and the result fits 32 bytes. */
+    /* 'f' format: -6 <= e10 <= 20 here, so the result fits 32 bytes. */
     if (e10 < 0) {
         out[o++] = '0';
         out[o++] = '.';
@@ -96,6 +99,16 @@ size_t api__fmt_float(double v, char out[32])
     }
     out[o] = '\0';
     return o;
+}
+
+size_t api__fmt_float(double v, char out[32])
+{
+    return fmt_shortest(v, out, 0);
+}
+
+size_t api__fmt_float_g(double v, char out[32])
+{
+    return fmt_shortest(v, out, 1);
 }
 
 size_t api__fmt_ts(int64_t t_ms, char out[32])

@@ -54,6 +54,9 @@ void api__json_labels(api_json *j, tsdb_labels l);
  * Prometheus' MarshalFloat. Writes a NUL-terminated string of at most 32 bytes into out and
  * returns its length. */
 size_t api__fmt_float(double v, char out[32]);
+/* The same digits laid out as Go's FormatFloat(v, 'g', -1, 64), which the text exposition format
+ * uses ("1e+06", "0.0001", "1.5e-05"). */
+size_t api__fmt_float_g(double v, char out[32]);
 /* Formats a ms timestamp like MarshalTimestamp; out holds at least 32 bytes. */
 size_t api__fmt_ts(int64_t t_ms, char out[32]);
 

@@ -53,6 +53,7 @@ static const api_route routes[] = {
     {M_GET | M_HEAD, "/-/ready", api__h_ready, 0},
     {M_POST | M_PUT, "/-/reload", api__h_reload, 0},
     {M_GET, "/metrics", api__h_metrics, 0},
+    {M_GET, "/federate", api__h_federate, 0},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(N_ROUTES < API_N_ROUTES_MAX, "route table larger than the metrics table");

@@ -108,6 +108,31 @@ static void test_float_roundtrip_random(void **state)
     }
 }
 
+static void check_g(double v, const char *want)
+{
+    char out[32];
+    api__fmt_float_g(v, out);
+    if (strcmp(out, want) != 0)
+        fail_msg("format_g(%.17g) = \"%s\", want \"%s\"", v, out, want);
+}
+
+/* Go's strconv.FormatFloat(v, 'g', -1, 64), as the text exposition format writes values. */
+static void test_float_g(void **state)
+{
+    (void)state;
+    check_g(0, "0");
+    check_g(1, "1");
+    check_g(1.5, "1.5");
+    check_g(100000, "100000");
+    check_g(1e6, "1e+06");
+    check_g(123456789, "1.23456789e+08");
+    check_g(0.0001, "0.0001");
+    check_g(0.00001, "1e-05");
+    check_g(-2.5e-7, "-2.5e-07");
+    check_g(NAN, "NaN");
+    check_g(-INFINITY, "-Inf");
+}
+
 static void check_ts(int64_t ms, const char *want)
 {
     char out[32];
@@ -168,9 +193,8 @@ static void test_writer_structure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_float_go_table),
-        cmocka_unit_test(test_float_roundtrip_random),
-        cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_float_go_table),   cmocka_unit_test(test_float_roundtrip_random),
+        cmocka_unit_test(test_timestamps),       cmocka_unit_test(test_float_g),
         cmocka_unit_test(test_writer_structure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -398,6 +398,32 @@ static void test_remote_write(void **state)
     tsdb_arena_fini(&a);
 }
 
+static void test_stats_and_federate(void **state)
+{
+    fixture *f = *state;
+    load(f, "fed_metric", 2, 10, 8000000);
+    call c;
+    run(f, &c, "GET", "/api/v1/query", "query=fed_metric&time=8100&stats=all", NULL, 0, NULL);
+    assert_int_equal(c.w.status, 200);
+    const cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "data"), "stats");
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "timings"), "evalTotalTime"));
+    const cJSON *smp =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(st, "samples"), "totalQueryableSamples");
+    assert_true(cJSON_IsNumber(smp) && smp->valuedouble > 0);
+    done(&c);
+
+    /* Latest samples at 8000000 + 9 * 15000 = 8135000; "now" pinned one minute later. */
+    tsdb_clock_pin(8195000);
+    run(f, &c, "GET", "/federate", "match[]=fed_metric", NULL, 0, NULL);
+    tsdb_clock_pin(0);
+    assert_int_equal(c.w.status, 200);
+    tsdb_buf_putc(&c.w.body, '\0');
+    assert_string_equal((char *)c.w.body.p, "# TYPE fed_metric untyped\n"
+                                            "fed_metric{i=\"0\",job=\"a\"} 9 8135000\n"
+                                            "fed_metric{i=\"1\",job=\"a\"} 10 8135000\n");
+    done(&c);
+}
+
 static tsdb_str read_request(tsdb_arena *a, int streamed, int64_t start, int64_t end,
                              const char *metric)
 {
@@ -511,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metadata_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats_and_federate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
