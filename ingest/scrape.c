@@ -835,7 +835,10 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
     return rc;
 }
 
-static void finish_scrape(ingest_scraper *s, target *t, CURLcode cres)
+/* Stores the outcome of one scrape of t: the body's samples when failure is NULL (and the body
+ * parses), staleness markers, the report series, and the target's status. */
+static void store_scrape(ingest_scraper *s, target *t, const char *ctype, const char *failure,
+                         double dur)
 {
     tsdb_arena a;
     tsdb_arena_init(&a, 0);
@@ -844,24 +847,11 @@ static void finish_scrape(ingest_scraper *s, target *t, CURLcode cres)
     sset_init(&cur);
     scrape_result res;
     memset(&res, 0, sizeof res);
-    double dur = (double)(tsdb_mono_ns() - t->start_mono) / 1e9;
     int ok = 0;
-    long status = 0;
-    if (t->body_over) {
-        snprintf(res.err, sizeof res.err, "body size limit exceeded (limit: %zu bytes)",
-                 t->body_limit);
-    } else if (cres == CURLE_OPERATION_TIMEDOUT) {
-        snprintf(res.err, sizeof res.err, "Get \"%.200s\": context deadline exceeded", t->url);
-    } else if (cres != CURLE_OK) {
-        snprintf(res.err, sizeof res.err, "Get \"%.200s\": %.200s", t->url,
-                 t->curl_err[0] ? t->curl_err : curl_easy_strerror(cres));
-    } else if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status), status != 200) {
-        snprintf(res.err, sizeof res.err, "server returned HTTP status %ld", status);
-    } else {
-        char *ctype = NULL;
-        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
-        ok = process_body(s, t, ctype ? ctype : "", &b, &cur, &res, &a) == 0;
-    }
+    if (failure)
+        snprintf(res.err, sizeof res.err, "%s", failure);
+    else
+        ok = process_body(s, t, ctype, &b, &cur, &res, &a) == 0;
     if (!ok) {
         /* Nothing from the body: drop what was built and treat the scrape as empty. */
         b.n = 0;
@@ -900,6 +890,31 @@ static void finish_scrape(ingest_scraper *s, target *t, CURLcode cres)
         tsdb_buf_fini(&t->body);
         tsdb_buf_init(&t->body);
     }
+}
+
+/* A transfer ended: turns libcurl's outcome into a failure message or a body to store. */
+static void finish_scrape(ingest_scraper *s, target *t, CURLcode cres)
+{
+    double dur = (double)(tsdb_mono_ns() - t->start_mono) / 1e9;
+    char failure[512];
+    long status = 0;
+    char *ctype = NULL;
+    if (t->body_over) {
+        snprintf(failure, sizeof failure, "body size limit exceeded (limit: %zu bytes)",
+                 t->body_limit);
+    } else if (cres == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(failure, sizeof failure, "Get \"%.200s\": context deadline exceeded", t->url);
+    } else if (cres != CURLE_OK) {
+        snprintf(failure, sizeof failure, "Get \"%.200s\": %.200s", t->url,
+                 t->curl_err[0] ? t->curl_err : curl_easy_strerror(cres));
+    } else if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status), status != 200) {
+        snprintf(failure, sizeof failure, "server returned HTTP status %ld", status);
+    } else {
+        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
+        store_scrape(s, t, ctype ? ctype : "", NULL, dur);
+        return;
+    }
+    store_scrape(s, t, "", failure, dur);
 }
 
 /* ---- Starting a request -------------------------------------------------------------------------
