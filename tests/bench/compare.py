@@ -45,8 +45,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http(url, data=None, timeout=300):
-    """Returns (status, body bytes, seconds)."""
+def http(url, data=None, timeout=300, get=False):
+    """POSTs data form-encoded (or GETs it as a query string); returns (status, body, seconds)."""
+    if get and data is not None:
+        url += "?" + urllib.parse.urlencode(data, doseq=True)
+        data = None
     body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
     req = urllib.request.Request(url, data=body)
     if body is not None:
@@ -228,11 +231,12 @@ def run_one(kind, wl, start_ms, tmp, rep, logdir, answers):
         if with_queries:
             qstart = end_s - min(dur, 3600)
             for name, path, params in query_set(qstart, end_s):
-                http(srv.base + path, params)  # warm-up
+                get = path.startswith("/api/v1/label/")  # served on GET only, as Prometheus does
+                http(srv.base + path, params, get=get)  # warm-up
                 times = []
                 body = b""
                 for _ in range(3):
-                    st, body, secs = http(srv.base + path, params)
+                    st, body, secs = http(srv.base + path, params, get=get)
                     times.append(secs)
                 fig[f"query {name} ms"] = statistics.median(times) * 1000
                 if rep == 0:
