@@ -480,6 +480,31 @@ static void scenario_admin_metrics(void)
     CHECK(r.status == 200 && cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "data"), "headStats"),
           "status/tsdb: %ld", r.status);
     resp_free(&r);
+    /* Admin API (enabled for this server): snapshot, delete a series, clean tombstones. */
+    form_post(&r, "/api/v1/admin/tsdb/snapshot", "");
+    const char *name = jstr(cJSON_GetObjectItem(r.json, "data"), "name");
+    char snap[256];
+    snprintf(snap, sizeof snap, "%s/data/snapshots/%s", dir, name);
+    CHECK(r.status == 200 && *name && access(snap, F_OK) == 0, "snapshot: %ld %s", r.status,
+          r.body ? r.body : "");
+    resp_free(&r);
+    form_post(&r, "/api/v1/admin/tsdb/delete_series", "match%5B%5D=itest_v2");
+    CHECK(r.status == 204, "delete_series: %ld %s", r.status, r.body ? r.body : "");
+    resp_free(&r);
+    char q[256];
+    snprintf(q, sizeof q, "query=count(itest_v2)&time=%.3f", (double)now_ms / 1000);
+    form_post(&r, "/api/v1/query", q);
+    const cJSON *res = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "data"), "result");
+    CHECK(r.status == 200 && cJSON_GetArraySize(res) == 0, "deleted series gone: %s",
+          r.body ? r.body : "");
+    resp_free(&r);
+    form_post(&r, "/api/v1/admin/tsdb/clean_tombstones", "");
+    CHECK(r.status == 204, "clean_tombstones: %ld", r.status);
+    resp_free(&r);
+    form_post(&r, "/api/v1/admin/tsdb/delete_series", "");
+    CHECK(r.status == 400 && is_error_envelope(&r, "bad_data"), "delete_series without match[]");
+    resp_free(&r);
+
     http(&r, "GET", "/api/v1/alerts", NULL, 0, NULL, 0);
     CHECK(r.status == 200 &&
               cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "data"), "alerts")),
