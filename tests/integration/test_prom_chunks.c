@@ -4,11 +4,11 @@
  * with a temporary data directory and an empty configuration, remote-writes a few series of
  * chosen samples (counters with jittered timestamps and a 64-bit timestamp jump, a gauge with
  * NaN payloads, infinities and a stale marker, a constant, a single sample, a chunk that ends with
- * the empty trailing byte), then remote-reads them as STREAMED_XOR_CHUNKS. For every chunk
- * Prometheus returns, our encoder must produce the same bytes from the samples in the chunk's
- * [min_time, max_time] (Prometheus decides where chunks are cut: 120 samples, time ranges), and
- * our decoder must read the chunk back to exactly those samples. All chunks of a series together
- * must hold every sample sent.
+ * the empty trailing byte, tiny subnormals), then remote-reads them as STREAMED_XOR_CHUNKS. For
+ * every chunk Prometheus returns, our encoder must produce the same bytes from the samples in the
+ * chunk's [min_time, max_time] (Prometheus decides where chunks are cut: 120 samples, time ranges),
+ * and our decoder must read the chunk back to exactly those samples. All chunks of a series
+ * together must hold every sample sent.
  *
  * PROM_CHUNKS_SEED=<n> fixes the random samples (the seed is printed). PROM_CHUNKS_DUMP=<dir>
  * writes every chunk received there (used to seed fuzz/corpus/chunk). Prometheus is started with
@@ -302,7 +302,7 @@ typedef struct series {
     int seen;
 } series;
 
-enum { S_COUNTER, S_GAUGE, S_CONSTANT, S_SINGLE, S_ALIGNED, S_WIDE, N_SERIES };
+enum { S_COUNTER, S_GAUGE, S_CONSTANT, S_SINGLE, S_ALIGNED, S_WIDE, S_TINY, N_SERIES };
 static series all[N_SERIES];
 
 static void make_series(int64_t base)
@@ -411,6 +411,18 @@ static void make_series(int64_t base)
         s->s[i].v = from_bits(b);
     }
     s->n = 140;
+
+    /* Subnormals of a few bits: XORs with 32 and more leading zeros, where the 5-bit field
+     * caps the count at 31. */
+    s = &all[S_TINY];
+    s->name = "cairn_chunk_tiny";
+    t = base + 13;
+    for (size_t i = 0; i < 125; i++) {
+        t += 15000;
+        s->s[i].t = t;
+        s->s[i].v = from_bits(rnd() & ((1ULL << (1 + rnd() % 40)) - 1));
+    }
+    s->n = 125;
 }
 
 static int remote_write(int port)
