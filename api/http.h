@@ -20,10 +20,9 @@
 #include "api/jsonw.h"
 #include "api/params.h"
 
-#define API_MAX_BODY      (32u << 20) /* compressed remote-write/read bodies and forms */
-#define API_MAX_FORM_BODY (8u << 20)  /* form-encoded query bodies */
-#define API_MAX_POINTS    11000       /* per series in a range query */
-#define API_RESP_HEADERS  8
+#define API_MAX_BODY     (32u << 20) /* any request body: remote-write/read bodies, forms */
+#define API_MAX_POINTS   11000       /* per series in a range query */
+#define API_RESP_HEADERS 8
 
 typedef struct api_req {
     tsdb_arena *arena;     /* request scoped; everything below lives in it */

@@ -465,6 +465,7 @@ void api_server_stop(api_server *s)
         return;
     if (s->d)
         MHD_stop_daemon(s->d);
+    api__meta_clear();
     if (s->crypt_lib)
         dlclose(s->crypt_lib);
     pthread_mutex_destroy(&s->crypt_mu);
