@@ -824,7 +824,10 @@ int tsdb_maintain(tsdb *db, tsdb_err *err)
 {
     if (db->o.read_only)
         return tsdb_errf(err, TSDB_EINVAL, -1, "database is read-only");
-    int rc = 0;
+    /* Without a maintenance thread, this is also where the fsync interval policy happens. */
+    int rc = db->o.wal_fsync_ms > 0 ? tsdb__wal_sync_fd(db->wal, err) : TSDB_OK;
+    if (rc)
+        return rc;
     for (int i = 0; i < 100000 && (rc = tsdb__cut(db, 0, err)) > 0; i++)
         ;
     if (rc < 0)
