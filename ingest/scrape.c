@@ -780,8 +780,17 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
                 l.name = tsdb_arena_str(a, l.name);
             if (l.value.p < body0 || l.value.p >= body1)
                 l.value = tsdb_arena_str(a, l.value);
+            if (ingest__lb_get(&lb, l.name).len) {
+                snprintf(res->err, sizeof res->err,
+                         "line %d: label name \"%.*s\" is not unique: invalid sample", e.line,
+                         (int)(l.name.len > 100 ? 100 : l.name.len), l.name.p);
+                rc = TSDB_EINVAL;
+                break;
+            }
             ingest__lb_set(&lb, l.name, l.value, a);
         }
+        if (rc < 0)
+            break;
         attach_target_labels(t, cfg->honor_labels, &lb, a);
         if (cfg->n_metric_relabel &&
             !ingest__relabel(cfg->metric_relabel, cfg->n_metric_relabel, &lb, a))

@@ -433,6 +433,15 @@ static void test_failures_store_nothing(void **state)
     assert_non_null(strstr((char *)tb.p, "\"lastError\":\"2:5: expected '\\\"' to start"));
     assert_non_null(strstr((char *)tb.p, "\"health\":\"down\""));
     tsdb_buf_fini(&tb);
+    /* Duplicate label names fail the scrape. */
+    httpd_set(&f.h, 200, "m{a=\"7\"} 1\nm{b=\"1\",b=\"2\"} 1\n");
+    wait_scrapes(&f.h, 12);
+    tsdb_buf_init(&tb);
+    ingest_scraper_targets_json(s, "active", &tb);
+    tsdb_buf_putc(&tb, 0);
+    assert_non_null(strstr((char *)tb.p, "\"lastError\":\"line 2: label name \\\"b\\\" is not "
+                                         "unique: invalid sample\""));
+    tsdb_buf_fini(&tb);
     ingest_scraper_stop(s);
 
     tsdb_sample sm[512];
@@ -446,6 +455,7 @@ static void test_failures_store_nothing(void **state)
     assert_int_equal(read_series(f.db, "m", "a", "2", sm, 512, NULL, 0), 0);
     assert_int_equal(read_series(f.db, "m", "a", "9", sm, 512, NULL, 0), 0);
     assert_int_equal(read_series(f.db, "m", "a", "8", sm, 512, NULL, 0), 0);
+    assert_int_equal(read_series(f.db, "m", "a", "7", sm, 512, NULL, 0), 0);
     /* up: 1s, then 0s, then the shutdown marker. */
     n = read_series(f.db, "up", "job", "lim", sm, 512, NULL, 0);
     size_t ones = 0;
