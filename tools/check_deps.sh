@@ -24,7 +24,7 @@ check_folder tsdb '^tsdb/'
 check_folder query '^(tsdb/base\.h|tsdb/tsdb\.h|query/.*)$'
 check_folder ingest '^(tsdb/base\.h|tsdb/tsdb\.h|ingest/.*|ingest/prompb.*\.pb-c\.h)$'
 check_folder api '^(tsdb/base\.h|tsdb/tsdb\.h|query/query\.h|ingest/ingest\.h|api/.*|cairn\.h)$'
-check_folder tools '^(tsdb/.*|ingest/ingest\.h|query/query\.h|cairn\.h)$'
+check_folder tools '^(tools/.*|tsdb/.*|ingest/ingest\.h|query/query\.h|cairn\.h)$'
 
 # Third-party headers: each in its own file(s) only.
 only_in() { # header-regex, allowed files...
