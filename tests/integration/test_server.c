@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -512,6 +513,80 @@ static void scenario_admin_metrics(void)
     resp_free(&r);
 }
 
+/* Several clients at once: writers appending new samples, readers querying, and a health probe
+ * that must keep answering. Every answer must be 2xx. */
+typedef struct worker {
+    int id, errors, done;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *wk = arg;
+    for (int i = 0; i < 40; i++) {
+        resp r;
+        if (wk->id % 2 == 0) {
+            tsdb_arena a;
+            tsdb_arena_init(&a, 0);
+            tsdb_label l[] = {
+                {TSDB_STR("__name__"), TSDB_STR("conc_metric")},
+                {TSDB_STR("worker"), tsdb_str_c(tsdb_arena_sprintf(&a, "w%d", wk->id))}};
+            tsdb_sample smp = {now_ms + 1000 * i, i};
+            tsdb_batch_series bs = {{l, 2}, &smp, 1};
+            tsdb_batch b = {&bs, 1};
+            tsdb_str body;
+            ingest_rw_encode(&b, &a, &body);
+            const char *const h[] = {"Content-Type: application/x-protobuf", NULL};
+            if (http(&r, "POST", "/api/v1/write", body.p, body.len, h, 0) != 0 || r.status != 204)
+                wk->errors++;
+            tsdb_arena_fini(&a);
+        } else {
+            char q[256];
+            snprintf(q, sizeof q, "query=sum(itest_v1)%%20%%2B%%20count(conc_metric)&time=%.3f",
+                     (double)now_ms / 1000 + 50);
+            if (form_post(&r, "/api/v1/query", q) != 0 || r.status != 200)
+                wk->errors++;
+        }
+        resp_free(&r);
+        wk->done++;
+    }
+    return NULL;
+}
+
+static void scenario_concurrency(void)
+{
+    enum { N = 8 };
+    pthread_t th[N];
+    worker wk[N];
+    for (int i = 0; i < N; i++) {
+        wk[i] = (worker){i, 0, 0};
+        pthread_create(&th[i], NULL, worker_main, &wk[i]);
+    }
+    int probes_ok = 0;
+    for (int i = 0; i < 10; i++) {
+        probes_ok += healthy();
+        sleep_ms(20);
+    }
+    int errors = 0, done = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        errors += wk[i].errors;
+        done += wk[i].done;
+    }
+    CHECK(errors == 0 && done == N * 40, "concurrent writes and queries: %d errors of %d", errors,
+          done);
+    CHECK(probes_ok == 10, "health probes under load: %d of 10", probes_ok);
+    resp r;
+    char q[256];
+    snprintf(q, sizeof q, "query=count(conc_metric)&time=%.3f", (double)now_ms / 1000 + 50);
+    form_post(&r, "/api/v1/query", q);
+    const cJSON *res = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "data"), "result");
+    const cJSON *v =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 0), "value"), 1);
+    CHECK(cJSON_IsString(v) && !strcmp(v->valuestring, "4"), "all writers' series stored: %s",
+          r.body ? r.body : "");
+    resp_free(&r);
+}
+
 int main(void)
 {
     signal(SIGINT, on_signal);
@@ -544,6 +619,7 @@ int main(void)
     scenario_write_and_query();
     scenario_bad_input();
     scenario_admin_metrics();
+    scenario_concurrency();
     CHECK(stop_server() == 0, "clean shutdown on SIGTERM");
 
     /* Restart on the same directory: the data is back after WAL replay. */
