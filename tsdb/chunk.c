@@ -672,7 +672,6 @@ int tsdb_chunk_it_next(tsdb_chunk_it *it, tsdb_sample *out)
 int tsdb_chunk_it_next_batch(tsdb_chunk_it *it, tsdb_sample *out, size_t cap)
 {
     size_t k = 0;
-    const unsigned char *d = it->p + CHUNK_HDR;
     size_t dlen = it->len >= CHUNK_HDR ? it->len - CHUNK_HDR : 0;
     /* Last byte offset from which an unchecked 8-byte load stays inside the data. */
     size_t fast_end = dlen >= 8 ? dlen - 8 : 0;
@@ -681,6 +680,7 @@ int tsdb_chunk_it_next_batch(tsdb_chunk_it *it, tsdb_sample *out, size_t cap)
             size_t lim = (size_t)(it->n - it->i), j = 0;
             if (lim > cap - k)
                 lim = cap - k;
+            const unsigned char *d = it->p + CHUNK_HDR;
             it_state s;
             it_state_load(it, &s);
             while (j < lim && (s.pos >> 3) <= fast_end && it_decode_fast(d, &s, &out[k + j], NULL))

@@ -604,6 +604,11 @@ static void test_corrupt(void **state)
     assert_int_equal(tsdb_chunk_it_init(&it, "\x00", 1), TSDB_ECORRUPT);
     assert_int_equal(tsdb_chunk_count("\x01", 1), 0);
     assert_int_equal(tsdb_chunk_decode_all("\x00", 1, out, 8, &got), TSDB_ECORRUPT);
+    /* An iterator whose init failed keeps returning the error. */
+    assert_int_equal(tsdb_chunk_it_init(&it, "\x00", 1), TSDB_ECORRUPT);
+    assert_int_equal(tsdb_chunk_it_next(&it, &x), TSDB_ECORRUPT);
+    assert_int_equal(tsdb_chunk_it_next_batch(&it, out, 8), TSDB_ECORRUPT);
+    assert_int_equal(tsdb_chunk_it_seek(&it, 0, &x), TSDB_ECORRUPT);
 
     /* A count with no samples behind it; sticky error. */
     assert_int_equal(tsdb_chunk_it_init(&it, "\x00\x05", 2), 0);
