@@ -1109,8 +1109,10 @@ static void pool_sync(ingest_scraper *s, pool *p, int64_t now)
                 }
                 if (keep) {
                     keep->pool = p;
+                    pthread_mutex_lock(&s->mu); /* the targets JSON reads the durations */
                     keep->interval_ms = t->interval_ms;
                     keep->timeout_ms = t->timeout_ms;
+                    pthread_mutex_unlock(&s->mu);
                     target_free(s, t);
                     t = keep;
                 }
