@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tsdb/base.h"
@@ -478,11 +480,29 @@ static void test_lock(void **state)
     tsdb_opts_default(&o);
     o.dir = dir;
     o.no_maintenance = 1;
+    /* Another process is refused while this one holds the directory. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tsdb *other = NULL;
+        int rc = tsdb_open(&o, &other, NULL);
+        _exit(rc == TSDB_ELOCKED ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* A read-only open needs no lock and sees the data. */
+    put(db, "ro", "x", 1000, 1000, 5, 0);
     tsdb *db2 = NULL;
-    /* fcntl locks are per process: a second handle in this process is not refused by the OS,
-     * so only check that a read-only open works alongside. */
     o.read_only = 1;
     assert_int_equal(tsdb_open(&o, &db2, NULL), TSDB_OK);
+    static tsdb_sample s[8];
+    assert_int_equal(read_series(db2, "ro", INT64_MIN, INT64_MAX, s, 8, NULL), 5);
+    tsdb_label l[1] = {{TSDB_STR("__name__"), TSDB_STR("ro")}};
+    tsdb_sample one = {9000, 1};
+    tsdb_batch_series bs = {{l, 1}, &one, 1};
+    tsdb_batch b = {&bs, 1};
+    assert_int_equal(tsdb_append(db2, &b, NULL, NULL), TSDB_EINVAL);
     tsdb_close(db2);
     tsdb_close(db);
     rm_dir(dir);
