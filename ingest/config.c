@@ -177,8 +177,7 @@ static int size_parse(tsdb_str s, uint64_t *out)
     return 0;
 }
 
-/* ---- Node helpers -----------------------------------------------------------------------------
- */
+/* ---- Node helpers ---------------------------------------------------------------------------- */
 
 static yaml_node_t *node_at(cctx *c, int id)
 {
@@ -386,8 +385,7 @@ static int get_labels(cctx *c, yaml_node_t *n, const char *what, tsdb_label **ou
     return 0;
 }
 
-/* ---- Target groups (static_configs and file_sd files) -----------------------------------------
- */
+/* ---- Target groups (static_configs and file_sd files) ---------------------------------------- */
 
 static int tgroup_pair(cctx *c, tsdb_str key, yaml_node_t *kn, yaml_node_t *vn, void *ud)
 {
@@ -421,8 +419,7 @@ static int get_tgroups(cctx *c, yaml_node_t *n, const char *what, ingest_tgroup 
     return 0;
 }
 
-/* ---- Relabel rules ----------------------------------------------------------------------------
- */
+/* ---- Relabel rules --------------------------------------------------------------------------- */
 
 typedef struct rset {
     ingest_relabel_rule *v;
@@ -496,8 +493,7 @@ static int get_relabels(cctx *c, yaml_node_t *n, const char *what, ingest_relabe
     return 0;
 }
 
-/* ---- Scrape configs ---------------------------------------------------------------------------
- */
+/* ---- Scrape configs -------------------------------------------------------------------------- */
 
 typedef struct jctx {
     ingest_scrape_cfg *j;
@@ -845,8 +841,7 @@ static int parse_root(cctx *c, yaml_node_t *root, ingest_config *cfg)
     return 0;
 }
 
-/* ---- Loading ----------------------------------------------------------------------------------
- */
+/* ---- Loading --------------------------------------------------------------------------------- */
 
 /* Parses text into a document; fills err on a YAML syntax error. */
 static int load_doc(const char *name, const char *text, size_t len, yaml_document_t *doc,

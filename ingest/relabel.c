@@ -59,8 +59,7 @@ const char *ingest__relabel_action_name(enum ingest_relabel_action act)
     return (unsigned)act < sizeof action_names / sizeof action_names[0] ? action_names[act] : "?";
 }
 
-/* ---- Regex ------------------------------------------------------------------------------------
- */
+/* ---- Regex ----------------------------------------------------------------------------------- */
 
 /* Matches s against the rule's anchored regex and, when it matches, expands tmpl with its
  * captures into *out (in a). Returns 1 on a match, 0 otherwise (a match that hits the
@@ -92,8 +91,7 @@ static int is_word(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-/* ---- Compilation --------------------------------------------------------------------------------
- */
+/* ---- Compilation ----------------------------------------------------------------------------- */
 
 static int is_default(tsdb_str s, const char *def)
 {
@@ -207,8 +205,7 @@ int ingest__relabel_compile(ingest_relabel_rule *r, tsdb_arena *a, tsdb_err *err
     return re_compile(r, a, err);
 }
 
-/* ---- Label builder ----------------------------------------------------------------------------
- */
+/* ---- Label builder --------------------------------------------------------------------------- */
 
 tsdb_str ingest__lb_get(const ingest_lb *lb, tsdb_str name)
 {
@@ -248,8 +245,7 @@ void ingest__lb_set(ingest_lb *lb, tsdb_str name, tsdb_str value, tsdb_arena *a)
     lb->v[lb->n++] = (tsdb_label){name, value};
 }
 
-/* ---- Evaluation -------------------------------------------------------------------------------
- */
+/* ---- Evaluation ------------------------------------------------------------------------------ */
 
 static tsdb_str join_sources(const ingest_relabel_rule *r, const ingest_lb *lb, tsdb_arena *a)
 {

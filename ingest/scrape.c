@@ -136,8 +136,7 @@ static int sset_add(sset *s, tsdb_labels l, uint64_t h, int explicit_ts)
     return 1;
 }
 
-/* ---- Metadata store ----------------------------------------------------------------------------
- */
+/* ---- Metadata store -------------------------------------------------------------------------- */
 
 typedef struct meta_ent {
     uint64_t h;
@@ -214,8 +213,7 @@ static void meta_put(meta_store *m, tsdb_str metric, tsdb_str type, tsdb_str hel
     m->n++;
 }
 
-/* ---- Scraper structures ------------------------------------------------------------------------
- */
+/* ---- Scraper structures ---------------------------------------------------------------------- */
 
 typedef struct pool pool;
 
@@ -297,8 +295,7 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* ---- Small helpers ----------------------------------------------------------------------------
- */
+/* ---- Small helpers --------------------------------------------------------------------------- */
 
 static int label_cmp(const void *a, const void *b)
 {
@@ -345,8 +342,7 @@ static char *read_secret(const char *path)
     return xstrndup(buf + b, n - b);
 }
 
-/* ---- JSON output -------------------------------------------------------------------------------
- */
+/* ---- JSON output ----------------------------------------------------------------------------- */
 
 static void json_str(tsdb_buf *b, tsdb_str s)
 {
@@ -403,8 +399,7 @@ static void json_time(tsdb_buf *b, int64_t ms)
                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
-/* ---- Targets from configuration -----------------------------------------------------------------
- */
+/* ---- Targets from configuration -------------------------------------------------------------- */
 
 static int address_has_port(tsdb_str a)
 {
@@ -612,8 +607,7 @@ static void target_free(ingest_scraper *s, target *t)
     free(t);
 }
 
-/* ---- Appending --------------------------------------------------------------------------------
- */
+/* ---- Appending ------------------------------------------------------------------------------- */
 
 /* A batch of one-sample series in an arena. */
 typedef struct sbatch {
@@ -680,8 +674,7 @@ static void add_all_stale(const target *t, sbatch *b, int64_t ts)
             sbatch_add(b, report_labels(t, report_names[i], b->a), ts, tsdb_stale_nan());
 }
 
-/* ---- Processing a response ----------------------------------------------------------------------
- */
+/* ---- Processing a response ------------------------------------------------------------------- */
 
 typedef struct fam_meta {
     tsdb_str name, type, help, unit;
@@ -926,8 +919,7 @@ static void finish_scrape(ingest_scraper *s, target *t, CURLcode cres)
     store_scrape(s, t, "", failure, dur);
 }
 
-/* ---- Starting a request -------------------------------------------------------------------------
- */
+/* ---- Starting a request ---------------------------------------------------------------------- */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -1020,8 +1012,7 @@ static void start_scrape(ingest_scraper *s, target *t, int64_t now)
     t->in_flight = 1;
 }
 
-/* ---- Configuration and target sync -------------------------------------------------------------
- */
+/* ---- Configuration and target sync ----------------------------------------------------------- */
 
 static void pool_free(ingest_scraper *s, pool *p)
 {
@@ -1239,8 +1230,7 @@ static void apply_config(ingest_scraper *s, ingest_config *cfg, int64_t now)
     ingest__config_free(oc);
 }
 
-/* ---- The scrape thread --------------------------------------------------------------------------
- */
+/* ---- The scrape thread ----------------------------------------------------------------------- */
 
 static void reap_zombies(ingest_scraper *s, int64_t now)
 {
@@ -1329,8 +1319,7 @@ static void *scrape_main(void *arg)
     return NULL;
 }
 
-/* ---- Public ------------------------------------------------------------------------------------
- */
+/* ---- Public ---------------------------------------------------------------------------------- */
 
 int ingest_scraper_start(tsdb *db, const char *config_path, ingest_scraper **out, tsdb_err *err)
 {

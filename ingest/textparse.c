@@ -261,8 +261,7 @@ static int parse_int64(const char *s, const char *e, int64_t *out)
     return 0;
 }
 
-/* ---- Lines ------------------------------------------------------------------------------------
- */
+/* ---- Lines ----------------------------------------------------------------------------------- */
 
 /* Moves to the next line; returns 0 at the end of input. */
 static int next_line(ingest_text *p)
@@ -576,8 +575,7 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
     return 1;
 }
 
-/* ---- Public ------------------------------------------------------------------------------------
- */
+/* ---- Public ---------------------------------------------------------------------------------- */
 
 enum ingest_text_format ingest_text_format_of(tsdb_str ct)
 {

@@ -27,8 +27,7 @@
 #include "tsdb/tsdb.h"
 #include "ingest/ingest.h"
 
-/* ---- A tiny HTTP target ------------------------------------------------------------------------
- */
+/* ---- A tiny HTTP target ---------------------------------------------------------------------- */
 
 typedef struct httpd {
     int fd;
@@ -249,8 +248,7 @@ static int is_stale(double v)
     return b == TSDB_STALE_NAN_BITS;
 }
 
-/* ---- Tests -------------------------------------------------------------------------------------
- */
+/* ---- Tests ----------------------------------------------------------------------------------- */
 
 static void test_scrape_store_and_staleness(void **state)
 {
