@@ -1277,6 +1277,8 @@ static void *scrape_main(void *arg)
             pool *p = s->pools[k];
             for (size_t i = 0; i < p->n_t; i++) {
                 target *t = p->t[i];
+                if (t->next_ms - now > t->interval_ms) /* the wall clock went back */
+                    t->next_ms = now + (int64_t)(t->hash % (uint64_t)t->interval_ms);
                 if (!t->in_flight && t->next_ms <= now) {
                     start_scrape(s, t, now);
                     t->next_ms += t->interval_ms;
