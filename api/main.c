@@ -53,6 +53,7 @@ static flag flags[] = {
     {"query.max-concurrency", F_STR, "20", "Maximum number of concurrent queries.", NULL},
     {"log.level", F_STR, "info", "Log level: debug, info, warn, error.", NULL},
     {"log.format", F_STR, "logfmt", "Log format: logfmt or json.", NULL},
+    {"enable-feature", F_STR, "", "Accepted for compatibility with Prometheus; ignored.", NULL},
 };
 #define N_FLAGS (sizeof flags / sizeof flags[0])
 
