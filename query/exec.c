@@ -111,6 +111,7 @@ int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opt
                 break;
             case QE_STRING:
                 r.type = QUERY_STRING;
+                r.scalar.t = t; /* a string answer is stamped with the evaluation time */
                 r.string = v.str;
                 break;
             case QE_VECTOR: {

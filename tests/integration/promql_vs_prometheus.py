@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Differential PromQL test over HTTP: Cairn against a running Prometheus with the same data.
+
+Driven by test_promql_vs_prometheus.sh, which starts both servers and loads the generated
+node-exporter-shaped series into each with `cairnctl bench write`. This script then
+
+  1. remote-writes a few hand-made series of special shapes (counter resets, gaps, staleness
+     markers, NaN, +-Inf, negative values, jittered timestamps, a series that ends early, label
+     values needing JSON escapes) into both servers, with a minimal WriteRequest encoder: the
+     protobuf is written by hand (the schema is four messages) and the snappy block is made of
+     literal elements only, which every snappy decoder accepts;
+  2. runs every query of promql_queries.txt against both servers' /api/v1/query (at several
+     times) and /api/v1/query_range (aligned 15 s and unaligned 60 s steps), POSTed
+     form-encoded, and compares the answers: same status and errorType; same resultType, the
+     same series (label sets), the same timestamps, values within 1e-6 relative (NaN equals NaN)
+     and, when the values are identical, the same text. Where Prometheus guarantees an order
+     (sort, sort_desc, topk/bottomk in instant queries) the order of the values must agree too.
+
+Prints each mismatch with both answers (truncated), then "N passed, N failed" counting
+queries x modes, and exits 1 on any failure. Every request has a timeout.
+
+usage: promql_vs_prometheus.py --prom URL --cairn URL --start SECONDS --queries FILE
+                               [--write] [--only SUBSTRING] [-v]
+"""
+import argparse
+import json
+import math
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+# ---- Remote-write encoding -------------------------------------------------------------------
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field(num, wire, payload):
+    """Field `num` of wire type 2 (bytes), 1 (fixed64) or 0 (varint)."""
+    key = _varint((num << 3) | wire)
+    if wire == 2:
+        return key + _varint(len(payload)) + payload
+    return key + payload
+
+
+def _sample(value, ts_ms):
+    # Sample{double value = 1; int64 timestamp = 2}
+    body = _field(1, 1, struct.pack("<d", value))
+    body += _field(2, 0, _varint(ts_ms & 0xFFFFFFFFFFFFFFFF))
+    return body
+
+
+def _timeseries(labels, samples):
+    # TimeSeries{repeated Label labels = 1; repeated Sample samples = 2}; Label{name=1, value=2}
+    body = b""
+    for name, value in sorted(labels.items()):
+        lab = _field(1, 2, name.encode()) + _field(2, 2, value.encode())
+        body += _field(1, 2, lab)
+    for ts, v in samples:
+        body += _field(2, 2, _sample(v, ts))
+    return body
+
+
+def write_request(series):
+    """WriteRequest{repeated TimeSeries timeseries = 1} from [(labels, [(ts_ms, value)])]."""
+    return b"".join(_field(1, 2, _timeseries(l, s)) for l, s in series)
+
+
+def snappy_literal(data):
+    """Snappy block format: uncompressed length, then literal elements of at most 64 KiB."""
+    out = bytearray(_varint(len(data)))
+    for i in range(0, len(data), 65536):
+        chunk = data[i : i + 65536]
+        n = len(chunk) - 1
+        if n < 60:
+            out.append(n << 2)
+        else:  # tag 61: the length-1 follows in two little-endian bytes
+            out.append(61 << 2)
+            out += struct.pack("<H", n)
+        out += chunk
+    return bytes(out)
+
+
+def remote_write(base, series):
+    body = snappy_literal(write_request(series))
+    req = urllib.request.Request(base + "/api/v1/write", data=body, method="POST")
+    req.add_header("Content-Type", "application/x-protobuf")
+    req.add_header("Content-Encoding", "snappy")
+    req.add_header("X-Prometheus-Remote-Write-Version", "0.1.0")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def hand_made_series(start_s):
+    """Series of special shapes over [start, start+1h) every 15 s (240 slots)."""
+    t0 = start_s * 1000
+    step = 15000
+    n = 240
+    out = []
+
+    def add(labels, values, ts=None):
+        samples = []
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            samples.append((ts[i] if ts else t0 + i * step, v))
+        labels = dict(labels)
+        labels.setdefault("job", "hm")
+        out.append((labels, samples))
+
+    # Counter with resets: to zero every 50 slots, and once to a smaller non-zero value.
+    vals, c = [], 0.0
+    for i in range(n):
+        if i % 50 == 0 and i:
+            c = 0.0
+        elif i == 175:
+            c = 7.0
+        else:
+            c += 3 + (i % 4)
+        vals.append(c)
+    add({"__name__": "hm_counter", "case": "resets"}, vals)
+    # Counter with a 10 minute gap (slots 100..139 missing).
+    add({"__name__": "hm_counter", "case": "gap"},
+        [None if 100 <= i < 140 else 2.5 * i for i in range(n)])
+    # Counter that ends after 20 minutes.
+    add({"__name__": "hm_counter", "case": "ends"}, [float(i) if i < 80 else None for i in range(n)])
+    # Gauge with a staleness marker at slot 120, resuming at slot 140.
+    add({"__name__": "hm_gauge", "case": "stale"},
+        [STALE_NAN if i == 120 else (None if 120 < i < 140 else 10 + (i % 7)) for i in range(n)])
+    # Gauge with NaN now and then.
+    add({"__name__": "hm_gauge", "case": "nan"},
+        [math.nan if i % 13 == 5 else float(i % 11) for i in range(n)])
+    # Negative sinusoid-ish gauge.
+    add({"__name__": "hm_gauge", "case": "neg"},
+        [-50 + 40 * math.sin(i / 9.0) for i in range(n)])
+    # Infinities.
+    add({"__name__": "hm_gauge", "case": "inf"},
+        [math.inf if i % 17 == 3 else (-math.inf if i % 17 == 9 else float(i)) for i in range(n)])
+    # Jittered timestamps: 15 s +- up to 6 s.
+    ts = [t0 + i * step + ((i * 7919) % 13 - 6) * 1000 for i in range(n)]
+    ts[0] = t0
+    add({"__name__": "hm_gauge", "case": "jitter"}, [float((i * 37) % 101) for i in range(n)], ts)
+    # Huge and tiny values.
+    add({"__name__": "hm_gauge", "case": "huge"},
+        [1e308 if i % 2 else -1e307 for i in range(n)])
+    add({"__name__": "hm_gauge", "case": "tiny"},
+        [1.5e-300 * (i + 1) for i in range(n)])
+    # Label values that need JSON escapes.
+    add({"__name__": "hm_gauge", "case": "esc", "v": 'q"uo\\te\n\t\u2603\u00e9'},
+        [1.0] * n)
+    # Label-function material.
+    add({"__name__": "hm_info", "src": "a-b-c", "dst": "x:y", "instance": "h1:9100"}, [1.0] * n)
+    add({"__name__": "hm_info", "src": "d-e", "dst": "", "instance": "h2:9100"}, [2.0] * n)
+    # A classic histogram with a reset at slot 160 and a second, sparse one.
+    les = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"]
+    for j, le in enumerate(les):
+        fr = [0.1, 0.3, 0.55, 0.8, 0.92, 0.99, 1.0][j]
+        vals = []
+        for i in range(n):
+            k = i if i < 160 else i - 160
+            vals.append(math.floor(k * 10 * fr))
+        add({"__name__": "hm_hist_bucket", "le": le, "svc": "a"}, vals)
+        add({"__name__": "hm_hist_bucket", "le": le, "svc": "b"},
+            [math.floor(i * 3 * fr * (1 + (i % 3))) if j >= 3 else 0.0 for i in range(n)])
+    add({"__name__": "hm_hist_sum", "svc": "a"}, [i * 4.2 if i < 160 else (i - 160) * 4.2 for i in range(n)])
+    add({"__name__": "hm_hist_count", "svc": "a"}, [i * 10.0 if i < 160 else (i - 160) * 10.0 for i in range(n)])
+    return out
+
+
+# ---- Queries ---------------------------------------------------------------------------------
+
+
+class Client:
+    def __init__(self, base):
+        self.base = base
+
+    def post(self, path, form):
+        body = urllib.parse.urlencode(form).encode()
+        req = urllib.request.Request(self.base + path, data=body, method="POST")
+        req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                status, text = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read()
+        except Exception as e:  # connection errors, timeouts
+            return 0, {"status": "error", "errorType": "transport", "error": str(e)}
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, {"status": "error", "errorType": "unparsable",
+                            "error": text[:200].decode(errors="replace")}
+
+
+def load_queries(path):
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            out.append(s)
+    return out
+
+
+def num(s):
+    return float(s)  # Go's strconv accepts "NaN", "+Inf", "-Inf"; so does Python
+
+
+def same_value(a, b):
+    """a, b: value strings. Returns None when they agree, else a reason."""
+    try:
+        x, y = num(a), num(b)
+    except (TypeError, ValueError):
+        return None if a == b else "value %r vs %r" % (a, b)
+    if math.isnan(x) or math.isnan(y):
+        return None if math.isnan(x) and math.isnan(y) else "value %s vs %s" % (a, b)
+    if x == y:
+        return None if a == b else "format %r vs %r" % (a, b)
+    if math.isinf(x) or math.isinf(y):
+        return "value %s vs %s" % (a, b)
+    if abs(x - y) <= 1e-6 * max(abs(x), abs(y)) or abs(x - y) < 1e-300:
+        return None
+    return "value %s vs %s" % (a, b)
+
+
+def lkey(metric):
+    return tuple(sorted(metric.items()))
+
+
+def order_sensitive(q):
+    s = q.replace(" ", "")
+    return s.startswith(("sort(", "sort_desc(", "topk(", "bottomk("))
+
+
+def compare(q, mode, sp, p, sc, c):
+    """Returns None when the answers agree, else a short reason."""
+    if sp != sc:
+        return "HTTP status %s vs %s" % (sp, sc)
+    if p.get("status") != c.get("status"):
+        return "status %s vs %s" % (p.get("status"), c.get("status"))
+    if p.get("status") != "success":
+        if p.get("errorType") != c.get("errorType"):
+            return "errorType %s vs %s" % (p.get("errorType"), c.get("errorType"))
+        return None
+    pd, cd = p.get("data", {}), c.get("data", {})
+    if pd.get("resultType") != cd.get("resultType"):
+        return "resultType %s vs %s" % (pd.get("resultType"), cd.get("resultType"))
+    rt = pd.get("resultType")
+    pr, cr = pd.get("result"), cd.get("result")
+    if rt in ("scalar", "string"):
+        if pr[0] != cr[0]:
+            return "timestamp %s vs %s" % (pr[0], cr[0])
+        if rt == "string":
+            return None if pr[1] == cr[1] else "string %r vs %r" % (pr[1], cr[1])
+        return same_value(pr[1], cr[1])
+    if not isinstance(cr, list):
+        return "result is not a list"
+    if len(pr) != len(cr):
+        return "%d series vs %d" % (len(pr), len(cr))
+    pm = {lkey(s["metric"]): s for s in pr}
+    cm = {lkey(s.get("metric", {})): s for s in cr}
+    if len(cm) != len(cr):
+        return "duplicate label sets in Cairn's answer"
+    if set(pm) != set(cm):
+        only_p = sorted(set(pm) - set(cm))[:2]
+        only_c = sorted(set(cm) - set(pm))[:2]
+        return "series differ: only prometheus %s; only cairn %s" % (only_p, only_c)
+    if rt == "vector" and order_sensitive(q) and mode.startswith("instant"):
+        for i, (a, b) in enumerate(zip(pr, cr)):
+            why = same_value(a["value"][1], b["value"][1])
+            if why:
+                return "order differs at %d: %s" % (i, why)
+    for k, ps in pm.items():
+        cs = cm[k]
+        if rt == "vector":
+            if ps["value"][0] != cs["value"][0]:
+                return "%s: timestamp %s vs %s" % (dict(k), ps["value"][0], cs["value"][0])
+            why = same_value(ps["value"][1], cs["value"][1])
+            if why:
+                return "%s: %s" % (dict(k), why)
+        else:
+            pv, cv = ps.get("values", []), cs.get("values", [])
+            pt = [v[0] for v in pv]
+            ct = [v[0] for v in cv]
+            if pt != ct:
+                missing = sorted(set(pt) - set(ct))[:3]
+                extra = sorted(set(ct) - set(pt))[:3]
+                return "%s: %d points vs %d (missing %s extra %s)" % (
+                    dict(k), len(pt), len(ct), missing, extra)
+            for a, b in zip(pv, cv):
+                why = same_value(a[1], b[1])
+                if why:
+                    return "%s @%s: %s" % (dict(k), a[0], why)
+    return None
+
+
+def short(obj, n=600):
+    s = json.dumps(obj, sort_keys=True)
+    return s if len(s) <= n else s[:n] + "...(%d chars)" % len(s)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prom", required=True)
+    ap.add_argument("--cairn", required=True)
+    ap.add_argument("--start", type=int, required=True, help="first sample, unix seconds")
+    ap.add_argument("--queries", required=True)
+    ap.add_argument("--write", action="store_true", help="remote-write the hand-made series")
+    ap.add_argument("--only", default="", help="run only queries containing this text")
+    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("-v", action="store_true")
+    a = ap.parse_args()
+
+    if a.write:
+        series = hand_made_series(a.start)
+        for name, base in (("prometheus", a.prom), ("cairn", a.cairn)):
+            st, text = remote_write(base, series)
+            if st not in (200, 204):
+                print("remote write of hand-made series to %s: HTTP %s %s" % (name, st, text[:300]))
+                print("0 passed, 1 failed")
+                return 1
+
+    S = a.start
+    modes = [
+        ("instant@30m", "/api/v1/query", {"time": str(S + 1800)}),
+        ("instant@47m13.5s", "/api/v1/query", {"time": "%.1f" % (S + 2833.5)}),
+        ("instant@end+2m", "/api/v1/query", {"time": str(S + 3720)}),
+        ("range 1h/15s", "/api/v1/query_range",
+         {"start": str(S), "end": str(S + 3600), "step": "15"}),
+        ("range 1h/60s+7s", "/api/v1/query_range",
+         {"start": str(S + 7), "end": str(S + 3607 + 600), "step": "60"}),
+    ]
+    queries = [q for q in load_queries(a.queries) if a.only in q]
+    prom, cairn = Client(a.prom), Client(a.cairn)
+    # Guard against a vacuous pass: both servers must hold both data sets.
+    for name, cl in (("prometheus", prom), ("cairn", cairn)):
+        for q in ("count(node_cpu_seconds_total)", "count(hm_gauge)"):
+            st, d = cl.post("/api/v1/query", {"query": q, "time": str(S + 1800)})
+            res = d.get("data", {}).get("result") or []
+            if st != 200 or not res or float(res[0]["value"][1]) < 1:
+                print("%s holds no data for %s: %s" % (name, q, short(d)))
+                print("0 passed, 1 failed")
+                return 1
+
+    def run(job):
+        q, (mname, path, params) = job
+        form = dict(params)
+        form["query"] = q
+        sp, p = prom.post(path, form)
+        sc, c = cairn.post(path, form)
+        return q, mname, sp, p, sc, c, compare(q, mname, sp, p, sc, c)
+
+    jobs = [(q, m) for q in queries for m in modes]
+    passed = failed = 0
+    failed_queries = []
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=a.jobs) as ex:
+        for q, mname, sp, p, sc, c, why in ex.map(run, jobs):
+            if why is None:
+                passed += 1
+                if a.v:
+                    print("ok   [%s] %s" % (mname, q))
+                continue
+            failed += 1
+            if q not in failed_queries:
+                failed_queries.append(q)
+            print("FAIL [%s] %s\n     %s" % (mname, q, why))
+            print("     prometheus (%s): %s" % (sp, short(p)))
+            print("     cairn      (%s): %s" % (sc, short(c)))
+    print("%d queries x %d modes in %.1f s; %d distinct queries differ" % (
+        len(queries), len(modes), time.monotonic() - t0, len(failed_queries)))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
