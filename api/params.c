@@ -127,8 +127,10 @@ static int parse_float(tsdb_str s, double *out)
     double v = strtod(tmp, &end);
     if (end != tmp + s.len)
         return -1;
-    /* strtod takes "infinity"/"nan(...)" too; Go only "inf", "infinity", "nan" (any case). */
+    /* strtod takes "nan(...)" and hex mantissas without a binary exponent; Go does not. */
     if (strchr(tmp, '(') != NULL)
+        return -1;
+    if ((strchr(tmp, 'x') || strchr(tmp, 'X')) && !strchr(tmp, 'p') && !strchr(tmp, 'P'))
         return -1;
     *out = v;
     return 0;

@@ -84,6 +84,9 @@ static void test_times(void **state)
     t_bad("2015-02-29T00:00:00Z");
     t_bad("2015-07-01T20:10:51");
     t_bad("1e300");
+    t_bad("0x10");
+    assert_int_equal(t_ok("0x1p4"), 16000);
+    assert_int_equal(t_ok("+4"), 4000);
 }
 
 static int64_t d_ok(const char *s)
