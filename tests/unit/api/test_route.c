@@ -273,6 +273,16 @@ static void test_metadata_endpoints(void **state)
     assert_string_equal(cJSON_GetArrayItem(d, 0)->valuestring, "http_requests_total");
     done(&c);
 
+    /* U__-escaped name: "U__i" is "i"; "U___6a_ob" is "job" spelled with an escape. */
+    run(f, &c, "GET", "/api/v1/label/U___6a_ob/values", NULL, NULL, 0, NULL);
+    assert_int_equal(c.w.status, 200);
+    d = cJSON_GetObjectItem(c.json, "data");
+    assert_int_equal(cJSON_GetArraySize(d), 1);
+    assert_string_equal(cJSON_GetArrayItem(d, 0)->valuestring, "a");
+    done(&c);
+    expect_error(f, "GET", "/api/v1/label/U___zz_/values", NULL, 400, "bad_data",
+                 "invalid label name");
+
     run(f, &c, "GET", "/api/v1/label/i/values", "match[]=http_requests_total&limit=1", NULL, 0,
         NULL);
     assert_int_equal(c.w.status, 200);
