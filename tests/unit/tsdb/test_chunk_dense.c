@@ -1,0 +1,246 @@
+/* Unit tests for tsdb/chunk_dense.c: exact round trips over many value and time shapes (seed
+ * printed), the cases it must refuse, corrupt input, and sizes against XOR. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tsdb/chunk.h"
+#include "tsdb/chunk_dense.h"
+
+static uint64_t rng;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static double unit(void)
+{
+    return (double)(rnd() >> 11) / 9007199254740992.0;
+}
+
+/* Encodes, decodes and checks every sample bit for bit; returns the encoded size. */
+static size_t round_trip(const tsdb_sample *s, size_t n)
+{
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    assert_int_equal(tsdb_dense_encode(s, n, &b), TSDB_OK);
+    assert_int_equal(tsdb_dense_count(b.p, b.len), n);
+    tsdb_sample *out = malloc(n * sizeof(*out));
+    size_t got = 0;
+    assert_int_equal(tsdb_dense_decode(b.p, b.len, out, n, &got), TSDB_OK);
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].t, s[i].t);
+        if (memcmp(&out[i].v, &s[i].v, sizeof(double)) != 0)
+            fail_msg("sample %zu: got %.17g want %.17g", i, out[i].v, s[i].v);
+    }
+    free(out);
+    size_t len = b.len;
+    tsdb_buf_fini(&b);
+    return len;
+}
+
+static size_t xor_size(const tsdb_sample *s, size_t n)
+{
+    tsdb_chunk_app a;
+    tsdb_chunk_app_init(&a);
+    for (size_t i = 0; i < n; i++)
+        tsdb_chunk_app_add(&a, s[i].t, s[i].v);
+    size_t len;
+    tsdb_chunk_app_bytes(&a, &len);
+    tsdb_chunk_app_fini(&a);
+    return len;
+}
+
+/* Shape generators: values that short decimal text produces. */
+static void make(tsdb_sample *s, size_t n, int shape, int64_t t0, int64_t step, int jitter)
+{
+    double v = (double)(rnd() % 100000);
+    int64_t t = t0;
+    for (size_t i = 0; i < n; i++) {
+        s[i].t = t + (jitter ? (int64_t)(rnd() % (2 * jitter + 1)) - jitter : 0);
+        t += step;
+        switch (shape) {
+        case 0: /* integer counter */
+            v += (double)(rnd() % 200000);
+            break;
+        case 1: /* hundredths counter */
+            v = round((v + 14 * unit()) * 100) / 100;
+            break;
+        case 2: /* page-multiple gauge */
+            v = 4096.0 * (double)(1000000 + (int64_t)(rnd() % 2001) - 1000);
+            break;
+        case 3: /* constant */
+            v = 1.7e9;
+            break;
+        case 4: /* negative decimals with 3 places */
+            v = -round(unit() * 1e6) / 1000;
+            break;
+        case 5: /* large integers near 2^53 */
+            v = 9007199254740000.0 + (double)(rnd() % 900);
+            break;
+        case 6: /* tiny values with many places */
+            v = (double)(rnd() % 1000) / 1e15;
+            break;
+        default: /* zeros and ones */
+            v = (double)(rnd() % 2);
+            break;
+        }
+        s[i].v = v;
+    }
+}
+
+static void test_random_round_trips(void **state)
+{
+    (void)state;
+    unsigned seed = (unsigned)time(NULL);
+    printf("seed %u\n", seed);
+    rng = seed * 0x9E3779B97F4A7C15ULL | 1;
+    tsdb_sample s[600];
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = 1 + rnd() % (iter % 10 == 0 ? 600 : 130);
+        int shape = (int)(rnd() % 8);
+        int64_t t0 = (int64_t)(rnd() % 4000000000000ULL) - 1000000000000LL;
+        int64_t step = 1 + (int64_t)(rnd() % 60000);
+        int jitter = (int)(rnd() % 3 == 0 ? 0 : rnd() % (step / 2 + 1 < 50 ? step / 2 + 1 : 50));
+        if (jitter * 2 >= step)
+            jitter = 0;
+        make(s, n, shape, t0, step, jitter);
+        round_trip(s, n);
+    }
+}
+
+static void test_extreme_timestamps(void **state)
+{
+    (void)state;
+    tsdb_sample s[4] = {{INT64_MIN, 1}, {-1, 2}, {0, 3}, {INT64_MAX, 4}};
+    round_trip(s, 4);
+    tsdb_sample one = {123, 0.5};
+    round_trip(&one, 1);
+    tsdb_sample two[2] = {{1, 5}, {2, 5}};
+    assert_true(round_trip(two, 2) < 20);
+}
+
+static void test_refuses_what_it_cannot_keep(void **state)
+{
+    (void)state;
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    double bad[] = {NAN, INFINITY, -INFINITY, -0.0, 0.1 + 0.2, 1e300, 5e-324};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tsdb_sample s[2] = {{1000, 1}, {2000, bad[i]}};
+        assert_int_equal(tsdb_dense_encode(s, 2, &b), TSDB_EINVAL);
+        assert_int_equal(b.len, 0); /* nothing appended */
+    }
+    tsdb_sample stale[1];
+    stale[0].t = 1;
+    uint64_t bits = TSDB_STALE_NAN_BITS;
+    memcpy(&stale[0].v, &bits, 8);
+    assert_int_equal(tsdb_dense_encode(stale, 1, &b), TSDB_EINVAL);
+    tsdb_sample unordered[2] = {{2000, 1}, {2000, 2}};
+    assert_int_equal(tsdb_dense_encode(unordered, 2, &b), TSDB_EINVAL);
+    assert_int_equal(tsdb_dense_encode(unordered, 0, &b), TSDB_EINVAL);
+    tsdb_buf_fini(&b);
+}
+
+static void test_worked_example(void **state)
+{
+    (void)state;
+    /* The example in the file's header comment. */
+    tsdb_sample s[3] = {{1000, 1.5}, {2000, 2.5}, {3000, 3.5}};
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    assert_int_equal(tsdb_dense_encode(s, 3, &b), TSDB_OK);
+    /* 2 bytes count + 64 + (7+11) + (7+1) + 4 + (7+5) + (7+4) + 2 + (7 + 2 + 2) bits = 130 bits
+     * -> 17 bytes of stream. */
+    assert_int_equal(b.len, 2 + 17);
+    assert_int_equal(b.p[0], 0);
+    assert_int_equal(b.p[1], 3);
+    /* t0 = 1000 = 0x3E8 in the first 64 bits. */
+    assert_int_equal(tsdb_get_u64be(b.p + 2), 1000);
+    tsdb_buf_fini(&b);
+}
+
+static void test_corrupt_input_never_crashes(void **state)
+{
+    (void)state;
+    rng = 77;
+    tsdb_sample s[120], out[120];
+    make(s, 120, 1, 1700000000000LL, 15000, 2);
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    assert_int_equal(tsdb_dense_encode(s, 120, &b), TSDB_OK);
+    size_t n;
+    /* Every truncation is detected. */
+    for (size_t len = 0; len < b.len; len++)
+        assert_int_equal(tsdb_dense_decode(b.p, len, out, 120, &n), TSDB_ECORRUPT);
+    /* Trailing garbage is detected. */
+    tsdb_buf_putc(&b, 0);
+    assert_int_equal(tsdb_dense_decode(b.p, b.len, out, 120, &n), TSDB_ECORRUPT);
+    b.len--;
+    /* A too-small output buffer is refused. */
+    assert_int_equal(tsdb_dense_decode(b.p, b.len, out, 119, &n), TSDB_ECORRUPT);
+    /* Flipped bits: error or some samples, never a crash (ASan/UBSan watch this). */
+    for (size_t i = 0; i < b.len * 8; i++) {
+        b.p[i / 8] ^= (unsigned char)(1 << (i % 8));
+        int rc = tsdb_dense_decode(b.p, b.len, out, 120, &n);
+        assert_true(rc == TSDB_OK || rc == TSDB_ECORRUPT);
+        b.p[i / 8] ^= (unsigned char)(1 << (i % 8));
+    }
+    /* Random bytes. */
+    unsigned char junk[300];
+    tsdb_sample big[65535 < 400 ? 1 : 400];
+    for (int it = 0; it < 20000; it++) {
+        size_t len = rnd() % sizeof junk;
+        for (size_t i = 0; i < len; i++)
+            junk[i] = (unsigned char)rnd();
+        if (len >= 2)
+            junk[0] = 0, junk[1] = (unsigned char)(rnd() % 200);
+        int rc = tsdb_dense_decode(junk, len, big, 400, &n);
+        assert_true(rc == TSDB_OK || rc == TSDB_ECORRUPT);
+    }
+    tsdb_buf_fini(&b);
+}
+
+static void test_smaller_than_xor_on_decimal_data(void **state)
+{
+    (void)state;
+    rng = 12345;
+    tsdb_sample s[120];
+    const char *names[] = {"integer counter", "hundredths counter", "page gauge", "constant"};
+    for (int shape = 0; shape < 4; shape++) {
+        size_t dense = 0, xor = 0;
+        for (int c = 0; c < 50; c++) {
+            make(s, 120, shape, 1700000000000LL, 15000, 2);
+            dense += round_trip(s, 120);
+            xor += xor_size(s, 120);
+        }
+        printf("%-20s xor %.2f  dense %.2f bytes/sample\n", names[shape], xor / 6000.0,
+               dense / 6000.0);
+        assert_true(dense < xor);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_round_trips),
+        cmocka_unit_test(test_extreme_timestamps),
+        cmocka_unit_test(test_refuses_what_it_cannot_keep),
+        cmocka_unit_test(test_worked_example),
+        cmocka_unit_test(test_corrupt_input_never_crashes),
+        cmocka_unit_test(test_smaller_than_xor_on_decimal_data),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
