@@ -669,6 +669,24 @@ static void test_growth_with_readers(void **state)
     assert_int_equal(select_n(f, ms, 1, &got), total);
 }
 
+/* A data file that is not an LMDB environment is refused with an error, never a crash. */
+static void test_garbage_file(void **state)
+{
+    fx *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 64 * 1024; i++)
+        fputc((i * 7919) & 0xff, fp);
+    fclose(fp);
+    tsdb_err err = {0};
+    int rc = tsdb__index_open(f->dir, 0, 0, &f->ix, &err);
+    assert_true(rc == TSDB_ECORRUPT || rc == TSDB_EIO);
+    assert_null(f->ix);
+    assert_true(strlen(err.msg) > 0);
+}
+
 static int each_count(void *ctx, uint64_t id, tsdb_labels l)
 {
     (void)id;
@@ -704,6 +722,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_growth_with_readers, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_readonly_adopts_grown_map, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_file, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_each, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
