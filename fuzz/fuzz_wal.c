@@ -54,6 +54,16 @@ static int check_record(void *ctx, const unsigned char *p, size_t len)
         if (rc != TSDB_OK && rc != TSDB_ECORRUPT)
             abort();
         free(v);
+    } else if (type == TSDB__REC_CHUNKS) {
+        tsdb__rec_chunk *v = NULL;
+        size_t n = 0, cap = 0;
+        int rc = tsdb__rec_chunks_decode(p, len, &v, &n, &cap);
+        if (rc != TSDB_OK && rc != TSDB_ECORRUPT)
+            abort();
+        for (size_t i = 0; rc == TSDB_OK && i < n; i++)
+            if (v[i].p < p || v[i].p + v[i].len > p + len)
+                abort();
+        free(v);
     } else if (type != TSDB_ECORRUPT) {
         abort();
     }

@@ -132,69 +132,90 @@ static int write_checkpoint(tsdb *db, uint32_t upto, int64_t from, tsdb_err *err
     tsdb_arena_init(&a, 0);
     tsdb_buf rec;
     tsdb_buf_init(&rec);
-    /* SERIES, 1000 per record. */
-    for (size_t i = 0; rc == TSDB_OK && i < n; i += 1000) {
-        size_t m = n - i < 1000 ? n - i : 1000;
+    /* Per group of 1000 series: SERIES, then CHUNKS (closed chunks, bytes as they are), then
+     * SAMPLES (the open chunk and out-of-order samples, per series in time order; the in-order
+     * sample wins a tie, as in queries). Replay sees a series' chunks before its samples. */
+    size_t cap = 8192, k = 0, dcap = 4096, ccap = 1024;
+    tsdb__rec_sample *smp = xmalloc(cap * sizeof(*smp));
+    tsdb_sample *dec = xmalloc(dcap * sizeof(*dec));
+    tsdb__rec_chunk *chk = xmalloc(ccap * sizeof(*chk));
+    for (size_t g = 0; rc == TSDB_OK && g < n; g += 1000) {
+        size_t m = n - g < 1000 ? n - g : 1000;
         tsdb__rec_series *sv = tsdb_arena_alloc(&a, m * sizeof(*sv));
         for (size_t j = 0; j < m; j++)
-            sv[j] = (tsdb__rec_series){v[i + j]->id, tsdb__hseries_labels(v[i + j], &a)};
+            sv[j] = (tsdb__rec_series){v[g + j]->id, tsdb__hseries_labels(v[g + j], &a)};
         rec.len = 0;
         tsdb__rec_series_encode(&rec, sv, m);
         rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
-        tsdb_arena_reset(&a);
-    }
-    /* SAMPLES of what stays in the head, per series in time order (out-of-order chunks may
-     * overlap the others; the in-order sample wins a tie, as in queries). */
-    size_t cap = 8192, k = 0, dcap = 4096;
-    tsdb__rec_sample *smp = xmalloc(cap * sizeof(*smp));
-    tsdb_sample *dec = xmalloc(dcap * sizeof(*dec));
-    for (size_t i = 0; rc == TSDB_OK && i < n; i++) {
-        tsdb__chunk_ref *r;
-        size_t nc = tsdb__head_copy_series(db->head, v[i], from, INT64_MAX, &a, &r);
-        size_t nd = 0, sorted = 1;
-        for (size_t j = 0; j < nc; j++) {
-            size_t need = nd + tsdb_chunk_count(r[j].p, r[j].len);
-            if (need > dcap) {
-                dcap = need * 2;
-                dec = xrealloc(dec, dcap * sizeof(*dec));
-            }
-            size_t got = 0;
-            if (tsdb_chunk_decode_all(r[j].p, r[j].len, dec + nd, dcap - nd, &got) != TSDB_OK)
-                continue;
-            if (nd > 0 && got > 0 && dec[nd].t <= dec[nd - 1].t)
-                sorted = 0;
-            nd += got;
-        }
-        if (!sorted) {
-            /* Stable insertion sort: out-of-order chunks are few and short. */
-            for (size_t x = 1; x < nd; x++) {
-                tsdb_sample y = dec[x];
-                size_t z = x;
-                while (z > 0 && dec[z - 1].t > y.t) {
-                    dec[z] = dec[z - 1];
-                    z--;
+        size_t nchk = 0;
+        k = 0;
+        for (size_t j = 0; rc == TSDB_OK && j < m; j++) {
+            tsdb__hseries *s = v[g + j];
+            tsdb__chunk_ref *r;
+            size_t n_closed;
+            size_t nc = tsdb__head_copy_split(db->head, s, from, &a, &r, &n_closed);
+            size_t nd = 0, sorted = 1;
+            for (size_t x = 0; x < nc; x++) {
+                if (x < n_closed && r[x].mint >= from) {
+                    if (nchk == ccap) {
+                        ccap *= 2;
+                        chk = xrealloc(chk, ccap * sizeof(*chk));
+                    }
+                    chk[nchk++] = (tsdb__rec_chunk){s->id, r[x].mint, r[x].maxt, r[x].p, r[x].len};
+                    continue;
                 }
-                dec[z] = y;
+                size_t need = nd + tsdb_chunk_count(r[x].p, r[x].len);
+                if (need > dcap) {
+                    dcap = need * 2;
+                    dec = xrealloc(dec, dcap * sizeof(*dec));
+                }
+                size_t got = 0;
+                if (tsdb_chunk_decode_all(r[x].p, r[x].len, dec + nd, dcap - nd, &got) != TSDB_OK)
+                    continue;
+                if (nd > 0 && got > 0 && dec[nd].t <= dec[nd - 1].t)
+                    sorted = 0;
+                nd += got;
+            }
+            if (!sorted) {
+                /* Stable insertion sort: out-of-order chunks are few and short. */
+                for (size_t x = 1; x < nd; x++) {
+                    tsdb_sample y = dec[x];
+                    size_t z = x;
+                    while (z > 0 && dec[z - 1].t > y.t) {
+                        dec[z] = dec[z - 1];
+                        z--;
+                    }
+                    dec[z] = y;
+                }
+            }
+            for (size_t x = 0; x < nd; x++) {
+                if (dec[x].t < from || (x > 0 && dec[x].t == dec[x - 1].t))
+                    continue;
+                if (k == cap) {
+                    cap *= 2;
+                    smp = xrealloc(smp, cap * sizeof(*smp));
+                }
+                smp[k++] = (tsdb__rec_sample){s->id, dec[x].t, dec[x].v};
             }
         }
-        for (size_t x = 0; rc == TSDB_OK && x < nd; x++) {
-            if (dec[x].t < from || (x > 0 && dec[x].t == dec[x - 1].t))
-                continue;
-            if (k == cap) {
-                rec.len = 0;
-                tsdb__rec_samples_encode(&rec, smp, k);
-                rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
-                k = 0;
-            }
-            smp[k++] = (tsdb__rec_sample){v[i]->id, dec[x].t, dec[x].v};
+        /* CHUNKS records of about 1 MiB, then SAMPLES records of 8192 samples. */
+        for (size_t x = 0; rc == TSDB_OK && x < nchk;) {
+            size_t y = x, bytes = 0;
+            while (y < nchk && (y == x || bytes + chk[y].len + 16 <= ((size_t)1 << 20)))
+                bytes += chk[y++].len + 16;
+            rec.len = 0;
+            tsdb__rec_chunks_encode(&rec, chk + x, y - x);
+            rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
+            x = y;
+        }
+        for (size_t x = 0; rc == TSDB_OK && x < k; x += 8192) {
+            rec.len = 0;
+            tsdb__rec_samples_encode(&rec, smp + x, k - x < 8192 ? k - x : 8192);
+            rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
         }
         tsdb_arena_reset(&a);
     }
-    if (rc == TSDB_OK && k > 0) {
-        rec.len = 0;
-        tsdb__rec_samples_encode(&rec, smp, k);
-        rc = tsdb__wal_ckpt_log(c, rec.p, rec.len, err);
-    }
+    free(chk);
     /* Tombstones that still matter. */
     int64_t *tr;
     size_t nt = tsdb__head_tomb_all(db->head, &tr);

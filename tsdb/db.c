@@ -209,6 +209,8 @@ typedef struct replay {
     size_t nsmp, csmp;
     tsdb__rec_tomb *tv;
     size_t nt, ct;
+    tsdb__rec_chunk *cv;
+    size_t nc, cc;
     uint64_t n_samples, n_unknown, n_records, n_bad;
 } replay;
 
@@ -281,6 +283,32 @@ static int replay_rec(void *ctx, const unsigned char *p, size_t len)
                 r->n_samples++;
             }
         }
+    } else if (type == TSDB__REC_CHUNKS) {
+        r->nc = 0;
+        if (tsdb__rec_chunks_decode(p, len, &r->cv, &r->nc, &r->cc) != TSDB_OK) {
+            r->n_bad++;
+            return 0;
+        }
+        int64_t floor = atomic_load(&db->min_valid);
+        for (size_t i = 0; i < r->nc; i++) {
+            const tsdb__rec_chunk *x = &r->cv[i];
+            if (x->maxt < floor)
+                continue;
+            tsdb__hseries *s = tsdb__head_get_id(db->head, x->id);
+            if (!s) {
+                tsdb_labels l;
+                tsdb_arena_reset(&r->a);
+                if (tsdb__index_rd_labels(r->rd, x->id, &r->a, &l) == TSDB_OK)
+                    s = replay_series(r, x->id, l);
+            }
+            int rc = s ? tsdb__head_add_chunk(db->head, s, x->mint, x->maxt, x->p, x->len) : 0;
+            if (rc == 1)
+                r->n_samples += tsdb_chunk_count(x->p, x->len);
+            else if (rc < 0)
+                r->n_bad++;
+            else
+                r->n_unknown++;
+        }
     } else if (type == TSDB__REC_TOMBSTONES) {
         r->nt = 0;
         if (tsdb__rec_tombs_decode(p, len, &r->tv, &r->nt, &r->ct) != TSDB_OK) {
@@ -316,6 +344,7 @@ static int replay_wal(tsdb *db, uint32_t *next_seg, tsdb_err *err)
     free(r.sv);
     free(r.smp);
     free(r.tv);
+    free(r.cv);
     tsdb_arena_fini(&r.a);
     return rc;
 }

@@ -455,18 +455,24 @@ void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
 /* ---- Readers ----------------------------------------------------------------------------------
  */
 
-/* Copies the overlapping chunks (stripe lock held). */
-static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t block_ms,
+/* Copies the overlapping chunks (stripe lock held): closed ones, the open one and the
+ * out-of-order samples as chunks, as the parts mask selects. */
+static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t block_ms, int parts,
                           tsdb_arena *a, tsdb__chunk_ref **out)
 {
     size_t n = 0;
-    for (uint32_t i = 0; i < s->n_chunks; i++)
+    uint32_t n_closed = parts & TSDB__HEAD_CLOSED ? s->n_chunks : 0;
+    for (uint32_t i = 0; i < n_closed; i++)
         if (s->chunks[i].maxt >= mint && s->chunks[i].mint <= maxt)
             n++;
-    int app = s->app.n > 0 && s->app_maxt >= mint && s->app_mint <= maxt;
-    uint32_t o_lo = s->n_ooo ? ooo_lower_bound(s, mint) : 0, o_hi = o_lo;
-    while (o_hi < s->n_ooo && s->ooo[o_hi].t <= maxt)
-        o_hi++;
+    int app =
+        (parts & TSDB__HEAD_OPEN) && s->app.n > 0 && s->app_maxt >= mint && s->app_mint <= maxt;
+    uint32_t o_lo = 0, o_hi = 0;
+    if ((parts & TSDB__HEAD_OOO) && s->n_ooo) {
+        o_lo = o_hi = ooo_lower_bound(s, mint);
+        while (o_hi < s->n_ooo && s->ooo[o_hi].t <= maxt)
+            o_hi++;
+    }
     /* Out-of-order samples become chunks of at most TSDB_CHUNK_SAMPLES_MAX, split at block
      * boundaries: at most one chunk per sample. */
     size_t n_ooo_max = o_hi - o_lo;
@@ -474,7 +480,7 @@ static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t 
         return 0;
     tsdb__chunk_ref *r = tsdb_arena_alloc(a, (n + (size_t)app + n_ooo_max) * sizeof(*r));
     size_t k = 0;
-    for (uint32_t i = 0; i < s->n_chunks; i++) {
+    for (uint32_t i = 0; i < n_closed; i++) {
         const tsdb__hchunk *c = &s->chunks[i];
         if (c->maxt < mint || c->mint > maxt)
             continue;
@@ -519,7 +525,7 @@ size_t tsdb__head_copy(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt, t
     tsdb__hseries *s = hm_next(h->by_id, id, &pos);
     if (s) {
         pthread_mutex_lock(stripe(h, id));
-        n = copy_locked(s, mint, maxt, h->block_ms, a, out);
+        n = copy_locked(s, mint, maxt, h->block_ms, TSDB__HEAD_ALL, a, out);
         pthread_mutex_unlock(stripe(h, id));
     }
     pthread_rwlock_unlock(&h->map_lock);
@@ -529,10 +535,77 @@ size_t tsdb__head_copy(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt, t
 size_t tsdb__head_copy_series(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt,
                               tsdb_arena *a, tsdb__chunk_ref **out)
 {
+    return tsdb__head_copy_parts(h, s, mint, maxt, TSDB__HEAD_ALL, a, out);
+}
+
+size_t tsdb__head_copy_parts(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt, int parts,
+                             tsdb_arena *a, tsdb__chunk_ref **out)
+{
     pthread_mutex_lock(stripe(h, s->id));
-    size_t n = copy_locked(s, mint, maxt, h->block_ms, a, out);
+    size_t n = copy_locked(s, mint, maxt, h->block_ms, parts, a, out);
     pthread_mutex_unlock(stripe(h, s->id));
     return n;
+}
+
+size_t tsdb__head_copy_split(tsdb__head *h, tsdb__hseries *s, int64_t mint, tsdb_arena *a,
+                             tsdb__chunk_ref **out, size_t *n_closed)
+{
+    pthread_mutex_lock(stripe(h, s->id));
+    size_t c = 0;
+    for (uint32_t i = 0; i < s->n_chunks; i++)
+        if (s->chunks[i].maxt >= mint)
+            c++;
+    size_t n = copy_locked(s, mint, INT64_MAX, h->block_ms, TSDB__HEAD_ALL, a, out);
+    pthread_mutex_unlock(stripe(h, s->id));
+    *n_closed = c;
+    return n;
+}
+
+int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt,
+                         const unsigned char *p, size_t len)
+{
+    if (s->app.n > 0 || (s->last_t != INT64_MIN && mint <= s->last_t))
+        return 0;
+    tsdb_chunk_it it;
+    tsdb_sample x, first = {0, 0}, last = {0, 0};
+    uint16_t n = 0;
+    int rc = tsdb_chunk_it_init(&it, p, len);
+    while (rc == TSDB_OK && (rc = tsdb_chunk_it_next(&it, &x)) > 0) {
+        if (n == 0)
+            first = x;
+        else if (x.t <= last.t)
+            return TSDB_ECORRUPT;
+        last = x;
+        n++;
+        rc = TSDB_OK;
+    }
+    if (rc < 0 || n == 0 || first.t != mint || last.t != maxt || len > UINT32_MAX)
+        return TSDB_ECORRUPT;
+    pthread_mutex_t *mu = stripe(h, s->id);
+    pthread_mutex_lock(mu);
+    if (s->n_chunks == s->cap_chunks) {
+        s->cap_chunks = s->cap_chunks ? s->cap_chunks * 2 : 2;
+        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
+    }
+    tsdb__hchunk *c = &s->chunks[s->n_chunks++];
+    c->p = xmalloc(len);
+    memcpy(c->p, p, len);
+    c->len = (uint32_t)len;
+    c->n = n;
+    c->mint = mint;
+    c->maxt = maxt;
+    pthread_mutex_unlock(mu);
+    s->last_t = last.t;
+    memcpy(&s->last_bits, &last.v, 8);
+    atomic_fetch_add(&h->n_samples, n);
+    atomic_fetch_add(&h->n_chunks, 1);
+    int64_t cur = atomic_load(&h->maxt);
+    while (maxt > cur && !atomic_compare_exchange_weak(&h->maxt, &cur, maxt))
+        ;
+    cur = atomic_load(&h->mint);
+    while (mint < cur && !atomic_compare_exchange_weak(&h->mint, &cur, mint))
+        ;
+    return 1;
 }
 
 static int cmp_series_id(const void *a, const void *b)

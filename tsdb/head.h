@@ -96,6 +96,22 @@ tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n);
 size_t tsdb__head_copy_series(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt,
                               tsdb_arena *a, tsdb__chunk_ref **out);
 
+/* Which parts tsdb__head_copy_parts copies. */
+#define TSDB__HEAD_CLOSED 1 /* closed in-order chunks */
+#define TSDB__HEAD_OPEN   2 /* the open chunk */
+#define TSDB__HEAD_OOO    4 /* out-of-order samples, encoded as chunks */
+#define TSDB__HEAD_ALL    7
+size_t tsdb__head_copy_parts(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt, int parts,
+                             tsdb_arena *a, tsdb__chunk_ref **out);
+/* All parts at once, consistently: the first *n_closed refs are closed in-order chunks. */
+size_t tsdb__head_copy_split(tsdb__head *h, tsdb__hseries *s, int64_t mint, tsdb_arena *a,
+                             tsdb__chunk_ref **out, size_t *n_closed);
+/* Writer (replay): adds a closed chunk after the series' data. Returns 1 added, 0 skipped
+ * (the series has an open chunk or data at or after mint), TSDB_ECORRUPT if the bytes do not
+ * decode to strictly increasing samples from mint to maxt. */
+int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt,
+                         const unsigned char *p, size_t len);
+
 /* Maintenance: from now on an open chunk that started before t is closed when a sample at or
  * after t arrives, so no chunk spans t (a cut that ends inside a block range). */
 void tsdb__head_set_chunk_floor(tsdb__head *h, int64_t t);

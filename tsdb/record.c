@@ -10,6 +10,9 @@
  *                   entry: varint (id - base_id) · varint (t - base_t) · u64le value bits
  *                   base_* are the first entry's id and t (an empty record has no base)
  *   TOMBSTONES (3)  entry: uvarint id · varint mint · varint maxt   (inclusive range)
+ *   CHUNKS (4)      entry: uvarint id · varint mint · varint maxt · uvarint len · XOR chunk
+ *                   bytes; written only into checkpoints, for the head's closed chunks, so a
+ *                   restart does not re-encode them
  *
  * Values are stored as raw IEEE-754 bits, so staleness NaNs come back bit for bit. The decoders
  * are the only code that reads records; they check every length against what is left before
@@ -63,6 +66,17 @@ void tsdb__rec_tombs_encode(tsdb_buf *b, const tsdb__rec_tomb *s, size_t n)
     }
 }
 
+void tsdb__rec_chunks_encode(tsdb_buf *b, const tsdb__rec_chunk *s, size_t n)
+{
+    tsdb_buf_putc(b, TSDB__REC_CHUNKS);
+    for (size_t i = 0; i < n; i++) {
+        tsdb_buf_put_uvarint(b, s[i].id);
+        tsdb_buf_put_varint(b, s[i].mint);
+        tsdb_buf_put_varint(b, s[i].maxt);
+        tsdb_buf_put_str(b, (tsdb_str){(const char *)s[i].p, s[i].len});
+    }
+}
+
 /* ---- Decoders ------------------------------------------------------------------------------ */
 
 int tsdb__rec_type(const void *p, size_t len)
@@ -70,7 +84,7 @@ int tsdb__rec_type(const void *p, size_t len)
     if (len < 1)
         return TSDB_ECORRUPT;
     unsigned t = *(const unsigned char *)p;
-    if (t < TSDB__REC_SERIES || t > TSDB__REC_TOMBSTONES)
+    if (t < TSDB__REC_SERIES || t > TSDB__REC_CHUNKS)
         return TSDB_ECORRUPT;
     return (int)t;
 }
@@ -163,6 +177,26 @@ int tsdb__rec_tombs_decode(const void *p, size_t len, tsdb__rec_tomb **v, size_t
             return TSDB_ECORRUPT;
         vec_grow((void **)v, *n, cap, sizeof(**v));
         (*v)[*n] = (tsdb__rec_tomb){id, mint, maxt};
+        (*n)++;
+    }
+    return TSDB_OK;
+}
+
+int tsdb__rec_chunks_decode(const void *p, size_t len, tsdb__rec_chunk **v, size_t *n, size_t *cap)
+{
+    if (tsdb__rec_type(p, len) != TSDB__REC_CHUNKS)
+        return TSDB_ECORRUPT;
+    tsdb_rd r;
+    tsdb_rd_init(&r, (const unsigned char *)p + 1, len - 1);
+    while (tsdb_rd_left(&r) > 0) {
+        uint64_t id = tsdb_rd_uvarint(&r);
+        int64_t mint = tsdb_rd_varint(&r);
+        int64_t maxt = tsdb_rd_varint(&r);
+        tsdb_str c = tsdb_rd_str(&r);
+        if (r.err || mint > maxt)
+            return TSDB_ECORRUPT;
+        vec_grow((void **)v, *n, cap, sizeof(**v));
+        (*v)[*n] = (tsdb__rec_chunk){id, mint, maxt, (const unsigned char *)c.p, c.len};
         (*n)++;
     }
     return TSDB_OK;

@@ -16,7 +16,9 @@
 
 #include "tsdb/base.h"
 #include "tsdb/os.h"
+#include "tsdb/record.h"
 #include "tsdb/tsdb.h"
+#include "tsdb/wal.h"
 
 #define HOUR (3600LL * 1000)
 
@@ -266,6 +268,42 @@ static void test_reopen(void **state)
     rm_dir(dir);
 }
 
+static int count_type(void *ctx, const unsigned char *p, size_t len)
+{
+    size_t *counts = ctx;
+    int t = tsdb__rec_type(p, len);
+    if (t > 0 && t < 8)
+        counts[t]++;
+    return 0;
+}
+
+/* Record counts by type in the data directory's newest checkpoint. */
+static void checkpoint_records(const char *dir, size_t counts[8])
+{
+    char wal[128];
+    snprintf(wal, sizeof(wal), "%s/wal", dir);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    const char **names;
+    size_t n;
+    memset(counts, 0, 8 * sizeof(size_t));
+    assert_int_equal(tsdb__os_list_dir(wal, &a, &names, &n, NULL), TSDB_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(names[i], "checkpoint.", 11) != 0)
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "%s/%s", wal, names[i]);
+        tsdb_buf b;
+        tsdb_buf_init(&b);
+        assert_int_equal(tsdb__os_read_file(path, 1 << 26, &b, NULL), TSDB_OK);
+        size_t good;
+        memset(counts, 0, 8 * sizeof(size_t));
+        assert_int_equal(tsdb__wal_scan(b.p, b.len, count_type, counts, &good), TSDB_OK);
+        tsdb_buf_fini(&b);
+    }
+    tsdb_arena_fini(&a);
+}
+
 static void test_cut_and_compact(void **state)
 {
     (void)state;
@@ -317,6 +355,39 @@ static void test_cut_and_compact(void **state)
     for (size_t i = 0; i < 200; i++)
         assert_int_equal(s[i].t, (int64_t)i * 1000);
     assert_true(st.n_blocks < 20);
+    tsdb_close(db);
+    rm_dir(dir);
+}
+
+static void test_checkpoint_chunks(void **state)
+{
+    (void)state;
+    const char *dir = mktemp_dir();
+    tsdb *db = open_db(dir, 10000);
+    /* 25 samples per second: closed chunks of 120 inside the window the head keeps. */
+    for (int64_t t = 0; t < 40000; t += 2000)
+        put(db, "k", "x", t, 40, 50, (double)t / 40);
+    tsdb_err e;
+    assert_int_equal(tsdb_maintain(db, &e), TSDB_OK);
+    tsdb_close(db);
+    size_t counts[8];
+    checkpoint_records(dir, counts);
+    assert_true(counts[TSDB__REC_SERIES] > 0);
+    assert_true(counts[TSDB__REC_CHUNKS] > 0);
+    assert_true(counts[TSDB__REC_SAMPLES] > 0);
+    db = open_db(dir, 10000);
+    static tsdb_sample s[1100];
+    size_t n = read_series(db, "k", INT64_MIN, INT64_MAX, s, 1100, NULL);
+    assert_int_equal(n, 1000);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(s[i].t, (int64_t)i * 40);
+        assert_true(s[i].v == (double)i);
+    }
+    /* Appends continue after the replayed chunks. */
+    tsdb_append_stats st = put(db, "k", "x", 40000, 40, 10, 1000);
+    assert_int_equal(st.accepted, 10);
+    st = put(db, "k", "x", 39000, 40, 1, 0);
+    assert_int_equal(st.out_of_order, 1);
     tsdb_close(db);
     rm_dir(dir);
 }
@@ -516,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_ingest_rules),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_cut_and_compact),
+        cmocka_unit_test(test_checkpoint_chunks),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_snapshot_and_cardinality),

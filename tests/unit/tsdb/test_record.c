@@ -129,6 +129,21 @@ static void test_tombs_and_bad_types(void **state)
     assert_int_equal(n, 3);
     assert_memory_equal(out, in, sizeof(in));
     free(out);
+    /* CHUNKS: bytes come back borrowed from the record. */
+    const unsigned char c1[] = {0, 2, 1, 2, 3}, c2[] = {0, 0};
+    tsdb__rec_chunk cin[2] = {{7, 100, 200, c1, sizeof(c1)}, {8, -5, -5, c2, sizeof(c2)}};
+    b.len = 0;
+    tsdb__rec_chunks_encode(&b, cin, 2);
+    tsdb__rec_chunk *cout = NULL;
+    n = cap = 0;
+    assert_int_equal(tsdb__rec_chunks_decode(b.p, b.len, &cout, &n, &cap), TSDB_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(cout[1].mint, -5);
+    assert_int_equal(cout[0].len, sizeof(c1));
+    assert_memory_equal(cout[0].p, c1, sizeof(c1));
+    n = 0;
+    assert_int_equal(tsdb__rec_chunks_decode(b.p, b.len - 1, &cout, &n, &cap), TSDB_ECORRUPT);
+    free(cout);
     unsigned char bad[2] = {9, 0};
     assert_int_equal(tsdb__rec_type(bad, 2), TSDB_ECORRUPT);
     assert_int_equal(tsdb__rec_type(bad, 0), TSDB_ECORRUPT);
