@@ -342,6 +342,12 @@ if sts:
     expose = (last(final, "EXPOSE") or "").split()
     listen = [a for a in ep if a.startswith("--web.listen-address=")]
     hc = last(final, "HEALTHCHECK") or ""
+    m = re.search(r"CMD\s+(\[.*\])\s*$", hc)
+    if m:
+        open(os.path.join(T, "healthcheck.json"), "w").write(m.group(1) + "\n")
+    probes = sorted({c[k]["httpGet"]["path"] for k in ("readinessProbe", "livenessProbe", "startupProbe")
+                     if "httpGet" in c.get(k, {})})
+    open(os.path.join(T, "probes.txt"), "w").write("\n".join(probes) + "\n")
     if port and expose == [str(port[0])] and listen == [f"--web.listen-address=0.0.0.0:{port[0]}"] \
             and f"127.0.0.1:{port[0]}/-/healthy" in hc:
         ok(f"port {port[0]}: EXPOSE, listen address, HEALTHCHECK on /-/healthy and containerPort agree")
@@ -543,6 +549,23 @@ if [ -n "$C_PORT" ]; then
         tail -20 "$T/cairn.log" | sed 's/^/      | /'
         bad "cairn did not scrape its ConfigMap job and node exporter within 60s (got '$n')"
     fi
+    # The image's HEALTHCHECK command and the pod's probe paths, against the running server.
+    if [ -s "$T/healthcheck.json" ]; then
+        mapfile -t hc < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))))' \
+            "$T/healthcheck.json" | sed "s#127.0.0.1:9090#127.0.0.1:$C_PORT#")
+        if [ "${hc[0]}" = curl ] && timeout 10 "${hc[@]}"; then
+            ok "the image's HEALTHCHECK command succeeds: ${hc[*]}"
+        else
+            bad "the image's HEALTHCHECK command fails: ${hc[*]}"
+        fi
+    else
+        bad "no HEALTHCHECK CMD in exec form in the Dockerfile"
+    fi
+    while read -r path; do
+        [ -n "$path" ] || continue
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$C$path")
+        if [ "$code" = 200 ]; then ok "probe path $path answers 200"; else bad "probe path $path answers $code"; fi
+    done <"$T/probes.txt"
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST "$C/-/reload")
     if [ "$code" = 200 ] && wait_http "$C/-/ready" 200 5; then
         ok "POST /-/reload answers 200 and the server stays ready"
