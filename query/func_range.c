@@ -209,17 +209,6 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
     qe_value *m = &args[mi];
     if (m->kind != QE_MATRIX)
         return qe_errf(c, TSDB_EEXEC, "expected a range vector argument");
-    if (id == QUERY_FN_HOLT_WINTERS) {
-        for (size_t i = 0; i < st->n; i++) {
-            double sf = args[1].scalar[i], tf = args[2].scalar[i];
-            if (sf <= 0 || sf >= 1)
-                return qe_errf(c, TSDB_EEXEC,
-                               "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
-            if (tf <= 0 || tf >= 1)
-                return qe_errf(c, TSDB_EEXEC, "invalid trend factor. Expected: 0 < tf < 1, got: %f",
-                               tf);
-        }
-    }
     int rc = 0;
     if (id == QUERY_FN_ABSENT_OVER_TIME) {
         qe_out o;
@@ -304,9 +293,18 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
                 }
                 break;
             }
-            case QUERY_FN_HOLT_WINTERS:
-                have = qe_holt_winters(p, n, args[1].scalar[i], args[2].scalar[i], &v);
+            case QUERY_FN_HOLT_WINTERS: {
+                /* As in Prometheus, the factors are checked only where there are samples. */
+                double sf = args[1].scalar[i], tf = args[2].scalar[i];
+                if (sf <= 0 || sf >= 1)
+                    rc = qe_errf(c, TSDB_EEXEC,
+                                 "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
+                else if (tf <= 0 || tf >= 1)
+                    rc = qe_errf(c, TSDB_EEXEC,
+                                 "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+                have = rc == 0 && qe_holt_winters(p, n, sf, tf, &v);
                 break;
+            }
             case QUERY_FN_CHANGES:
             case QUERY_FN_RESETS: {
                 double cnt = 0;
@@ -367,6 +365,8 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
                 have = 0;
                 break;
             }
+            if (rc < 0)
+                break;
             if (!have)
                 continue;
             if (!o->v) {
@@ -377,6 +377,8 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
             o->ok[i] = 1;
             any++;
         }
+        if (rc < 0)
+            break;
         if (!any)
             continue;
         o->labels = id == QUERY_FN_LAST_OVER_TIME ? r->labels : qe_labels_drop_name(c, r->labels);
