@@ -695,18 +695,58 @@ static int each_count(void *ctx, uint64_t id, tsdb_labels l)
     return 0;
 }
 
+static int each_stop_at_10(void *ctx, uint64_t id, tsdb_labels l)
+{
+    (void)id;
+    (void)l;
+    return ++*(size_t *)ctx == 10 ? 1 : 0;
+}
+
+static int each_fail(void *ctx, uint64_t id, tsdb_labels l)
+{
+    (void)ctx;
+    (void)id;
+    (void)l;
+    return TSDB_EIO;
+}
+
 static void test_each(void **state)
 {
     fx *f = *state;
     fx_open(f, 0);
     for (int i = 0; i < 50; i++)
-        resolve1(f, L(&f->a, tsdb_arena_sprintf(&f->a, "__name__=m,i=%d", i)), NULL);
+        resolve1(f, L(&f->a, tsdb_arena_sprintf(&f->a, "__name__=m,i=%d,l%02d=x", i, i)), NULL);
     tsdb_index_rd *r = NULL;
     assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
     size_t n = 0;
     assert_int_equal(tsdb__index_rd_each(r, &f->a, each_count, &n), 0);
     assert_int_equal(n, 50);
+    n = 0;
+    assert_int_equal(tsdb__index_rd_each(r, &f->a, each_stop_at_10, &n), 0);
+    assert_int_equal(n, 10);
+    assert_int_equal(tsdb__index_rd_each(r, &f->a, each_fail, NULL), TSDB_EIO);
+    /* 52 names: __name__, i, l00..l49, listed in order through several array growths. */
+    tsdb_str *names;
+    assert_int_equal(tsdb__index_rd_names(r, &f->a, &names, &n), 0);
+    assert_int_equal(n, 52);
+    assert_true(tsdb_str_eq(names[0], TSDB_STR("__name__")));
+    assert_true(tsdb_str_eq(names[1], TSDB_STR("i")));
+    assert_true(tsdb_str_eq(names[2], TSDB_STR("l00")));
+    assert_true(tsdb_str_eq(names[51], TSDB_STR("l49")));
     tsdb__index_rd_end(r);
+
+    /* A regex whose literal prefix is longer than a key still selects correctly. */
+    char *pat = tsdb_arena_alloc(&f->a, 700);
+    memset(pat, 'q', 600);
+    strcpy(pat + 600, ".*|1");
+    uint64_t *ids;
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_RE, "i", pat)};
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    strcpy(pat + 600, ".*");
+    ms[0] = M(&f->a, TSDB_MATCH_RE, "i", pat);
+    assert_int_equal(select_n(f, ms, 1, &ids), 0);
+    ms[0] = M(&f->a, TSDB_MATCH_NRE, "i", pat);
+    assert_int_equal(select_n(f, ms, 1, &ids), 50);
 }
 
 int main(void)
