@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,7 +44,23 @@ struct api_server {
     pthread_mutex_t crypt_mu; /* guards auth_cache */
     uint64_t auth_cache[16];  /* keyed hashes of recently verified user/password/hash */
     unsigned auth_cache_next;
+    /* Disconnect watcher: sockets of requests whose handler is running. */
+    pthread_mutex_t watch_mu; /* guards watch, n_watch, cap_watch, next_id */
+    struct watch_entry *watch;
+    size_t n_watch, cap_watch;
+    uint64_t next_id;
+    pthread_t watcher;
+    int watcher_on;
+    atomic_int stopping;
 };
+
+/* A running request's socket; the watcher sets *cancel when the peer hangs up, so the query
+ * engine stops early (answered 499, as Prometheus does for canceled queries). */
+typedef struct watch_entry {
+    uint64_t id;
+    int fd;
+    volatile int *cancel;
+} watch_entry;
 
 typedef struct conn_state {
     tsdb_arena arena;
@@ -239,6 +256,89 @@ static int check_auth(api_server *s, struct MHD_Connection *con)
     return ok;
 }
 
+/* ---- Disconnect watcher -------------------------------------------------------------------------
+ */
+
+static uint64_t watch_add(api_server *s, int fd, volatile int *cancel)
+{
+    pthread_mutex_lock(&s->watch_mu);
+    if (s->n_watch == s->cap_watch) {
+        s->cap_watch = s->cap_watch ? 2 * s->cap_watch : 64;
+        s->watch = xrealloc(s->watch, s->cap_watch * sizeof *s->watch);
+    }
+    uint64_t id = ++s->next_id;
+    s->watch[s->n_watch++] = (watch_entry){id, fd, cancel};
+    pthread_mutex_unlock(&s->watch_mu);
+    return id;
+}
+
+static void watch_remove(api_server *s, uint64_t id)
+{
+    pthread_mutex_lock(&s->watch_mu);
+    for (size_t i = 0; i < s->n_watch; i++) {
+        if (s->watch[i].id == id) {
+            s->watch[i] = s->watch[--s->n_watch];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+/* Every 100 ms: poll the watched sockets; a readable socket whose peek reads 0 bytes (or an
+ * error/hang-up) belongs to a client that went away. Flags are set under the lock, and only for
+ * entries still registered, so a finished request's memory is never touched. */
+static void *watcher_main(void *arg)
+{
+    api_server *s = arg;
+    size_t cap = 0;
+    struct pollfd *pf = NULL;
+    uint64_t *ids = NULL;
+    while (!atomic_load(&s->stopping)) {
+        pthread_mutex_lock(&s->watch_mu);
+        size_t n = s->n_watch;
+        if (n > cap) {
+            cap = n * 2;
+            pf = xrealloc(pf, cap * sizeof *pf);
+            ids = xrealloc(ids, cap * sizeof *ids);
+        }
+        for (size_t i = 0; i < n; i++) {
+            pf[i] = (struct pollfd){s->watch[i].fd, POLLIN, 0};
+            ids[i] = s->watch[i].id;
+        }
+        pthread_mutex_unlock(&s->watch_mu);
+        if (n == 0) {
+            struct timespec ts = {0, 100000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (poll(pf, (nfds_t)n, 100) <= 0)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (!pf[i].revents)
+                continue;
+            int gone = (pf[i].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+            if (!gone && (pf[i].revents & POLLIN)) {
+                char c;
+                ssize_t k = recv(pf[i].fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                gone = k == 0;
+            }
+            if (!gone)
+                continue;
+            pthread_mutex_lock(&s->watch_mu);
+            for (size_t k = 0; k < s->n_watch; k++)
+                if (s->watch[k].id == ids[i])
+                    *s->watch[k].cancel = 1;
+            pthread_mutex_unlock(&s->watch_mu);
+        }
+        /* A client that pipelines a request stays readable; do not spin on it. */
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    free(pf);
+    free(ids);
+    return NULL;
+}
+
 static int is_form(const api_req *r)
 {
     const tsdb_str *ct = api__req_header(r, "Content-Type");
@@ -310,10 +410,16 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
         perr = api__params_parse(&r.params, r.arena, (const char *)st->body.p, st->body.len, &e);
     if (perr == 0 && q)
         perr = api__params_parse(&r.params, r.arena, q + 1, strlen(q + 1), &e);
-    if (perr != 0)
+    if (perr != 0) {
         api__resp_error(&w, 400, "bad_data", "%s", e.msg);
-    else
+    } else {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        uint64_t wid = ci && s->watcher_on ? watch_add(s, ci->connect_fd, &st->cancel) : 0;
         api__dispatch(&s->ctx, &r, &w);
+        if (wid)
+            watch_remove(s, wid);
+    }
     enum MHD_Result ret = send_resp(con, &w, accepts_gzip(&r));
     api__resp_fini(&w);
     return ret;
@@ -377,6 +483,7 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
     api_server *s = xcalloc(1, sizeof *s);
     api__ctx_init(&s->ctx, db, o);
     pthread_mutex_init(&s->crypt_mu, NULL);
+    pthread_mutex_init(&s->watch_mu, NULL);
     const api_opts *op = &s->ctx.opts;
     int rc = TSDB_OK;
 
@@ -436,6 +543,7 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
                        op->addr ? op->addr : "0.0.0.0", (unsigned)op->port);
         goto fail;
     }
+    s->watcher_on = pthread_create(&s->watcher, NULL, watcher_main, s) == 0;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : op->port;
     *out = s;
@@ -444,6 +552,7 @@ fail:
     if (s->crypt_lib)
         dlclose(s->crypt_lib);
     pthread_mutex_destroy(&s->crypt_mu);
+    pthread_mutex_destroy(&s->watch_mu);
     api__ctx_fini(&s->ctx);
     free(s);
     return rc;
@@ -465,6 +574,11 @@ void api_server_stop(api_server *s)
         return;
     if (s->d)
         MHD_stop_daemon(s->d);
+    atomic_store(&s->stopping, 1);
+    if (s->watcher_on)
+        pthread_join(s->watcher, NULL);
+    free(s->watch);
+    pthread_mutex_destroy(&s->watch_mu);
     api__meta_clear();
     if (s->crypt_lib)
         dlclose(s->crypt_lib);

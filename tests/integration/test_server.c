@@ -243,6 +243,7 @@ static int healthy(void)
  */
 
 static int64_t now_ms;
+static int inst_offset; /* added to the instance number of written series */
 
 static void write_batch(int version, const char *name, int n_series, int n_samples, long *status,
                         char *hdrs, size_t hcap)
@@ -253,7 +254,8 @@ static void write_batch(int version, const char *name, int n_series, int n_sampl
     for (int s = 0; s < n_series; s++) {
         tsdb_label *l = tsdb_arena_alloc(&a, 2 * sizeof *l);
         l[0] = (tsdb_label){TSDB_STR("__name__"), tsdb_str_c(name)};
-        l[1] = (tsdb_label){TSDB_STR("instance"), tsdb_str_c(tsdb_arena_sprintf(&a, "i%d", s))};
+        l[1] = (tsdb_label){TSDB_STR("instance"),
+                            tsdb_str_c(tsdb_arena_sprintf(&a, "i%d", s + inst_offset))};
         tsdb_sample *sm = tsdb_arena_alloc(&a, (size_t)n_samples * sizeof *sm);
         for (int k = 0; k < n_samples; k++)
             sm[k] = (tsdb_sample){now_ms - (int64_t)(n_samples - 1 - k) * 15000, s * 1000 + k};
@@ -587,6 +589,51 @@ static void scenario_concurrency(void)
     resp_free(&r);
 }
 
+/* A client that gives up on a long query: the server notices the closed socket, stops the
+ * evaluation and counts the request as 499 (Prometheus' "canceled"). */
+static void scenario_cancel(void)
+{
+    long st = 204;
+    for (int k = 0; k < 4 && st == 204; k++) {
+        inst_offset = 2000 * k;
+        write_batch(1, "cancel_load", 2000, 200, &st, NULL, 0);
+    }
+    inst_offset = 0;
+    CHECK(st == 204, "load for cancel: %ld", st);
+    int64_t end_s = now_ms / 1000, start_s = end_s - 3600;
+    char body[512];
+    int bl = snprintf(body, sizeof body,
+                      "query=count(quantile_over_time(0.5,cancel_load%%5B1h%%5D)%%3E0)&start=%lld&"
+                      "end=%lld&step=1",
+                      (long long)start_s, (long long)end_s);
+    char req[1024];
+    int rl = snprintf(req, sizeof req,
+                      "POST /api/v1/query_range HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      "application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+                      bl, body);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int sent = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+               write(fd, req, (size_t)rl) == (ssize_t)rl;
+    sleep_ms(250);
+    close(fd);
+    int canceled = 0;
+    for (int i = 0; i < 100 && sent && !canceled; i++) { /* up to 10 s */
+        resp r;
+        http(&r, "GET", "/metrics", NULL, 0, NULL, 0);
+        canceled = r.body && strstr(r.body, "cairn_http_requests_total{handler=\"/api/v1/"
+                                            "query_range\",code=\"499\"} 1") != NULL;
+        resp_free(&r);
+        if (!canceled)
+            sleep_ms(100);
+    }
+    CHECK(canceled, "query canceled when the client hung up (499)");
+    CHECK(healthy(), "healthy after cancel");
+}
+
 int main(void)
 {
     signal(SIGINT, on_signal);
@@ -620,6 +667,7 @@ int main(void)
     scenario_bad_input();
     scenario_admin_metrics();
     scenario_concurrency();
+    scenario_cancel();
     CHECK(stop_server() == 0, "clean shutdown on SIGTERM");
 
     /* Restart on the same directory: the data is back after WAL replay. */
