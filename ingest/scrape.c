@@ -641,9 +641,15 @@ static void sbatch_write(ingest_scraper *s, sbatch *b, const char *what)
     tsdb_append_stats st;
     tsdb_err err;
     memset(&st, 0, sizeof st);
+    err.msg[0] = 0;
     int rc = tsdb_append(s->db, &batch, &st, &err);
     if (rc < 0)
         TSDB_LOG_WARN("scrape", "append of %s failed: %s", what, err.msg);
+    else if (st.out_of_order || st.duplicate || st.too_old || st.invalid)
+        TSDB_LOG_DEBUG("scrape",
+                       "append of %s: %zu out of order, %zu duplicate, %zu too old, %zu invalid "
+                       "(first: %s)",
+                       what, st.out_of_order, st.duplicate, st.too_old, st.invalid, err.msg);
 }
 
 static const char *const report_names[] = {
@@ -663,9 +669,12 @@ static tsdb_labels report_labels(const target *t, const char *name, tsdb_arena *
     return (tsdb_labels){v, n};
 }
 
-/* Stale markers at time ts for every remembered series and the report series. */
+/* Stale markers at time ts for every remembered series and the report series. A marker must
+ * come after the last sample (a scrape may have been stored in the same millisecond). */
 static void add_all_stale(const target *t, sbatch *b, int64_t ts)
 {
+    if (t->scraped_once && ts <= t->last_t)
+        ts = t->last_t + 1;
     for (size_t i = 0; i < t->prev.n; i++)
         if (!t->prev.v[i].explicit_ts)
             sbatch_add(b, t->prev.v[i].l, ts, tsdb_stale_nan());

@@ -241,11 +241,33 @@ static size_t read_series(tsdb *db, const char *name, const char *lname, const c
     return n;
 }
 
+static void dump_tail(const tsdb_sample *sm, size_t n)
+{
+    for (size_t i = n > 4 ? n - 4 : 0; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, &sm[i].v, sizeof b);
+        fprintf(stderr, "  sample %zu: t=%lld v=%g bits=%016llx\n", i, (long long)sm[i].t, sm[i].v,
+                (unsigned long long)b);
+    }
+}
+
 static int is_stale(double v)
 {
     uint64_t b;
     memcpy(&b, &v, sizeof b);
     return b == TSDB_STALE_NAN_BITS;
+}
+
+/* Did the scrape of job at time t fail (up == 0 at t)? A loaded machine can make a 100 ms scrape
+ * time out; such a scrape legitimately writes staleness markers in the middle of a series. */
+static int failed_at(tsdb *db, const char *job, int64_t t)
+{
+    static tsdb_sample up[1024];
+    size_t n = read_series(db, "up", "job", job, up, 1024, NULL, 0);
+    for (size_t i = 0; i < n && i < 1024; i++)
+        if (up[i].t == t)
+            return up[i].v == 0.0;
+    return 0;
 }
 
 /* ---- Tests ----------------------------------------------------------------------------------- */
@@ -339,9 +361,11 @@ static void test_scrape_store_and_staleness(void **state)
     size_t n = read_series(f.db, "a_total", "x", "2", sm, 256, lbls, sizeof lbls);
     assert_true(n >= 4);
     assert_true(n < 256);
+    if (!is_stale(sm[n - 1].v))
+        dump_tail(sm, n);
     assert_true(is_stale(sm[n - 1].v));
     for (size_t i = 0; i + 1 < n; i++)
-        assert_true(sm[i].v == 20.0);
+        assert_true(sm[i].v == 20.0 || (is_stale(sm[i].v) && failed_at(f.db, "unit", sm[i].t)));
     char wantl[256];
     snprintf(wantl, sizeof wantl,
              "a_total{instance=\"127.0.0.1:%u\", job=\"unit\", team=\"a\", "
@@ -353,6 +377,8 @@ static void test_scrape_store_and_staleness(void **state)
     assert_true(n >= 5);
     assert_true(sm[0].v == 10.0);
     assert_true(sm[n - 2].v == 11.0);
+    if (!is_stale(sm[n - 1].v))
+        dump_tail(sm, n);
     assert_true(is_stale(sm[n - 1].v));
     assert_true(sm[n - 1].t >= stop_t);
     for (size_t i = 1; i < n; i++)
@@ -373,8 +399,14 @@ static void test_scrape_store_and_staleness(void **state)
     /* Report series: up 1 each scrape, then stale; the first scrape added 4 series. */
     n = read_series(f.db, "up", "job", "unit", sm, 256, NULL, 0);
     assert_true(n >= 6);
-    for (size_t i = 0; i + 1 < n; i++)
-        assert_true(sm[i].v == 1.0);
+    size_t ups = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        assert_true(sm[i].v == 1.0 || sm[i].v == 0.0);
+        ups += sm[i].v == 1.0;
+    }
+    assert_true(ups >= 4);
+    if (!is_stale(sm[n - 1].v))
+        dump_tail(sm, n);
     assert_true(is_stale(sm[n - 1].v));
     n = read_series(f.db, "scrape_series_added", "job", "unit", sm, 256, NULL, 0);
     assert_true(sm[0].v == 4.0); /* a_total x2, clash, with_ts; dropme is not counted */
@@ -449,6 +481,8 @@ static void test_failures_store_nothing(void **state)
     assert_true(n >= 2);
     for (size_t i = 0; i + 1 < n; i++)
         assert_true(sm[i].v == 1.0);
+    if (!is_stale(sm[n - 1].v))
+        dump_tail(sm, n);
     assert_true(is_stale(sm[n - 1].v));
     assert_int_equal(read_series(f.db, "m", "a", "2", sm, 512, NULL, 0), 0);
     assert_int_equal(read_series(f.db, "m", "a", "9", sm, 512, NULL, 0), 0);
@@ -463,6 +497,8 @@ static void test_failures_store_nothing(void **state)
     assert_true(ones + 1 < n);
     for (size_t i = ones; i + 1 < n; i++)
         assert_true(sm[i].v == 0.0);
+    if (!is_stale(sm[n - 1].v))
+        dump_tail(sm, n);
     assert_true(is_stale(sm[n - 1].v));
     /* label_limit 3 on lim2: m{a,instance,job,__name__} is 4 labels: always failing. */
     assert_int_equal(read_series(f.db, "m", "job", "lim2", sm, 512, NULL, 0), 0);
@@ -515,16 +551,20 @@ static void test_reload_and_bad_config(void **state)
     tsdb_sample sm[256];
     size_t n = read_series(f.db, "r", "job", "two", sm, 256, NULL, 0);
     assert_true(n >= 2);
+    if (!is_stale(sm[n - 1].v))
+        dump_tail(sm, n);
     assert_true(is_stale(sm[n - 1].v));
     size_t n_two = n;
     /* Job one was not interrupted: no stale marker before shutdown. */
     n = read_series(f.db, "r", "job", "one", sm, 256, NULL, 0);
     for (size_t i = 0; i < n; i++)
-        assert_false(is_stale(sm[i].v));
+        assert_true(!is_stale(sm[i].v) || failed_at(f.db, "one", sm[i].t));
     ingest_scraper_stop(s);
     /* Shutdown adds nothing for the removed target (its markers were written already). */
     assert_int_equal(read_series(f.db, "r", "job", "two", sm, 256, NULL, 0), n_two);
     n = read_series(f.db, "r", "job", "one", sm, 256, NULL, 0);
+    if (!is_stale(sm[n - 1].v))
+        dump_tail(sm, n);
     assert_true(is_stale(sm[n - 1].v));
     fx_close(&f);
 }
