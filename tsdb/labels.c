@@ -16,12 +16,15 @@
  * use RE2 syntax through PCRE2 and match the whole value, as Prometheus compiles "^(?:re)$":
  * the pattern is compiled on its own with PCRE2_ANCHORED | PCRE2_ENDANCHORED (so a pattern such
  * as "a)|(b" cannot escape the anchoring), in UTF mode, `.` not matching "\n" (newline = LF),
- * `$` only at the very end. Matching first runs PCRE2's DFA matcher, which keeps a set of
- * states instead of backtracking and so stays polynomial on patterns such as (a+)+$; if the
- * DFA matcher cannot run the pattern (an item it does not support, workspace exhausted) the
- * backtracking matcher runs with match, depth and heap limits. A match that hits a limit counts
- * as "no match". A value that is not valid UTF-8 is matched as Go does: every byte that starts
- * no valid sequence reads as U+FFFD.
+ * `$` only at the very end. Constructs PCRE2 has and RE2 lacks (back references, lookaround,
+ * atomic and possessive forms, recursion, verbs) are refused as Prometheus refuses them.
+ * Matching first runs PCRE2's DFA matcher, which keeps a set of states instead of backtracking
+ * and so stays polynomial on patterns such as (a+)+$; it reports the longest anchored match,
+ * and the value matches when that one reaches the end (the DFA matcher of PCRE2 10.42 ignores
+ * PCRE2_ENDANCHORED). If it cannot finish (workspace exhausted) the backtracking matcher runs
+ * with match, depth and heap limits; a match that hits a limit counts as "no match". A value
+ * that is not valid UTF-8 is matched as Go does: every byte that starts no valid sequence
+ * reads as U+FFFD.
  *
  * Fast paths (no PCRE2 at match time): a pattern that is a literal, or an alternation of
  * literals ("foo|bar", with `\.`-style escapes) compares strings; ".*" accepts any value without
