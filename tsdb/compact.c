@@ -328,11 +328,16 @@ int tsdb__cut(tsdb *db, int force, tsdb_err *err)
     uint32_t closed = 0;
     pthread_mutex_lock(&db->append_lock);
     tsdb__head_gc(db->head, end);
-    rc = tsdb__wal_cut(db->wal, &closed, err);
+    /* When another cut is due right away (a head spanning many ranges after a backfill), the
+     * checkpoint waits for the last one instead of rewriting the head each time. */
+    tsdb__head_stats_get(db->head, &hs);
+    int more = !force && hs.n_samples > 0 && hs.maxt - hs.mint > B / 2 * 3;
+    if (!more)
+        rc = tsdb__wal_cut(db->wal, &closed, err);
     pthread_mutex_unlock(&db->append_lock);
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK && !more)
         rc = write_checkpoint(db, closed, end, err);
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK && !more)
         tsdb__head_tomb_truncate(db->head, end);
 out:
     pthread_mutex_unlock(&db->maint_lock);
