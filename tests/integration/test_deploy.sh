@@ -203,7 +203,8 @@ if need dpkg-query; then
     link_dev_pkgs >"$T/linkdev.txt"
 else
     bad "dpkg-query is missing: the Dockerfile's package lists cannot be checked"
-    : >"$T/required.txt" >"$T/linkdev.txt"
+    : >"$T/required.txt"
+    : >"$T/linkdev.txt"
 fi
 tools/deps.sh list >"$T/deps.txt"
 
@@ -490,7 +491,7 @@ else
     fi
 fi
 
-NE_PORT= C_PORT= P_PORT=
+NE_PORT='' C_PORT='' P_PORT=''
 if [ -x "$BIN/cairn" ] && [ -s "$T/cairn.yml" ] && [ -s "$T/args.txt" ]; then
     if ! need prometheus-node-exporter && [ ! -x /usr/bin/prometheus-node-exporter ]; then
         bad "prometheus-node-exporter is not installed (tools/deps.sh)"
@@ -524,7 +525,7 @@ EOF
     "$BIN/cairn" --storage.tsdb.path="$T/data" --web.listen-address="127.0.0.1:$C_PORT" "${args[@]}" \
         >"$T/cairn.log" 2>&1 &
     CPID=$!
-    PIDS+=($CPID)
+    PIDS+=("$CPID")
     C=http://127.0.0.1:$C_PORT
     if wait_http "$C/-/ready" 200 30 && wait_http "$C/-/healthy" 200 5; then
         ok "cairn with the StatefulSet's arguments and the ConfigMap's cairn.yml is ready"
