@@ -49,14 +49,16 @@ static int query_options(api_ctx *c, api_req *r, api_resp *w, query_opts *o)
     return 0;
 }
 
-static int parse_query_param(api_req *r, api_resp *w, query_expr **e)
+/* Prometheus 2.42 words a parse error "invalid parameter \"query\": ..." for instant queries
+ * and gives the bare parser message for range queries. */
+static int parse_query_param(api_req *r, api_resp *w, query_expr **e, int prefix)
 {
     const tsdb_str *q = api__params_get(&r->params, "query");
     tsdb_str src = q ? *q : (tsdb_str){"", 0};
     tsdb_err err = {0};
     int rc = query_parse(r->arena, src.p, src.len, e, &err);
     if (rc != TSDB_OK) {
-        api__resp_error(w, 400, "bad_data", "invalid parameter \"query\": %s",
+        api__resp_error(w, 400, "bad_data", "%s%s", prefix ? "invalid parameter \"query\": " : "",
                         err.msg[0] ? err.msg : tsdb_strerror(rc));
         return -1;
     }
@@ -196,13 +198,14 @@ void api__h_query(api_ctx *c, api_req *r, api_resp *w)
     if (tp && tp->len > 0) {
         tsdb_err e;
         if (api__parse_time(*tp, &t, &e) != TSDB_OK) {
-            api__resp_error(w, 400, "bad_data", "invalid parameter \"time\": %s", e.msg);
+            api__resp_error(w, 400, "bad_data",
+                            "invalid parameter \"time\": Invalid time value for 'time': %s", e.msg);
             return;
         }
     }
     query_opts o;
     query_expr *e;
-    if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &e) < 0)
+    if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &e, 1) < 0)
         return;
     qstats st = {want_stats(r), 0, 0};
     int64_t q0 = tsdb_mono_ns();
@@ -247,7 +250,8 @@ void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
         }
     }
     if (end < start) {
-        api__resp_error(w, 400, "bad_data", "end timestamp must not be before start time");
+        api__resp_error(w, 400, "bad_data",
+                        "invalid parameter \"end\": end timestamp must not be before start time");
         return;
     }
     const tsdb_str *sp = api__params_get(&r->params, "step");
@@ -263,8 +267,8 @@ void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
     }
     if (step <= 0) {
         api__resp_error(w, 400, "bad_data",
-                        "zero or negative query resolution step widths are not accepted. Try a "
-                        "positive integer");
+                        "invalid parameter \"step\": zero or negative query resolution step "
+                        "widths are not accepted. Try a positive integer");
         return;
     }
     if ((uint64_t)(end - start) / (uint64_t)step > API_MAX_POINTS) {
@@ -275,7 +279,7 @@ void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
     }
     query_opts o;
     query_expr *ex;
-    if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &ex) < 0)
+    if (query_options(c, r, w, &o) < 0 || parse_query_param(r, w, &ex, 0) < 0)
         return;
     qstats st = {want_stats(r), 0, 0};
     int64_t q0 = tsdb_mono_ns();
@@ -308,7 +312,7 @@ void api__h_format_query(api_ctx *c, api_req *r, api_resp *w)
 {
     (void)c;
     query_expr *e;
-    if (parse_query_param(r, w, &e) < 0)
+    if (parse_query_param(r, w, &e, 1) < 0)
         return;
     tsdb_str out;
     int rc = query_print(e, r->arena, &out);
