@@ -100,18 +100,18 @@ static size_t select_k(const ent *in, size_t n, uint64_t k, ent *h, int top)
     return m;
 }
 
-static tsdb_labels group_labels(qe_ctx *c, const query_agg *a, tsdb_labels l)
+static tsdb_labels group_labels(query_eval_ctx *c, const query_agg *a, tsdb_labels l)
 {
     if (a->without)
-        return qe_labels_del(c, l, a->grouping, a->n_grouping, 1);
-    return qe_labels_keep(c, l, a->grouping, a->n_grouping);
+        return query__labels_del(c, l, a->grouping, a->n_grouping, 1);
+    return query__labels_keep(c, l, a->grouping, a->n_grouping);
 }
 
-static int count_values(qe_ctx *c, const query_agg *a, const qe_steps *st, qe_value *in,
-                        tsdb_str label, qe_value *out)
+static int count_values(query_eval_ctx *c, const query_agg *a, const query_steps *st,
+                        query_value *in, tsdb_str label, query_value *out)
 {
     if (!tsdb_label_name_valid(label))
-        return qe_errf(c, TSDB_EEXEC, "invalid label name \"%.*s\"", (int)label.len, label.p);
+        return query__errf(c, TSDB_EEXEC, "invalid label name \"%.*s\"", (int)label.len, label.p);
     /* by(...) keeps the value label too */
     tsdb_str *names = tsdb_arena_alloc(c->a, (a->n_grouping + 1) * sizeof *names);
     if (a->n_grouping)
@@ -119,16 +119,17 @@ static int count_values(qe_ctx *c, const query_agg *a, const qe_steps *st, qe_va
     size_t nn = a->n_grouping;
     if (!a->without)
         names[nn++] = label;
-    qe_out o;
-    qe_out_init(&o, c, st, in->n_vs);
+    query_out o;
+    query__out_init(&o, c, st, in->n_vs);
     for (size_t i = 0; i < st->n; i++) {
         for (size_t s = 0; s < in->n_vs; s++) {
             if (!in->vs[s].ok[i])
                 continue;
             tsdb_labels l =
-                qe_labels_set(c, in->vs[s].labels, label, qe_fmt_float(c, in->vs[s].v[i]));
-            l = a->without ? qe_labels_del(c, l, names, nn, 1) : qe_labels_keep(c, l, names, nn);
-            size_t idx = qe_out_series(&o, l);
+                query__labels_set(c, in->vs[s].labels, label, query__fmt_float(c, in->vs[s].v[i]));
+            l = a->without ? query__labels_del(c, l, names, nn, 1)
+                           : query__labels_keep(c, l, names, nn);
+            size_t idx = query__out_series(&o, l);
             if (o.s[idx].ok[i]) {
                 o.s[idx].v[i] += 1;
             } else {
@@ -136,35 +137,35 @@ static int count_values(qe_ctx *c, const query_agg *a, const qe_steps *st, qe_va
                 o.s[idx].v[i] = 1;
             }
         }
-        int rc = qe_check(c);
+        int rc = query__check_deadline(c);
         if (rc < 0) {
-            qe_out_fini(&o);
+            query__out_fini(&o);
             return rc;
         }
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }
 
-int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_value *param,
-           qe_value *out)
+int query__agg(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *in,
+               query_value *param, query_value *out)
 {
     const query_agg *a = &e->u.agg;
-    if (in->kind != QE_VECTOR)
-        return qe_errf(c, TSDB_EEXEC, "aggregation over a non-vector value");
+    if (in->kind != QUERY_V_VECTOR)
+        return query__errf(c, TSDB_EEXEC, "aggregation over a non-vector value");
     if (a->op == QUERY_AGG_COUNT_VALUES) {
-        if (!param || param->kind != QE_STRING)
-            return qe_errf(c, TSDB_EEXEC, "count_values needs a string parameter");
+        if (!param || param->kind != QUERY_V_STRING)
+            return query__errf(c, TSDB_EEXEC, "count_values needs a string parameter");
         return count_values(c, a, st, in, param->str, out);
     }
     int is_k = a->op == QUERY_AGG_TOPK || a->op == QUERY_AGG_BOTTOMK;
-    if ((is_k || a->op == QUERY_AGG_QUANTILE) && (!param || param->kind != QE_SCALAR))
-        return qe_errf(c, TSDB_EEXEC, "aggregation needs a scalar parameter");
+    if ((is_k || a->op == QUERY_AGG_QUANTILE) && (!param || param->kind != QUERY_V_SCALAR))
+        return query__errf(c, TSDB_EEXEC, "aggregation needs a scalar parameter");
     if (is_k) {
         for (size_t i = 0; i < st->n; i++) {
             double k = param->scalar[i];
             if (!(k >= -9.2233720368547758e18 && k <= 9.2233720368547758e18))
-                return qe_errf(c, TSDB_EEXEC, "Scalar value %s overflows int64",
-                               qe_fmt_float(c, k).p);
+                return query__errf(c, TSDB_EEXEC, "Scalar value %s overflows int64",
+                                   query__fmt_float(c, k).p);
         }
     }
 
@@ -172,21 +173,21 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
     size_t ns = in->n_vs;
     size_t *gid = xmalloc((ns + 1) * sizeof *gid);
     tsdb_labels *glabels = xmalloc((ns + 1) * sizeof *glabels);
-    qe_map gm;
-    qe_map_init(&gm, ns);
+    query_map gm;
+    query__map_init(&gm, ns);
     size_t ng = 0;
     for (size_t s = 0; s < ns; s++) {
         tsdb_labels gl = group_labels(c, a, in->vs[s].labels);
-        uint64_t h = qe_labels_hash(c, gl);
+        uint64_t h = query__labels_hash(c, gl);
         size_t g;
-        if (!qe_map_get(&gm, h, &g)) {
+        if (!query__map_get(&gm, h, &g)) {
             g = ng++;
             glabels[g] = gl;
-            qe_map_put(&gm, h, g);
+            query__map_put(&gm, h, g);
         }
         gid[s] = g;
     }
-    qe_map_fini(&gm);
+    query__map_fini(&gm);
     /* Counting sort of series by group, stable. */
     size_t *gstart = xcalloc(ng + 1, sizeof *gstart);
     size_t *order = xmalloc((ns + 1) * sizeof *order);
@@ -200,8 +201,8 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
         order[fill[gid[s]]++] = s;
     free(fill);
 
-    qe_out o;
-    qe_out_init(&o, c, st, is_k ? ns : ng);
+    query_out o;
+    query__out_init(&o, c, st, is_k ? ns : ng);
     size_t *gout = xmalloc((ng + 1) * sizeof *gout);
     for (size_t g = 0; g < ng; g++)
         gout[g] = (size_t)-1;
@@ -221,7 +222,7 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
             size_t cnt = 0;
             double val = 0, mean = 0, acc = 0;
             for (size_t k = gstart[g]; k < gstart[g + 1]; k++) {
-                const qe_vseries *sv = &in->vs[order[k]];
+                const query_vseries *sv = &in->vs[order[k]];
                 if (!sv->ok[i])
                     continue;
                 double v = sv->v[i];
@@ -296,7 +297,7 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
                 double *vals = xmalloc(cnt * sizeof *vals);
                 for (size_t k = 0; k < cnt; k++)
                     vals[k] = buf[k].v;
-                res = qe_quantile(param->scalar[i], vals, cnt);
+                res = query__quantile(param->scalar[i], vals, cnt);
                 free(vals);
                 break;
             }
@@ -307,8 +308,8 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
                 for (size_t k = 0; k < take && rc == 0; k++) {
                     size_t s = hbuf[k].s;
                     if (sout[s] == (size_t)-1)
-                        sout[s] = qe_out_series(&o, in->vs[s].labels);
-                    rc = qe_out_put(&o, sout[s], i, hbuf[k].v);
+                        sout[s] = query__out_series(&o, in->vs[s].labels);
+                    rc = query__out_put(&o, sout[s], i, hbuf[k].v);
                 }
                 continue;
             }
@@ -317,11 +318,11 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
                 break;
             }
             if (gout[g] == (size_t)-1)
-                gout[g] = qe_out_series(&o, glabels[g]);
-            rc = qe_out_put(&o, gout[g], i, res);
+                gout[g] = query__out_series(&o, glabels[g]);
+            rc = query__out_put(&o, gout[g], i, res);
         }
         if (rc == 0)
-            rc = qe_check(c);
+            rc = query__check_deadline(c);
     }
     free(buf);
     free(hbuf);
@@ -332,8 +333,8 @@ int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_
     free(glabels);
     free(gid);
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }

@@ -45,7 +45,7 @@ static int is_comparison(enum query_binop op)
            op == QUERY_OP_GTE || op == QUERY_OP_LTE;
 }
 
-double qe_binop_scalar(enum query_binop op, double l, double r, int *keep)
+double query__binop_scalar(enum query_binop op, double l, double r, int *keep)
 {
     *keep = 1;
     switch (op) {
@@ -87,15 +87,15 @@ double qe_binop_scalar(enum query_binop op, double l, double r, int *keep)
     }
 }
 
-static int scalar_scalar(qe_ctx *c, const query_binary *b, const qe_steps *st, qe_value *l,
-                         qe_value *r, qe_value *out)
+static int scalar_scalar(query_eval_ctx *c, const query_binary *b, const query_steps *st,
+                         query_value *l, query_value *r, query_value *out)
 {
     memset(out, 0, sizeof *out);
-    out->kind = QE_SCALAR;
-    out->scalar = qe_scalar_new(c, st->n);
+    out->kind = QUERY_V_SCALAR;
+    out->scalar = query__scalar_new(c, st->n);
     for (size_t i = 0; i < st->n; i++) {
         int keep;
-        double v = qe_binop_scalar(b->op, l->scalar[i], r->scalar[i], &keep);
+        double v = query__binop_scalar(b->op, l->scalar[i], r->scalar[i], &keep);
         if (is_comparison(b->op))
             v = keep ? 1 : 0;
         out->scalar[i] = v;
@@ -103,16 +103,16 @@ static int scalar_scalar(qe_ctx *c, const query_binary *b, const qe_steps *st, q
     return 0;
 }
 
-static int vector_scalar(qe_ctx *c, const query_binary *b, const qe_steps *st, qe_value *vec,
-                         const double *sc, int swap, qe_value *out)
+static int vector_scalar(query_eval_ctx *c, const query_binary *b, const query_steps *st,
+                         query_value *vec, const double *sc, int swap, query_value *out)
 {
-    qe_out o;
-    qe_out_init(&o, c, st, vec->n_vs);
+    query_out o;
+    query__out_init(&o, c, st, vec->n_vs);
     int rc = 0;
     int drop = drops_name(b->op) || b->return_bool;
     for (size_t s = 0; s < vec->n_vs && rc == 0; s++) {
-        const qe_vseries *in = &vec->vs[s];
-        tsdb_labels lb = drop ? qe_labels_drop_name(c, in->labels) : in->labels;
+        const query_vseries *in = &vec->vs[s];
+        tsdb_labels lb = drop ? query__labels_drop_name(c, in->labels) : in->labels;
         size_t idx = (size_t)-1;
         for (size_t i = 0; i < st->n; i++) {
             if (!in->ok[i])
@@ -124,7 +124,7 @@ static int vector_scalar(qe_ctx *c, const query_binary *b, const qe_steps *st, q
                 rv = t;
             }
             int keep;
-            double v = qe_binop_scalar(b->op, lv, rv, &keep);
+            double v = query__binop_scalar(b->op, lv, rv, &keep);
             if (is_comparison(b->op) && swap)
                 v = rv;
             if (b->return_bool) {
@@ -134,58 +134,58 @@ static int vector_scalar(qe_ctx *c, const query_binary *b, const qe_steps *st, q
             if (!keep)
                 continue;
             if (idx == (size_t)-1)
-                idx = qe_out_series(&o, lb);
-            if ((rc = qe_out_put(&o, idx, i, v)) < 0)
+                idx = query__out_series(&o, lb);
+            if ((rc = query__out_put(&o, idx, i, v)) < 0)
                 break;
         }
         if (rc == 0)
-            rc = qe_check(c);
+            rc = query__check_deadline(c);
     }
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }
 
 /* Dense group ids for signatures. */
 typedef struct sig_groups {
-    qe_map m;
+    query_map m;
     size_t n;
 } sig_groups;
 
 static size_t group_id(sig_groups *g, uint64_t sig, int create)
 {
     size_t id;
-    if (qe_map_get(&g->m, sig, &id))
+    if (query__map_get(&g->m, sig, &id))
         return id;
     if (!create)
         return (size_t)-1;
     id = g->n++;
-    qe_map_put(&g->m, sig, id);
+    query__map_put(&g->m, sig, id);
     return id;
 }
 
-static int set_op(qe_ctx *c, const query_binary *b, const qe_steps *st, qe_value *l, qe_value *r,
-                  qe_value *out)
+static int set_op(query_eval_ctx *c, const query_binary *b, const query_steps *st, query_value *l,
+                  query_value *r, query_value *out)
 {
     const query_matching *m = &b->m;
     const tsdb_str *names = m->has_matching ? m->labels : NULL;
     size_t nn = m->has_matching ? m->n_labels : 0;
     int on = m->has_matching ? m->on : 0;
     sig_groups g;
-    qe_map_init(&g.m, l->n_vs + r->n_vs);
+    query__map_init(&g.m, l->n_vs + r->n_vs);
     g.n = 0;
     size_t *lg = xmalloc((l->n_vs + 1) * sizeof *lg);
     size_t *rg = xmalloc((r->n_vs + 1) * sizeof *rg);
     for (size_t s = 0; s < l->n_vs; s++)
-        lg[s] = group_id(&g, qe_sig(c, l->vs[s].labels, names, nn, on), 1);
+        lg[s] = group_id(&g, query__sig(c, l->vs[s].labels, names, nn, on), 1);
     for (size_t s = 0; s < r->n_vs; s++)
-        rg[s] = group_id(&g, qe_sig(c, r->vs[s].labels, names, nn, on), 1);
-    qe_map_fini(&g.m);
+        rg[s] = group_id(&g, query__sig(c, r->vs[s].labels, names, nn, on), 1);
+    query__map_fini(&g.m);
     size_t *stamp = xcalloc(g.n + 1, sizeof *stamp);
-    qe_out o;
-    qe_out_init(&o, c, st, l->n_vs + r->n_vs);
+    query_out o;
+    query__out_init(&o, c, st, l->n_vs + r->n_vs);
     size_t *lidx = xmalloc((l->n_vs + 1) * sizeof *lidx);
     size_t *ridx = xmalloc((r->n_vs + 1) * sizeof *ridx);
     for (size_t s = 0; s < l->n_vs; s++)
@@ -204,15 +204,15 @@ static int set_op(qe_ctx *c, const query_binary *b, const qe_steps *st, qe_value
                 if (!l->vs[s].ok[i])
                     continue;
                 if (lidx[s] == (size_t)-1)
-                    lidx[s] = qe_out_series(&o, l->vs[s].labels);
-                rc = qe_out_put(&o, lidx[s], i, l->vs[s].v[i]);
+                    lidx[s] = query__out_series(&o, l->vs[s].labels);
+                rc = query__out_put(&o, lidx[s], i, l->vs[s].v[i]);
             }
             for (size_t s = 0; s < r->n_vs && rc == 0; s++) {
                 if (!r->vs[s].ok[i] || stamp[rg[s]] == mark)
                     continue;
                 if (ridx[s] == (size_t)-1)
-                    ridx[s] = qe_out_series(&o, r->vs[s].labels);
-                rc = qe_out_put(&o, ridx[s], i, r->vs[s].v[i]);
+                    ridx[s] = query__out_series(&o, r->vs[s].labels);
+                rc = query__out_put(&o, ridx[s], i, r->vs[s].v[i]);
             }
         } else {
             for (size_t s = 0; s < r->n_vs; s++)
@@ -223,12 +223,12 @@ static int set_op(qe_ctx *c, const query_binary *b, const qe_steps *st, qe_value
                 if (!l->vs[s].ok[i] || (stamp[lg[s]] == mark) != want)
                     continue;
                 if (lidx[s] == (size_t)-1)
-                    lidx[s] = qe_out_series(&o, l->vs[s].labels);
-                rc = qe_out_put(&o, lidx[s], i, l->vs[s].v[i]);
+                    lidx[s] = query__out_series(&o, l->vs[s].labels);
+                rc = query__out_put(&o, lidx[s], i, l->vs[s].v[i]);
             }
         }
         if (rc == 0)
-            rc = qe_check(c);
+            rc = query__check_deadline(c);
     }
     free(lg);
     free(rg);
@@ -236,56 +236,56 @@ static int set_op(qe_ctx *c, const query_binary *b, const qe_steps *st, qe_value
     free(lidx);
     free(ridx);
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }
 
 /* Prometheus' resultMetric: the label set of a matched pair. */
-static tsdb_labels result_labels(qe_ctx *c, const query_binary *b, tsdb_labels many,
+static tsdb_labels result_labels(query_eval_ctx *c, const query_binary *b, tsdb_labels many,
                                  tsdb_labels one)
 {
     const query_matching *m = &b->m;
     tsdb_labels l = many;
     if (drops_name(b->op))
-        l = qe_labels_drop_name(c, l);
+        l = query__labels_drop_name(c, l);
     if (m->card == QUERY_CARD_ONE_TO_ONE) {
         if (m->on)
-            l = qe_labels_keep(c, l, m->labels, m->n_labels);
+            l = query__labels_keep(c, l, m->labels, m->n_labels);
         else
-            l = qe_labels_del(c, l, m->labels, m->n_labels, 0);
+            l = query__labels_del(c, l, m->labels, m->n_labels, 0);
     }
     for (size_t k = 0; k < m->n_include; k++)
-        l = qe_labels_set(c, l, m->include[k], tsdb_labels_get(one, m->include[k]));
+        l = query__labels_set(c, l, m->include[k], tsdb_labels_get(one, m->include[k]));
     if (b->return_bool)
-        l = qe_labels_drop_name(c, l);
+        l = query__labels_drop_name(c, l);
     return l;
 }
 
-static int vector_vector(qe_ctx *c, const query_binary *b, const qe_steps *st, qe_value *l,
-                         qe_value *r, qe_value *out)
+static int vector_vector(query_eval_ctx *c, const query_binary *b, const query_steps *st,
+                         query_value *l, query_value *r, query_value *out)
 {
     const query_matching *m = &b->m;
     int swapped = m->card == QUERY_CARD_ONE_TO_MANY;
-    qe_value *mv = swapped ? r : l, *ov = swapped ? l : r;
+    query_value *mv = swapped ? r : l, *ov = swapped ? l : r;
     sig_groups g;
-    qe_map_init(&g.m, ov->n_vs);
+    query__map_init(&g.m, ov->n_vs);
     g.n = 0;
     size_t *og = xmalloc((ov->n_vs + 1) * sizeof *og);
     size_t *mg = xmalloc((mv->n_vs + 1) * sizeof *mg);
     for (size_t s = 0; s < ov->n_vs; s++)
-        og[s] = group_id(&g, qe_sig(c, ov->vs[s].labels, m->labels, m->n_labels, m->on), 1);
+        og[s] = group_id(&g, query__sig(c, ov->vs[s].labels, m->labels, m->n_labels, m->on), 1);
     for (size_t s = 0; s < mv->n_vs; s++)
-        mg[s] = group_id(&g, qe_sig(c, mv->vs[s].labels, m->labels, m->n_labels, m->on), 0);
-    qe_map_fini(&g.m);
+        mg[s] = group_id(&g, query__sig(c, mv->vs[s].labels, m->labels, m->n_labels, m->on), 0);
+    query__map_fini(&g.m);
     size_t *ostamp = xcalloc(g.n + 1, sizeof *ostamp);
     size_t *oidx = xcalloc(g.n + 1, sizeof *oidx);
     size_t *mstamp = xcalloc(g.n + 1, sizeof *mstamp);
-    qe_map pairs;
-    qe_map_init(&pairs, mv->n_vs);
-    qe_out o;
-    qe_out_init(&o, c, st, mv->n_vs);
+    query_map pairs;
+    query__map_init(&pairs, mv->n_vs);
+    query_out o;
+    query__out_init(&o, c, st, mv->n_vs);
     int rc = 0;
     for (size_t i = 0; i < st->n && rc == 0; i++) {
         size_t mark = i + 1;
@@ -295,15 +295,15 @@ static int vector_vector(qe_ctx *c, const query_binary *b, const qe_steps *st, q
             size_t gid = og[s];
             if (ostamp[gid] == mark) {
                 tsdb_labels ml =
-                    m->on ? qe_labels_keep(c, ov->vs[s].labels, m->labels, m->n_labels)
-                          : qe_labels_del(c, ov->vs[s].labels, m->labels, m->n_labels, 1);
-                rc = qe_errf(c, TSDB_EEXEC,
-                             "found duplicate series for the match group %s on the %s "
-                             "hand-side of the operation: [%s, %s];many-to-many matching not "
-                             "allowed: matching labels must be unique on one side",
-                             qe_labels_str(c, ml), swapped ? "left" : "right",
-                             qe_labels_str(c, ov->vs[s].labels),
-                             qe_labels_str(c, ov->vs[oidx[gid]].labels));
+                    m->on ? query__labels_keep(c, ov->vs[s].labels, m->labels, m->n_labels)
+                          : query__labels_del(c, ov->vs[s].labels, m->labels, m->n_labels, 1);
+                rc = query__errf(c, TSDB_EEXEC,
+                                 "found duplicate series for the match group %s on the %s "
+                                 "hand-side of the operation: [%s, %s];many-to-many matching not "
+                                 "allowed: matching labels must be unique on one side",
+                                 query__labels_str(c, ml), swapped ? "left" : "right",
+                                 query__labels_str(c, ov->vs[s].labels),
+                                 query__labels_str(c, ov->vs[oidx[gid]].labels));
                 break;
             }
             ostamp[gid] = mark;
@@ -323,7 +323,7 @@ static int vector_vector(qe_ctx *c, const query_binary *b, const qe_steps *st, q
                 vr = t;
             }
             int keep;
-            double v = qe_binop_scalar(b->op, vl, vr, &keep);
+            double v = query__binop_scalar(b->op, vl, vr, &keep);
             if (b->return_bool) {
                 v = keep ? 1 : 0;
                 keep = 1;
@@ -332,60 +332,61 @@ static int vector_vector(qe_ctx *c, const query_binary *b, const qe_steps *st, q
                 continue;
             if (m->card == QUERY_CARD_ONE_TO_ONE) {
                 if (mstamp[gid] == mark) {
-                    rc = qe_errf(c, TSDB_EEXEC,
-                                 "multiple matches for labels: many-to-one matching must be "
-                                 "explicit (group_left/group_right)");
+                    rc = query__errf(c, TSDB_EEXEC,
+                                     "multiple matches for labels: many-to-one matching must be "
+                                     "explicit (group_left/group_right)");
                     break;
                 }
                 mstamp[gid] = mark;
             }
             uint64_t key = (uint64_t)s * (uint64_t)(ov->n_vs + 1) + (uint64_t)os;
             size_t idx;
-            if (!qe_map_get(&pairs, key, &idx)) {
-                idx = qe_out_series(&o, result_labels(c, b, mv->vs[s].labels, ov->vs[os].labels));
-                qe_map_put(&pairs, key, idx);
+            if (!query__map_get(&pairs, key, &idx)) {
+                idx =
+                    query__out_series(&o, result_labels(c, b, mv->vs[s].labels, ov->vs[os].labels));
+                query__map_put(&pairs, key, idx);
             }
             if (o.s[idx].ok[i]) {
-                rc = qe_errf(c, TSDB_EEXEC,
-                             m->card == QUERY_CARD_ONE_TO_ONE
-                                 ? "vector cannot contain metrics with the same labelset"
-                                 : "multiple matches for matching labels: grouping labels must "
-                                   "ensure unique matches");
+                rc = query__errf(c, TSDB_EEXEC,
+                                 m->card == QUERY_CARD_ONE_TO_ONE
+                                     ? "vector cannot contain metrics with the same labelset"
+                                     : "multiple matches for matching labels: grouping labels must "
+                                       "ensure unique matches");
                 break;
             }
-            rc = qe_out_put(&o, idx, i, v);
+            rc = query__out_put(&o, idx, i, v);
         }
         if (rc == 0)
-            rc = qe_check(c);
+            rc = query__check_deadline(c);
     }
     free(og);
     free(mg);
     free(ostamp);
     free(oidx);
     free(mstamp);
-    qe_map_fini(&pairs);
+    query__map_fini(&pairs);
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }
 
-int qe_binop(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *l, qe_value *r,
-             qe_value *out)
+int query__binop(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *l,
+                 query_value *r, query_value *out)
 {
     const query_binary *b = &e->u.bin;
-    if (l->kind == QE_SCALAR && r->kind == QE_SCALAR)
+    if (l->kind == QUERY_V_SCALAR && r->kind == QUERY_V_SCALAR)
         return scalar_scalar(c, b, st, l, r, out);
-    if (l->kind == QE_VECTOR && r->kind == QE_SCALAR)
+    if (l->kind == QUERY_V_VECTOR && r->kind == QUERY_V_SCALAR)
         return vector_scalar(c, b, st, l, r->scalar, 0, out);
-    if (l->kind == QE_SCALAR && r->kind == QE_VECTOR)
+    if (l->kind == QUERY_V_SCALAR && r->kind == QUERY_V_VECTOR)
         return vector_scalar(c, b, st, r, l->scalar, 1, out);
-    if (l->kind != QE_VECTOR || r->kind != QE_VECTOR)
-        return qe_errf(c, TSDB_EEXEC, "binary operator on unsupported operand types");
+    if (l->kind != QUERY_V_VECTOR || r->kind != QUERY_V_VECTOR)
+        return query__errf(c, TSDB_EEXEC, "binary operator on unsupported operand types");
     if (b->op == QUERY_OP_AND || b->op == QUERY_OP_OR || b->op == QUERY_OP_UNLESS)
         return set_op(c, b, st, l, r, out);
     if (b->m.card == QUERY_CARD_MANY_TO_MANY)
-        return qe_errf(c, TSDB_EEXEC, "many-to-many only allowed for set operators");
+        return query__errf(c, TSDB_EEXEC, "many-to-many only allowed for set operators");
     return vector_vector(c, b, st, l, r, out);
 }

@@ -11,7 +11,7 @@
  *     [align_up(first_end - range), last_end] (end as above) and then behaves like a matrix
  *     selector over those points.
  *
- * qe_plan walks the tree with the same rules to find the union of storage time a query needs,
+ * query__plan walks the tree with the same rules to find the union of storage time a query needs,
  * so one querier (one consistent snapshot) serves every selector, each selector reading its
  * own window once.
  */
@@ -26,7 +26,7 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 
-const query_expr *qe_unparen(const query_expr *e)
+const query_expr *query__unparen(const query_expr *e)
 {
     while (e->kind == QUERY_NODE_PAREN)
         e = e->u.paren;
@@ -34,7 +34,7 @@ const query_expr *qe_unparen(const query_expr *e)
 }
 
 /* Resolves the @ modifier: 1 and *at when present. */
-static int resolve_at(const qe_ctx *c, const query_time_mod *tm, int64_t *at)
+static int resolve_at(const query_eval_ctx *c, const query_time_mod *tm, int64_t *at)
 {
     switch (tm->at) {
     case QUERY_AT_NONE:
@@ -53,20 +53,21 @@ static int resolve_at(const qe_ctx *c, const query_time_mod *tm, int64_t *at)
 }
 
 /* First and last reference time (before lookback/range) of a selector over st. */
-static void ref_span(const qe_ctx *c, const query_time_mod *tm, const qe_steps *st, int64_t *lo,
-                     int64_t *hi)
+static void ref_span(const query_eval_ctx *c, const query_time_mod *tm, const query_steps *st,
+                     int64_t *lo, int64_t *hi)
 {
     int64_t at;
     if (resolve_at(c, tm, &at)) {
         *lo = *hi = at - tm->offset_ms;
     } else {
         *lo = st->start - tm->offset_ms;
-        *hi = qe_step_t(st, st->n - 1) - tm->offset_ms;
+        *hi = query__step_t(st, st->n - 1) - tm->offset_ms;
     }
 }
 
 /* Inner steps of a subquery evaluated over outer steps st; 0 if there are none. */
-static int subquery_steps(const qe_ctx *c, const query_expr *e, const qe_steps *st, qe_steps *inner)
+static int subquery_steps(const query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                          query_steps *inner)
 {
     const query_subquery *sq = &e->u.sq;
     int64_t lo, hi;
@@ -84,7 +85,7 @@ static int subquery_steps(const qe_ctx *c, const query_expr *e, const qe_steps *
     return 1;
 }
 
-static void plan_window(qe_ctx *c, int64_t mint, int64_t maxt)
+static void plan_window(query_eval_ctx *c, int64_t mint, int64_t maxt)
 {
     if (!c->planned_any || mint < c->mint)
         c->mint = mint;
@@ -93,7 +94,7 @@ static void plan_window(qe_ctx *c, int64_t mint, int64_t maxt)
     c->planned_any = 1;
 }
 
-void qe_plan(qe_ctx *c, const query_expr *e, const qe_steps *st)
+void query__plan(query_eval_ctx *c, const query_expr *e, const query_steps *st)
 {
     int64_t lo, hi;
     switch (e->kind) {
@@ -109,29 +110,29 @@ void qe_plan(qe_ctx *c, const query_expr *e, const qe_steps *st)
         plan_window(c, lo - e->u.ms.range_ms, hi);
         return;
     case QUERY_NODE_SUBQUERY: {
-        qe_steps inner;
+        query_steps inner;
         if (subquery_steps(c, e, st, &inner))
-            qe_plan(c, e->u.sq.expr, &inner);
+            query__plan(c, e->u.sq.expr, &inner);
         return;
     }
     case QUERY_NODE_UNARY:
-        qe_plan(c, e->u.un.expr, st);
+        query__plan(c, e->u.un.expr, st);
         return;
     case QUERY_NODE_BINARY:
-        qe_plan(c, e->u.bin.lhs, st);
-        qe_plan(c, e->u.bin.rhs, st);
+        query__plan(c, e->u.bin.lhs, st);
+        query__plan(c, e->u.bin.rhs, st);
         return;
     case QUERY_NODE_AGG:
         if (e->u.agg.param)
-            qe_plan(c, e->u.agg.param, st);
-        qe_plan(c, e->u.agg.expr, st);
+            query__plan(c, e->u.agg.param, st);
+        query__plan(c, e->u.agg.expr, st);
         return;
     case QUERY_NODE_CALL:
         for (size_t i = 0; i < e->u.call.n_args; i++)
-            qe_plan(c, e->u.call.args[i], st);
+            query__plan(c, e->u.call.args[i], st);
         return;
     case QUERY_NODE_PAREN:
-        qe_plan(c, e->u.paren, st);
+        query__plan(c, e->u.paren, st);
         return;
     }
 }
@@ -141,8 +142,8 @@ void qe_plan(qe_ctx *c, const query_expr *e, const qe_steps *st)
 
 /* Reads every series matching the selector with samples in [mint, maxt] (all of them are
  * returned even when empty: callers decide). drop_stale removes staleness markers. */
-static int fetch(qe_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t maxt, int drop_stale,
-                 qe_rseries **out, size_t *n_out)
+static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t maxt,
+                 int drop_stale, query_rseries **out, size_t *n_out)
 {
     *out = NULL;
     *n_out = 0;
@@ -157,7 +158,7 @@ static int fetch(qe_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t ma
         return rc;
     }
     size_t cap = 16, n = 0;
-    qe_rseries *rs = xmalloc(cap * sizeof *rs);
+    query_rseries *rs = xmalloc(cap * sizeof *rs);
     size_t bcap = 256;
     tsdb_sample *buf = xmalloc(bcap * sizeof *buf);
     for (;;) {
@@ -166,7 +167,7 @@ static int fetch(qe_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t ma
         rc = tsdb_series_next(set, &l, &it);
         if (rc <= 0)
             break;
-        if ((rc = qe_check(c)) < 0)
+        if ((rc = query__check_deadline(c)) < 0)
             break;
         size_t k = 0;
         tsdb_sample s;
@@ -196,17 +197,17 @@ static int fetch(qe_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t ma
             memcpy(rs[n].pts, buf, k * sizeof *buf);
         n++;
         c->samples_loaded += k;
-        if ((rc = qe_account(c, k)) < 0)
+        if ((rc = query__account(c, k)) < 0)
             break;
     }
     free(buf);
     if (rc < 0) {
         free(rs);
         if (c->err && c->err->code != rc)
-            qe_errf(c, rc, "%s", tsdb_strerror(rc));
+            query__errf(c, rc, "%s", tsdb_strerror(rc));
         return rc;
     }
-    qe_rseries *res = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *res);
+    query_rseries *res = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *res);
     if (n)
         memcpy(res, rs, n * sizeof *rs);
     free(rs);
@@ -215,21 +216,22 @@ static int fetch(qe_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t ma
     return 0;
 }
 
-static int eval_vector_sel(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                           query_value *out)
 {
     const query_vector_sel *vs = &e->u.vs;
     int64_t lo, hi, at = 0;
     int has_at = resolve_at(c, &vs->tm, &at);
     ref_span(c, &vs->tm, st, &lo, &hi);
-    qe_rseries *rs;
+    query_rseries *rs;
     size_t n;
     int rc = fetch(c, vs, lo - c->lookback, hi, 0, &rs, &n);
     if (rc < 0)
         return rc;
-    qe_vseries *out_s = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *out_s);
+    query_vseries *out_s = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *out_s);
     size_t k = 0, pts = 0;
     for (size_t s = 0; s < n; s++) {
-        qe_vseries *o = &out_s[k];
+        query_vseries *o = &out_s[k];
         o->labels = rs[s].labels;
         o->v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
         o->ok = tsdb_arena_calloc(c->a, st->n, 1);
@@ -237,7 +239,7 @@ static int eval_vector_sel(qe_ctx *c, const query_expr *e, const qe_steps *st, q
         const tsdb_sample *p = rs[s].pts;
         size_t np = rs[s].n, j = 0, any = 0;
         for (size_t i = 0; i < st->n; i++) {
-            int64_t ref = (has_at ? at : qe_step_t(st, i)) - vs->tm.offset_ms;
+            int64_t ref = (has_at ? at : query__step_t(st, i)) - vs->tm.offset_ms;
             while (j < np && p[j].t <= ref)
                 j++;
             /* p[j-1] is the newest sample at or before ref */
@@ -263,29 +265,29 @@ static int eval_vector_sel(qe_ctx *c, const query_expr *e, const qe_steps *st, q
         raw += rs[s].n;
     c->cur_samples -= raw < c->cur_samples ? raw : c->cur_samples;
     memset(out, 0, sizeof *out);
-    out->kind = QE_VECTOR;
+    out->kind = QUERY_V_VECTOR;
     out->vs = out_s;
     out->n_vs = k;
     out->node = e;
     out->held = pts;
-    return qe_account(c, pts);
+    return query__account(c, pts);
 }
 
 /* Converts an instant-vector or scalar value over inner steps into raw series. */
-static void steps_to_raw(qe_ctx *c, const qe_value *v, const qe_steps *st, qe_rseries **out,
-                         size_t *n_out)
+static void steps_to_raw(query_eval_ctx *c, const query_value *v, const query_steps *st,
+                         query_rseries **out, size_t *n_out)
 {
-    if (v->kind == QE_SCALAR) {
-        qe_rseries *r = tsdb_arena_calloc(c->a, 1, sizeof *r);
+    if (v->kind == QUERY_V_SCALAR) {
+        query_rseries *r = tsdb_arena_calloc(c->a, 1, sizeof *r);
         r->pts = tsdb_arena_alloc(c->a, st->n * sizeof *r->pts);
         for (size_t i = 0; i < st->n; i++)
-            r->pts[i] = (tsdb_sample){qe_step_t(st, i), v->scalar[i]};
+            r->pts[i] = (tsdb_sample){query__step_t(st, i), v->scalar[i]};
         r->n = st->n;
         *out = r;
         *n_out = 1;
         return;
     }
-    qe_rseries *r = tsdb_arena_calloc(c->a, v->n_vs ? v->n_vs : 1, sizeof *r);
+    query_rseries *r = tsdb_arena_calloc(c->a, v->n_vs ? v->n_vs : 1, sizeof *r);
     size_t k = 0;
     for (size_t s = 0; s < v->n_vs; s++) {
         size_t cnt = 0;
@@ -298,7 +300,7 @@ static void steps_to_raw(qe_ctx *c, const qe_value *v, const qe_steps *st, qe_rs
         size_t m = 0;
         for (size_t i = 0; i < st->n; i++)
             if (v->vs[s].ok[i])
-                r[k].pts[m++] = (tsdb_sample){qe_step_t(st, i), v->vs[s].v[i]};
+                r[k].pts[m++] = (tsdb_sample){query__step_t(st, i), v->vs[s].v[i]};
         r[k].n = m;
         k++;
     }
@@ -306,11 +308,12 @@ static void steps_to_raw(qe_ctx *c, const qe_value *v, const qe_steps *st, qe_rs
     *n_out = k;
 }
 
-int qe_eval_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+int query__eval_range(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                      query_value *out)
 {
-    e = qe_unparen(e);
+    e = query__unparen(e);
     memset(out, 0, sizeof *out);
-    out->kind = QE_MATRIX;
+    out->kind = QUERY_V_MATRIX;
     out->node = e;
     if (e->kind == QUERY_NODE_MATRIX_SEL) {
         const query_expr *vn = e->u.ms.vs;
@@ -330,83 +333,85 @@ int qe_eval_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
         out->range = sq->range_ms;
         out->offset = sq->tm.offset_ms;
         out->has_at = resolve_at(c, &sq->tm, &out->at);
-        qe_steps inner;
+        query_steps inner;
         if (!subquery_steps(c, e, st, &inner))
             return 0;
         if (c->max_samples && inner.n > c->max_samples)
-            return qe_errf(c, TSDB_ELIMIT,
-                           "query processing would load too many samples into memory in query "
-                           "execution");
-        qe_value iv;
-        int rc = qe_eval(c, sq->expr, &inner, &iv);
+            return query__errf(c, TSDB_ELIMIT,
+                               "query processing would load too many samples into memory in query "
+                               "execution");
+        query_value iv;
+        int rc = query__eval(c, sq->expr, &inner, &iv);
         if (rc < 0)
             return rc;
         steps_to_raw(c, &iv, &inner, &out->rs, &out->n_rs);
-        qe_release(c, &iv);
+        query__release(c, &iv);
         for (size_t s = 0; s < out->n_rs; s++)
             out->held += out->rs[s].n;
-        return qe_account(c, out->held);
+        return query__account(c, out->held);
     }
-    return qe_errf(c, TSDB_EEXEC, "expected a range vector expression");
+    return query__errf(c, TSDB_EEXEC, "expected a range vector expression");
 }
 
 /* ---- Nodes ------------------------------------------------------------------------------------
  */
 
-static int eval_unary(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+static int eval_unary(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                      query_value *out)
 {
-    int rc = qe_eval(c, e->u.un.expr, st, out);
+    int rc = query__eval(c, e->u.un.expr, st, out);
     if (rc < 0 || e->u.un.op != QUERY_OP_SUB)
         return rc;
-    if (out->kind == QE_SCALAR) {
-        double *v = qe_scalar_new(c, st->n);
+    if (out->kind == QUERY_V_SCALAR) {
+        double *v = query__scalar_new(c, st->n);
         for (size_t i = 0; i < st->n; i++)
             v[i] = -out->scalar[i];
         out->scalar = v;
         return 0;
     }
-    if (out->kind != QE_VECTOR)
-        return qe_errf(c, TSDB_EEXEC, "unary minus on a non-numeric value");
-    qe_vseries *ns = tsdb_arena_alloc(c->a, (out->n_vs ? out->n_vs : 1) * sizeof *ns);
-    qe_map m;
-    qe_map_init(&m, out->n_vs);
+    if (out->kind != QUERY_V_VECTOR)
+        return query__errf(c, TSDB_EEXEC, "unary minus on a non-numeric value");
+    query_vseries *ns = tsdb_arena_alloc(c->a, (out->n_vs ? out->n_vs : 1) * sizeof *ns);
+    query_map m;
+    query__map_init(&m, out->n_vs);
     for (size_t s = 0; s < out->n_vs; s++) {
-        ns[s].labels = qe_labels_drop_name(c, out->vs[s].labels);
+        ns[s].labels = query__labels_drop_name(c, out->vs[s].labels);
         ns[s].ok = out->vs[s].ok;
         ns[s].ts = NULL;
         ns[s].v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
         for (size_t i = 0; i < st->n; i++)
             ns[s].v[i] = -out->vs[s].v[i];
-        uint64_t h = qe_labels_hash(c, ns[s].labels);
+        uint64_t h = query__labels_hash(c, ns[s].labels);
         size_t dummy;
-        if (qe_map_get(&m, h, &dummy)) {
-            qe_map_fini(&m);
-            return qe_errf(c, TSDB_EEXEC, "vector cannot contain metrics with the same labelset");
+        if (query__map_get(&m, h, &dummy)) {
+            query__map_fini(&m);
+            return query__errf(c, TSDB_EEXEC,
+                               "vector cannot contain metrics with the same labelset");
         }
-        qe_map_put(&m, h, s);
+        query__map_put(&m, h, s);
     }
-    qe_map_fini(&m);
+    query__map_fini(&m);
     out->vs = ns;
     out->node = e;
     return 0;
 }
 
-int qe_eval(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+int query__eval(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *out)
 {
-    int rc = qe_check(c);
+    int rc = query__check_deadline(c);
     if (rc < 0)
         return rc;
     memset(out, 0, sizeof *out);
     switch (e->kind) {
     case QUERY_NODE_NUMBER:
-        out->kind = QE_SCALAR;
-        out->scalar = qe_scalar_new(c, st->n);
+        out->kind = QUERY_V_SCALAR;
+        out->scalar = query__scalar_new(c, st->n);
         for (size_t i = 0; i < st->n; i++)
             out->scalar[i] = e->u.num;
         out->node = e;
         return 0;
     case QUERY_NODE_STRING:
-        out->kind = QE_STRING;
+        out->kind = QUERY_V_STRING;
         out->str = e->u.str;
         out->node = e;
         return 0;
@@ -414,51 +419,51 @@ int qe_eval(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
         return eval_vector_sel(c, e, st, out);
     case QUERY_NODE_MATRIX_SEL:
     case QUERY_NODE_SUBQUERY:
-        return qe_eval_range(c, e, st, out);
+        return query__eval_range(c, e, st, out);
     case QUERY_NODE_PAREN:
-        return qe_eval(c, e->u.paren, st, out);
+        return query__eval(c, e->u.paren, st, out);
     case QUERY_NODE_UNARY:
         return eval_unary(c, e, st, out);
     case QUERY_NODE_BINARY: {
-        qe_value l, r;
-        if ((rc = qe_eval(c, e->u.bin.lhs, st, &l)) < 0)
+        query_value l, r;
+        if ((rc = query__eval(c, e->u.bin.lhs, st, &l)) < 0)
             return rc;
-        if ((rc = qe_eval(c, e->u.bin.rhs, st, &r)) < 0)
+        if ((rc = query__eval(c, e->u.bin.rhs, st, &r)) < 0)
             return rc;
-        rc = qe_binop(c, e, st, &l, &r, out);
-        qe_release(c, &l);
-        qe_release(c, &r);
+        rc = query__binop(c, e, st, &l, &r, out);
+        query__release(c, &l);
+        query__release(c, &r);
         if (rc >= 0)
             out->node = e;
         return rc;
     }
     case QUERY_NODE_AGG: {
-        qe_value p, in;
+        query_value p, in;
         memset(&p, 0, sizeof p);
-        if (e->u.agg.param && (rc = qe_eval(c, e->u.agg.param, st, &p)) < 0)
+        if (e->u.agg.param && (rc = query__eval(c, e->u.agg.param, st, &p)) < 0)
             return rc;
-        if ((rc = qe_eval(c, e->u.agg.expr, st, &in)) < 0)
+        if ((rc = query__eval(c, e->u.agg.expr, st, &in)) < 0)
             return rc;
-        rc = qe_agg(c, e, st, &in, e->u.agg.param ? &p : NULL, out);
-        qe_release(c, &in);
+        rc = query__agg(c, e, st, &in, e->u.agg.param ? &p : NULL, out);
+        query__release(c, &in);
         if (rc >= 0)
             out->node = e;
         return rc;
     }
     case QUERY_NODE_CALL:
-        rc = qe_call(c, e, st, out);
+        rc = query__call(c, e, st, out);
         if (rc >= 0)
             out->node = e;
         return rc;
     }
-    return qe_errf(c, TSDB_EEXEC, "unknown expression node");
+    return query__errf(c, TSDB_EEXEC, "unknown expression node");
 }
 
 /* ---- Function calls
  * ------------------------------------------------------------------------------ */
 
-static int dispatch(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args,
-                    qe_value *out)
+static int dispatch(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                    query_value *args, query_value *out)
 {
     const query_call *call = &e->u.call;
     switch (call->fn->id) {
@@ -483,7 +488,7 @@ static int dispatch(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value
     case QUERY_FN_STDDEV_OVER_TIME:
     case QUERY_FN_STDVAR_OVER_TIME:
     case QUERY_FN_SUM_OVER_TIME:
-        return qe_func_range(c, e, st, args, out);
+        return query__func_range(c, e, st, args, out);
     case QUERY_FN_DAYS_IN_MONTH:
     case QUERY_FN_DAY_OF_MONTH:
     case QUERY_FN_DAY_OF_WEEK:
@@ -492,39 +497,39 @@ static int dispatch(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value
     case QUERY_FN_MINUTE:
     case QUERY_FN_MONTH:
     case QUERY_FN_YEAR:
-        return qe_func_time(c, e, st, args, out);
+        return query__func_time(c, e, st, args, out);
     case QUERY_FN_LABEL_JOIN:
     case QUERY_FN_LABEL_REPLACE:
-        return qe_func_label(c, e, st, args, out);
+        return query__func_label(c, e, st, args, out);
     case QUERY_FN_HISTOGRAM_QUANTILE:
     case QUERY_FN_HISTOGRAM_COUNT:
     case QUERY_FN_HISTOGRAM_SUM:
     case QUERY_FN_HISTOGRAM_FRACTION:
-        return qe_func_hist(c, e, st, args, out);
+        return query__func_hist(c, e, st, args, out);
     default:
-        return qe_func_math(c, e, st, args, out);
+        return query__func_math(c, e, st, args, out);
     }
 }
 
-int qe_call(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out)
+int query__call(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *out)
 {
     const query_call *call = &e->u.call;
     size_t na = call->n_args;
-    qe_value *args = tsdb_arena_calloc(c->a, na ? na : 1, sizeof *args);
+    query_value *args = tsdb_arena_calloc(c->a, na ? na : 1, sizeof *args);
     if (call->fn->id == QUERY_FN_TIMESTAMP && na == 1)
-        c->ts_node = qe_unparen(call->args[0]); /* only a direct selector keeps sample times */
+        c->ts_node = query__unparen(call->args[0]); /* only a direct selector keeps sample times */
     for (size_t i = 0; i < na; i++) {
-        const query_expr *a = qe_unparen(call->args[i]);
+        const query_expr *a = query__unparen(call->args[i]);
         int rc;
         if (a->kind == QUERY_NODE_MATRIX_SEL || a->kind == QUERY_NODE_SUBQUERY)
-            rc = qe_eval_range(c, a, st, &args[i]);
+            rc = query__eval_range(c, a, st, &args[i]);
         else
-            rc = qe_eval(c, call->args[i], st, &args[i]);
+            rc = query__eval(c, call->args[i], st, &args[i]);
         if (rc < 0)
             return rc;
     }
     int rc = dispatch(c, e, st, args, out);
     for (size_t i = 0; i < na; i++)
-        qe_release(c, &args[i]);
+        query__release(c, &args[i]);
     return rc;
 }

@@ -26,22 +26,22 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 
-#define QE_PI 3.14159265358979323846
+#define QUERY_PI 3.14159265358979323846
 
 /* ---- Steps and context ----------------------------------------------------------------------- */
 
-typedef struct qe_steps {
+typedef struct query_steps {
     int64_t start; /* time of step 0, ms */
     int64_t step;  /* ms between steps (> 0; 1 for a single step) */
     size_t n;      /* number of steps (>= 1) */
-} qe_steps;
+} query_steps;
 
-static inline int64_t qe_step_t(const qe_steps *st, size_t i)
+static inline int64_t query__step_t(const query_steps *st, size_t i)
 {
     return st->start + (int64_t)i * st->step;
 }
 
-typedef struct qe_ctx {
+typedef struct query_eval_ctx {
     tsdb *db;        /* may be NULL (no selectors can be evaluated) */
     tsdb_querier *q; /* opened over [mint, maxt] when the AST has selectors */
     tsdb_arena *a;   /* everything evaluated lives here */
@@ -55,165 +55,171 @@ typedef struct qe_ctx {
     uint64_t samples_loaded;
     int64_t deadline_ns; /* 0 = none */
     const volatile int *cancel;
-    unsigned tick;             /* counts qe_check calls */
+    unsigned tick;             /* counts query__check_deadline calls */
     int64_t mint, maxt;        /* planned storage window */
     int planned_any;           /* 1 if some selector contributed to mint/maxt */
     tsdb_buf hbuf;             /* scratch for label signatures */
     const query_expr *ts_node; /* the selector whose sample timestamps timestamp() reads */
-} qe_ctx;
+} query_eval_ctx;
 
 /* ---- Values ---------------------------------------------------------------------------------- */
 
-typedef struct qe_vseries {
+typedef struct query_vseries {
     tsdb_labels labels;
     double *v;   /* [n steps] */
     uint8_t *ok; /* [n steps] 1 = present */
     int64_t *ts; /* [n steps] sample timestamps (argument of timestamp() only), else NULL */
-} qe_vseries;
+} query_vseries;
 
-typedef struct qe_rseries {
+typedef struct query_rseries {
     tsdb_labels labels;
     tsdb_sample *pts; /* ascending t */
     size_t n;
-} qe_rseries;
+} query_rseries;
 
-enum qe_kind { QE_SCALAR, QE_VECTOR, QE_MATRIX, QE_STRING };
+enum query_value_kind { QUERY_V_SCALAR, QUERY_V_VECTOR, QUERY_V_MATRIX, QUERY_V_STRING };
 
-typedef struct qe_value {
-    enum qe_kind kind;
-    double *scalar; /* QE_SCALAR: [n steps] */
-    qe_vseries *vs; /* QE_VECTOR */
+typedef struct query_value {
+    enum query_value_kind kind;
+    double *scalar;    /* QUERY_V_SCALAR: [n steps] */
+    query_vseries *vs; /* QUERY_V_VECTOR */
     size_t n_vs;
-    qe_rseries *rs; /* QE_MATRIX: raw samples, stale markers removed */
+    query_rseries *rs; /* QUERY_V_MATRIX: raw samples, stale markers removed */
     size_t n_rs;
-    int64_t range;          /* QE_MATRIX: window length, ms */
-    int64_t offset;         /* QE_MATRIX: offset, ms */
-    int has_at;             /* QE_MATRIX: window end pinned at at - offset */
-    int64_t at;             /* QE_MATRIX */
-    tsdb_str str;           /* QE_STRING */
+    int64_t range;          /* QUERY_V_MATRIX: window length, ms */
+    int64_t offset;         /* QUERY_V_MATRIX: offset, ms */
+    int has_at;             /* QUERY_V_MATRIX: window end pinned at at - offset */
+    int64_t at;             /* QUERY_V_MATRIX */
+    tsdb_str str;           /* QUERY_V_STRING */
     size_t held;            /* samples counted against max_samples for this value */
     const query_expr *node; /* the (paren-unwrapped) expression that produced it */
-} qe_value;
+} query_value;
 
 /* Window end of step i for a range value. */
-static inline int64_t qe_wend(const qe_value *m, const qe_steps *st, size_t i)
+static inline int64_t query__wend(const query_value *m, const query_steps *st, size_t i)
 {
-    return (m->has_at ? m->at : qe_step_t(st, i)) - m->offset;
+    return (m->has_at ? m->at : query__step_t(st, i)) - m->offset;
 }
 
 /* ---- Output builder: series keyed by label set ------------------------------------------------
  */
 
-typedef struct qe_map {
+typedef struct query_map {
     uint64_t *keys;
     size_t *vals;
     uint8_t *used;
     size_t cap, n;
-} qe_map;
+} query_map;
 
-typedef struct qe_out {
-    qe_ctx *c;
-    const qe_steps *st;
-    qe_vseries *s;
+typedef struct query_out {
+    query_eval_ctx *c;
+    const query_steps *st;
+    query_vseries *s;
     size_t n, cap;
-    qe_map m; /* labels hash -> index */
-} qe_out;
+    query_map m; /* labels hash -> index */
+} query_out;
 
 /* ---- value.c --------------------------------------------------------------------------------- */
 
-int qe_check(qe_ctx *c);             /* deadline + cancel: 0 or TSDB_ETIMEOUT/ECANCELED */
-int qe_account(qe_ctx *c, size_t n); /* adds n held samples; TSDB_ELIMIT past the max */
+int query__check_deadline(query_eval_ctx *c); /* deadline + cancel: 0 or TSDB_ETIMEOUT/ECANCELED */
+int query__account(query_eval_ctx *c, size_t n); /* adds n held samples; TSDB_ELIMIT past the max */
 /* The value's samples are no longer held (its consumer has produced its own output). */
-void qe_release(qe_ctx *c, qe_value *v);
-size_t qe_value_samples(const qe_value *v, size_t n_steps);
-int qe_errf(qe_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void query__release(query_eval_ctx *c, query_value *v);
+size_t query__value_samples(const query_value *v, size_t n_steps);
+int query__errf(query_eval_ctx *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-void qe_map_init(qe_map *m, size_t hint);
-void qe_map_fini(qe_map *m);
+void query__map_init(query_map *m, size_t hint);
+void query__map_fini(query_map *m);
 /* Returns 1 and *val if found, else 0. */
-int qe_map_get(const qe_map *m, uint64_t key, size_t *val);
-void qe_map_put(qe_map *m, uint64_t key, size_t val);
+int query__map_get(const query_map *m, uint64_t key, size_t *val);
+void query__map_put(query_map *m, uint64_t key, size_t val);
 
-void qe_out_init(qe_out *o, qe_ctx *c, const qe_steps *st, size_t hint);
-void qe_out_fini(qe_out *o);
+void query__out_init(query_out *o, query_eval_ctx *c, const query_steps *st, size_t hint);
+void query__out_fini(query_out *o);
 /* Index of the output series with labels l (copied by reference: l must live in the arena). */
-size_t qe_out_series(qe_out *o, tsdb_labels l);
+size_t query__out_series(query_out *o, tsdb_labels l);
 /* Sets step i of series idx; TSDB_EEXEC "vector cannot contain metrics with the same labelset"
  * if already set. */
-int qe_out_put(qe_out *o, size_t idx, size_t i, double v);
+int query__out_put(query_out *o, size_t idx, size_t i, double v);
 /* Moves the output into a vector value (series with no present step are dropped). */
-int qe_out_finish(qe_out *o, qe_value *out);
+int query__out_finish(query_out *o, query_value *out);
 
-qe_vseries *qe_vseries_new(qe_ctx *c, size_t n_steps, size_t count);
-double *qe_scalar_new(qe_ctx *c, size_t n_steps);
+query_vseries *query__vseries_new(query_eval_ctx *c, size_t n_steps, size_t count);
+double *query__scalar_new(query_eval_ctx *c, size_t n_steps);
 
 /* Label helpers: results live in the arena (or alias the input when unchanged). */
-extern const tsdb_str qe_name_label; /* "__name__" */
-tsdb_labels qe_labels_drop_name(qe_ctx *c, tsdb_labels l);
+extern const tsdb_str query__name_label; /* "__name__" */
+tsdb_labels query__labels_drop_name(query_eval_ctx *c, tsdb_labels l);
 /* Keeps only labels whose names are in names[] (on / by). */
-tsdb_labels qe_labels_keep(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n);
+tsdb_labels query__labels_keep(query_eval_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n);
 /* Removes labels whose names are in names[] (ignoring / without), and __name__ if drop_name. */
-tsdb_labels qe_labels_del(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n, int drop_name);
+tsdb_labels query__labels_del(query_eval_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n,
+                              int drop_name);
 /* Sets name=value (an empty value removes the label). */
-tsdb_labels qe_labels_set(qe_ctx *c, tsdb_labels l, tsdb_str name, tsdb_str value);
+tsdb_labels query__labels_set(query_eval_ctx *c, tsdb_labels l, tsdb_str name, tsdb_str value);
 /* Signature of the labels in names[] (on = 1) or of all but names[] and __name__ (on = 0). */
-uint64_t qe_sig(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n, int on);
-uint64_t qe_labels_hash(qe_ctx *c, tsdb_labels l);
+uint64_t query__sig(query_eval_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n, int on);
+uint64_t query__labels_hash(query_eval_ctx *c, tsdb_labels l);
 /* Go's labels.String(): {__name__="x", a="b"} with quoted values, for error messages. */
-const char *qe_labels_str(qe_ctx *c, tsdb_labels l);
-int qe_names_has(const tsdb_str *names, size_t n, tsdb_str name);
+const char *query__labels_str(query_eval_ctx *c, tsdb_labels l);
+int query__names_has(const tsdb_str *names, size_t n, tsdb_str name);
 
 /* Go's strconv.FormatFloat(v, 'f', -1, 64) (count_values), into the arena. */
-tsdb_str qe_fmt_float(qe_ctx *c, double v);
+tsdb_str query__fmt_float(query_eval_ctx *c, double v);
 /* Prometheus' quantile over values v[0..n) (sorted in place). */
-double qe_quantile(double q, double *v, size_t n);
+double query__quantile(double q, double *v, size_t n);
 
 /* ---- eval.c ---------------------------------------------------------------------------------- */
 
-int qe_eval(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out);
-/* Fills out (kind QE_MATRIX) for a matrix selector or a subquery. */
-int qe_eval_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out);
-const query_expr *qe_unparen(const query_expr *e);
+int query__eval(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *out);
+/* Fills out (kind QUERY_V_MATRIX) for a matrix selector or a subquery. */
+int query__eval_range(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                      query_value *out);
+const query_expr *query__unparen(const query_expr *e);
 /* Plans the storage window of e (and its children) evaluated over st. */
-void qe_plan(qe_ctx *c, const query_expr *e, const qe_steps *st);
+void query__plan(query_eval_ctx *c, const query_expr *e, const query_steps *st);
 
 /* ---- binop.c, agg.c, functions -----------------------------------------------------------------
  */
 
-int qe_binop(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *l, qe_value *r,
-             qe_value *out);
-double qe_binop_scalar(enum query_binop op, double l, double r, int *keep);
-int qe_agg(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *in, qe_value *param,
-           qe_value *out);
-int qe_call(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *out);
+int query__binop(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *l,
+                 query_value *r, query_value *out);
+double query__binop_scalar(enum query_binop op, double l, double r, int *keep);
+int query__agg(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *in,
+               query_value *param, query_value *out);
+int query__call(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *out);
 
 /* func_range.c: range-vector functions (args already evaluated). */
-int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args,
-                  qe_value *out);
+int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                      query_value *args, query_value *out);
 /* Pure helpers, exposed for unit tests. */
-int qe_extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t wend,
-                         int is_counter, int is_rate, double *out);
-int qe_instant_delta(const tsdb_sample *p, size_t n, int is_rate, double *out);
-void qe_linear_regression(const tsdb_sample *p, size_t n, int64_t t0, double *slope,
-                          double *intercept);
-int qe_holt_winters(const tsdb_sample *p, size_t n, double sf, double tf, double *out);
+int query__extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t wend,
+                             int is_counter, int is_rate, double *out);
+int query__instant_delta(const tsdb_sample *p, size_t n, int is_rate, double *out);
+void query__linear_regression(const tsdb_sample *p, size_t n, int64_t t0, double *slope,
+                              double *intercept);
+int query__holt_winters(const tsdb_sample *p, size_t n, double sf, double tf, double *out);
 
 /* Labels absent()/absent_over_time() give their output (func_range.c). */
-tsdb_labels qe_absent_labels(qe_ctx *c, const query_expr *arg);
+tsdb_labels query__absent_labels(query_eval_ctx *c, const query_expr *arg);
 
 /* func_math.c: element-wise and vector/scalar conversion functions. */
-int qe_func_math(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out);
+int query__func_math(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                     query_value *args, query_value *out);
 /* func_time.c */
-int qe_func_time(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out);
-double qe_date_part(enum query_func_id id, double secs);
+int query__func_time(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                     query_value *args, query_value *out);
+double query__date_part(enum query_func_id id, double secs);
 /* func_label.c */
-int qe_func_label(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args,
-                  qe_value *out);
+int query__func_label(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                      query_value *args, query_value *out);
 /* func_hist.c */
-int qe_func_hist(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out);
-typedef struct qe_bucket {
+int query__func_hist(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                     query_value *args, query_value *out);
+typedef struct query_bucket {
     double upper, count;
-} qe_bucket;
-double qe_bucket_quantile(double q, qe_bucket *b, size_t n);
+} query_bucket;
+double query__bucket_quantile(double q, query_bucket *b, size_t n);
 
 #endif

@@ -15,13 +15,14 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 
-#define QE_DEFAULT_LOOKBACK_MS   (5 * 60 * 1000)
-#define QE_DEFAULT_TIMEOUT_MS    (2 * 60 * 1000)
-#define QE_DEFAULT_MAX_SAMPLES   50000000
-#define QE_DEFAULT_SUBQUERY_STEP (60 * 1000)
+#define QUERY_DEFAULT_LOOKBACK_MS   (5 * 60 * 1000)
+#define QUERY_DEFAULT_TIMEOUT_MS    (2 * 60 * 1000)
+#define QUERY_DEFAULT_MAX_SAMPLES   50000000
+#define QUERY_DEFAULT_SUBQUERY_STEP (60 * 1000)
 
-static int ctx_open(qe_ctx *c, tsdb *db, const query_expr *e, const qe_steps *st, int64_t q_start,
-                    int64_t q_end, const query_opts *o, tsdb_arena *a, tsdb_err *err)
+static int ctx_open(query_eval_ctx *c, tsdb *db, const query_expr *e, const query_steps *st,
+                    int64_t q_start, int64_t q_end, const query_opts *o, tsdb_arena *a,
+                    tsdb_err *err)
 {
     memset(c, 0, sizeof *c);
     c->db = db;
@@ -29,10 +30,10 @@ static int ctx_open(qe_ctx *c, tsdb *db, const query_expr *e, const qe_steps *st
     c->err = err;
     c->q_start = q_start;
     c->q_end = q_end;
-    c->lookback = o && o->lookback_ms > 0 ? o->lookback_ms : QE_DEFAULT_LOOKBACK_MS;
-    c->sub_step = QE_DEFAULT_SUBQUERY_STEP;
-    c->max_samples = o && o->max_samples ? o->max_samples : QE_DEFAULT_MAX_SAMPLES;
-    int64_t timeout = o && o->timeout_ms > 0 ? o->timeout_ms : QE_DEFAULT_TIMEOUT_MS;
+    c->lookback = o && o->lookback_ms > 0 ? o->lookback_ms : QUERY_DEFAULT_LOOKBACK_MS;
+    c->sub_step = QUERY_DEFAULT_SUBQUERY_STEP;
+    c->max_samples = o && o->max_samples ? o->max_samples : QUERY_DEFAULT_MAX_SAMPLES;
+    int64_t timeout = o && o->timeout_ms > 0 ? o->timeout_ms : QUERY_DEFAULT_TIMEOUT_MS;
     c->deadline_ns = tsdb_mono_ns() + timeout * 1000000;
     c->cancel = o ? o->cancel : NULL;
     tsdb_buf_init(&c->hbuf);
@@ -41,7 +42,7 @@ static int ctx_open(qe_ctx *c, tsdb *db, const query_expr *e, const qe_steps *st
         err->pos = -1;
         err->msg[0] = '\0';
     }
-    qe_plan(c, e, st);
+    query__plan(c, e, st);
     if (c->planned_any && db) {
         int rc = tsdb_querier_open(db, c->mint, c->maxt, &c->q, err);
         if (rc < 0) {
@@ -52,7 +53,7 @@ static int ctx_open(qe_ctx *c, tsdb *db, const query_expr *e, const qe_steps *st
     return 0;
 }
 
-static void ctx_close(qe_ctx *c)
+static void ctx_close(query_eval_ctx *c)
 {
     tsdb_querier_close(c->q);
     c->q = NULL;
@@ -61,29 +62,29 @@ static void ctx_close(qe_ctx *c)
 
 static int is_range_node(const query_expr *e)
 {
-    e = qe_unparen(e);
+    e = query__unparen(e);
     return e->kind == QUERY_NODE_MATRIX_SEL || e->kind == QUERY_NODE_SUBQUERY;
 }
 
 int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opts *o, tsdb_arena *a,
                        query_result *out, tsdb_err *err)
 {
-    qe_steps st = {t, 1, 1};
-    qe_ctx c;
+    query_steps st = {t, 1, 1};
+    query_eval_ctx c;
     int rc = ctx_open(&c, db, e, &st, t, t, o, a, err);
     if (rc < 0)
         return rc;
     query_result r;
     memset(&r, 0, sizeof r);
-    qe_value v;
+    query_value v;
     if (is_range_node(e)) {
-        rc = qe_eval_range(&c, e, &st, &v);
+        rc = query__eval_range(&c, e, &st, &v);
         if (rc == 0) {
             query_series *ss = tsdb_arena_calloc(a, v.n_rs ? v.n_rs : 1, sizeof *ss);
             size_t n = 0;
-            int64_t we = qe_wend(&v, &st, 0), ws = we - v.range;
+            int64_t we = query__wend(&v, &st, 0), ws = we - v.range;
             for (size_t s = 0; s < v.n_rs; s++) {
-                const qe_rseries *rs = &v.rs[s];
+                const query_rseries *rs = &v.rs[s];
                 size_t lo = 0, hi;
                 while (lo < rs->n && rs->pts[lo].t < ws)
                     lo++;
@@ -102,19 +103,19 @@ int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opt
             r.n_series = n;
         }
     } else {
-        rc = qe_eval(&c, e, &st, &v);
+        rc = query__eval(&c, e, &st, &v);
         if (rc == 0) {
             switch (v.kind) {
-            case QE_SCALAR:
+            case QUERY_V_SCALAR:
                 r.type = QUERY_SCALAR;
                 r.scalar = (tsdb_sample){t, v.scalar[0]};
                 break;
-            case QE_STRING:
+            case QUERY_V_STRING:
                 r.type = QUERY_STRING;
                 r.scalar.t = t; /* a string answer is stamped with the evaluation time */
                 r.string = v.str;
                 break;
-            case QE_VECTOR: {
+            case QUERY_V_VECTOR: {
                 query_series *ss = tsdb_arena_calloc(a, v.n_vs ? v.n_vs : 1, sizeof *ss);
                 tsdb_sample *pts = tsdb_arena_alloc(a, (v.n_vs ? v.n_vs : 1) * sizeof *pts);
                 size_t n = 0;
@@ -132,8 +133,8 @@ int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opt
                 r.n_series = n;
                 break;
             }
-            case QE_MATRIX:
-                rc = qe_errf(&c, TSDB_EEXEC, "unexpected range vector");
+            case QUERY_V_MATRIX:
+                rc = query__errf(&c, TSDB_EEXEC, "unexpected range vector");
                 break;
             }
         }
@@ -166,31 +167,31 @@ int query_exec_range(tsdb *db, const query_expr *e, int64_t start, int64_t end, 
                          "invalid expression type \"%s\" for range query, must be Scalar or "
                          "instant Vector",
                          ty == QUERY_MATRIX ? "range vector" : "string");
-    qe_steps st = {start, step, (size_t)((end - start) / step) + 1};
-    size_t max = o && o->max_samples ? o->max_samples : QE_DEFAULT_MAX_SAMPLES;
+    query_steps st = {start, step, (size_t)((end - start) / step) + 1};
+    size_t max = o && o->max_samples ? o->max_samples : QUERY_DEFAULT_MAX_SAMPLES;
     if (st.n > max) /* even a scalar holds one sample per step */
         return tsdb_errf(err, TSDB_ELIMIT, -1,
                          "query processing would load too many samples into memory in query "
                          "execution");
-    qe_ctx c;
+    query_eval_ctx c;
     int rc = ctx_open(&c, db, e, &st, start, end, o, a, err);
     if (rc < 0)
         return rc;
     query_result r;
     memset(&r, 0, sizeof r);
     r.type = QUERY_MATRIX;
-    qe_value v;
-    rc = qe_eval(&c, e, &st, &v);
-    if (rc == 0 && v.kind == QE_SCALAR) {
+    query_value v;
+    rc = query__eval(&c, e, &st, &v);
+    if (rc == 0 && v.kind == QUERY_V_SCALAR) {
         query_series *ss = tsdb_arena_calloc(a, 1, sizeof *ss);
         tsdb_sample *pts = tsdb_arena_alloc(a, st.n * sizeof *pts);
         for (size_t i = 0; i < st.n; i++)
-            pts[i] = (tsdb_sample){qe_step_t(&st, i), v.scalar[i]};
+            pts[i] = (tsdb_sample){query__step_t(&st, i), v.scalar[i]};
         ss->pts = pts;
         ss->n_pts = st.n;
         r.series = ss;
         r.n_series = 1;
-    } else if (rc == 0 && v.kind == QE_VECTOR) {
+    } else if (rc == 0 && v.kind == QUERY_V_VECTOR) {
         query_series *ss = tsdb_arena_calloc(a, v.n_vs ? v.n_vs : 1, sizeof *ss);
         size_t n = 0;
         for (size_t s = 0; s < v.n_vs; s++) {
@@ -203,7 +204,7 @@ int query_exec_range(tsdb *db, const query_expr *e, int64_t start, int64_t end, 
             size_t k = 0;
             for (size_t i = 0; i < st.n; i++)
                 if (v.vs[s].ok[i])
-                    pts[k++] = (tsdb_sample){qe_step_t(&st, i), v.vs[s].v[i]};
+                    pts[k++] = (tsdb_sample){query__step_t(&st, i), v.vs[s].v[i]};
             ss[n].labels = v.vs[s].labels;
             ss[n].pts = pts;
             ss[n].n_pts = k;
@@ -213,7 +214,7 @@ int query_exec_range(tsdb *db, const query_expr *e, int64_t start, int64_t end, 
         r.series = ss;
         r.n_series = n;
     } else if (rc == 0) {
-        rc = qe_errf(&c, TSDB_EINVAL, "invalid expression type for range query");
+        rc = query__errf(&c, TSDB_EINVAL, "invalid expression type for range query");
     }
     r.samples_loaded = c.samples_loaded;
     ctx_close(&c);

@@ -21,11 +21,11 @@
 
 static int bucket_cmp(const void *a, const void *b)
 {
-    double x = ((const qe_bucket *)a)->upper, y = ((const qe_bucket *)b)->upper;
+    double x = ((const query_bucket *)a)->upper, y = ((const query_bucket *)b)->upper;
     return (x > y) - (x < y);
 }
 
-double qe_bucket_quantile(double q, qe_bucket *b, size_t n)
+double query__bucket_quantile(double q, query_bucket *b, size_t n)
 {
     if (isnan(q))
         return NAN;
@@ -104,39 +104,40 @@ static int parse_le(tsdb_str s, double *out)
     return 1;
 }
 
-int qe_func_hist(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out)
+int query__func_hist(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                     query_value *args, query_value *out)
 {
     enum query_func_id id = e->u.call.fn->id;
     memset(out, 0, sizeof *out);
-    out->kind = QE_VECTOR;
+    out->kind = QUERY_V_VECTOR;
     if (id != QUERY_FN_HISTOGRAM_QUANTILE)
         return 0;
-    qe_value *in = &args[1];
-    if (in->kind != QE_VECTOR || args[0].kind != QE_SCALAR)
-        return qe_errf(c, TSDB_EEXEC, "histogram_quantile: bad arguments");
+    query_value *in = &args[1];
+    if (in->kind != QUERY_V_VECTOR || args[0].kind != QUERY_V_SCALAR)
+        return query__errf(c, TSDB_EEXEC, "histogram_quantile: bad arguments");
     static const tsdb_str le = {"le", 2};
     size_t ns = in->n_vs;
     double *upper = xmalloc((ns + 1) * sizeof *upper);
     size_t *gid = xmalloc((ns + 1) * sizeof *gid);
     tsdb_labels *gl = xmalloc((ns + 1) * sizeof *gl);
-    qe_map gm;
-    qe_map_init(&gm, ns);
+    query_map gm;
+    query__map_init(&gm, ns);
     size_t ng = 0;
     for (size_t s = 0; s < ns; s++) {
         gid[s] = (size_t)-1;
         if (!parse_le(tsdb_labels_get(in->vs[s].labels, le), &upper[s]))
             continue;
-        tsdb_labels l = qe_labels_del(c, in->vs[s].labels, &le, 1, 1);
-        uint64_t h = qe_labels_hash(c, l);
+        tsdb_labels l = query__labels_del(c, in->vs[s].labels, &le, 1, 1);
+        uint64_t h = query__labels_hash(c, l);
         size_t g;
-        if (!qe_map_get(&gm, h, &g)) {
+        if (!query__map_get(&gm, h, &g)) {
             g = ng++;
             gl[g] = l;
-            qe_map_put(&gm, h, g);
+            query__map_put(&gm, h, g);
         }
         gid[s] = g;
     }
-    qe_map_fini(&gm);
+    query__map_fini(&gm);
     size_t *cnt = xcalloc(ng + 1, sizeof *cnt);
     size_t *start = xcalloc(ng + 1, sizeof *start);
     for (size_t s = 0; s < ns; s++)
@@ -144,12 +145,12 @@ int qe_func_hist(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
             start[gid[s] + 1]++;
     for (size_t g = 0; g < ng; g++)
         start[g + 1] += start[g];
-    qe_bucket *bk = xmalloc((ns + 1) * sizeof *bk);
+    query_bucket *bk = xmalloc((ns + 1) * sizeof *bk);
     size_t *outidx = xmalloc((ng + 1) * sizeof *outidx);
     for (size_t g = 0; g < ng; g++)
         outidx[g] = (size_t)-1;
-    qe_out o;
-    qe_out_init(&o, c, st, ng);
+    query_out o;
+    query__out_init(&o, c, st, ng);
     int rc = 0;
     for (size_t i = 0; i < st->n && rc == 0; i++) {
         memset(cnt, 0, (ng + 1) * sizeof *cnt);
@@ -157,15 +158,15 @@ int qe_func_hist(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
             if (gid[s] == (size_t)-1 || !in->vs[s].ok[i])
                 continue;
             size_t g = gid[s];
-            bk[start[g] + cnt[g]++] = (qe_bucket){upper[s], in->vs[s].v[i]};
+            bk[start[g] + cnt[g]++] = (query_bucket){upper[s], in->vs[s].v[i]};
         }
         for (size_t g = 0; g < ng && rc == 0; g++) {
             if (!cnt[g])
                 continue;
-            double v = qe_bucket_quantile(args[0].scalar[i], bk + start[g], cnt[g]);
+            double v = query__bucket_quantile(args[0].scalar[i], bk + start[g], cnt[g]);
             if (outidx[g] == (size_t)-1)
-                outidx[g] = qe_out_series(&o, gl[g]);
-            rc = qe_out_put(&o, outidx[g], i, v);
+                outidx[g] = query__out_series(&o, gl[g]);
+            rc = query__out_put(&o, outidx[g], i, v);
         }
     }
     free(upper);
@@ -176,8 +177,8 @@ int qe_func_hist(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
     free(bk);
     free(outidx);
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }

@@ -15,11 +15,11 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 
-static int emit(qe_ctx *c, const qe_steps *st, const qe_value *in, const tsdb_labels *nl,
-                qe_value *out)
+static int emit(query_eval_ctx *c, const query_steps *st, const query_value *in,
+                const tsdb_labels *nl, query_value *out)
 {
-    qe_out o;
-    qe_out_init(&o, c, st, in->n_vs);
+    query_out o;
+    query__out_init(&o, c, st, in->n_vs);
     int rc = 0;
     for (size_t s = 0; s < in->n_vs && rc == 0; s++) {
         size_t idx = (size_t)-1;
@@ -27,27 +27,28 @@ static int emit(qe_ctx *c, const qe_steps *st, const qe_value *in, const tsdb_la
             if (!in->vs[s].ok[i])
                 continue;
             if (idx == (size_t)-1)
-                idx = qe_out_series(&o, nl[s]);
-            rc = qe_out_put(&o, idx, i, in->vs[s].v[i]);
+                idx = query__out_series(&o, nl[s]);
+            rc = query__out_put(&o, idx, i, in->vs[s].v[i]);
         }
     }
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }
 
-int qe_func_label(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out)
+int query__func_label(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                      query_value *args, query_value *out)
 {
     enum query_func_id id = e->u.call.fn->id;
     size_t na = e->u.call.n_args;
-    qe_value *in = &args[0];
-    if (in->kind != QE_VECTOR)
-        return qe_errf(c, TSDB_EEXEC, "expected an instant vector argument");
+    query_value *in = &args[0];
+    if (in->kind != QUERY_V_VECTOR)
+        return query__errf(c, TSDB_EEXEC, "expected an instant vector argument");
     for (size_t k = 1; k < na; k++)
-        if (args[k].kind != QE_STRING)
-            return qe_errf(c, TSDB_EEXEC, "expected a string argument");
+        if (args[k].kind != QUERY_V_STRING)
+            return query__errf(c, TSDB_EEXEC, "expected a string argument");
     tsdb_str dst = args[1].str;
     tsdb_labels *nl = tsdb_arena_alloc(c->a, (in->n_vs ? in->n_vs : 1) * sizeof *nl);
     if (id == QUERY_FN_LABEL_REPLACE) {
@@ -55,28 +56,30 @@ int qe_func_label(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
         tsdb_regex *re;
         tsdb_err e2;
         if (tsdb_regex_new(pat, c->a, &re, &e2) < 0)
-            return qe_errf(c, TSDB_EEXEC, "invalid regular expression in label_replace(): %.*s",
-                           (int)pat.len, pat.p);
+            return query__errf(c, TSDB_EEXEC, "invalid regular expression in label_replace(): %.*s",
+                               (int)pat.len, pat.p);
         if (!tsdb_label_name_valid(dst))
-            return qe_errf(c, TSDB_EEXEC, "invalid destination label name in label_replace(): %.*s",
-                           (int)dst.len, dst.p);
+            return query__errf(c, TSDB_EEXEC,
+                               "invalid destination label name in label_replace(): %.*s",
+                               (int)dst.len, dst.p);
         for (size_t s = 0; s < in->n_vs; s++) {
             tsdb_str res;
             int rc =
                 tsdb_regex_replace(re, tsdb_labels_get(in->vs[s].labels, src), repl, c->a, &res);
             if (rc < 0)
-                return qe_errf(c, TSDB_EEXEC, "label_replace(): regex match limit exceeded");
-            nl[s] = rc > 0 ? qe_labels_set(c, in->vs[s].labels, dst, res) : in->vs[s].labels;
+                return query__errf(c, TSDB_EEXEC, "label_replace(): regex match limit exceeded");
+            nl[s] = rc > 0 ? query__labels_set(c, in->vs[s].labels, dst, res) : in->vs[s].labels;
         }
     } else {
         tsdb_str sep = args[2].str;
         if (!tsdb_label_name_valid(dst))
-            return qe_errf(c, TSDB_EEXEC, "invalid destination label name in label_join(): %.*s",
-                           (int)dst.len, dst.p);
+            return query__errf(c, TSDB_EEXEC,
+                               "invalid destination label name in label_join(): %.*s", (int)dst.len,
+                               dst.p);
         for (size_t k = 3; k < na; k++)
             if (!tsdb_label_name_valid(args[k].str))
-                return qe_errf(c, TSDB_EEXEC, "invalid source label name in label_join(): %.*s",
-                               (int)args[k].str.len, args[k].str.p);
+                return query__errf(c, TSDB_EEXEC, "invalid source label name in label_join(): %.*s",
+                                   (int)args[k].str.len, args[k].str.p);
         tsdb_buf b;
         tsdb_buf_init(&b);
         for (size_t s = 0; s < in->n_vs; s++) {
@@ -88,7 +91,7 @@ int qe_func_label(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
                 tsdb_buf_put(&b, v.p, v.len);
             }
             tsdb_str joined = tsdb_arena_str(c->a, (tsdb_str){b.p ? (const char *)b.p : "", b.len});
-            nl[s] = qe_labels_set(c, in->vs[s].labels, dst, joined);
+            nl[s] = query__labels_set(c, in->vs[s].labels, dst, joined);
         }
         tsdb_buf_fini(&b);
     }

@@ -43,7 +43,8 @@ static double go_min(double a, double b)
     return a < b ? a : b;
 }
 
-static double apply(enum query_func_id id, double v, const qe_value *args, size_t nargs, size_t i)
+static double apply(enum query_func_id id, double v, const query_value *args, size_t nargs,
+                    size_t i)
 {
     switch (id) {
     case QUERY_FN_ABS:
@@ -100,26 +101,26 @@ static double apply(enum query_func_id id, double v, const qe_value *args, size_
     case QUERY_FN_ATANH:
         return atanh(v);
     case QUERY_FN_DEG:
-        return v * 180 / QE_PI;
+        return v * 180 / QUERY_PI;
     case QUERY_FN_RAD:
-        return v * QE_PI / 180;
+        return v * QUERY_PI / 180;
     default:
         return NAN;
     }
 }
 
-static int elementwise(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args,
-                       qe_value *out)
+static int elementwise(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                       query_value *args, query_value *out)
 {
     enum query_func_id id = e->u.call.fn->id;
-    qe_value *in = &args[0];
-    if (in->kind != QE_VECTOR)
-        return qe_errf(c, TSDB_EEXEC, "expected an instant vector argument");
-    qe_out o;
-    qe_out_init(&o, c, st, in->n_vs);
+    query_value *in = &args[0];
+    if (in->kind != QUERY_V_VECTOR)
+        return query__errf(c, TSDB_EEXEC, "expected an instant vector argument");
+    query_out o;
+    query__out_init(&o, c, st, in->n_vs);
     int rc = 0;
     for (size_t s = 0; s < in->n_vs && rc == 0; s++) {
-        const qe_vseries *sv = &in->vs[s];
+        const query_vseries *sv = &in->vs[s];
         size_t idx = (size_t)-1;
         for (size_t i = 0; i < st->n && rc == 0; i++) {
             if (!sv->ok[i])
@@ -128,21 +129,21 @@ static int elementwise(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_va
                 continue;
             double v;
             if (id == QUERY_FN_TIMESTAMP)
-                v = (double)(sv->ts ? sv->ts[i] : qe_step_t(st, i)) / 1000;
+                v = (double)(sv->ts ? sv->ts[i] : query__step_t(st, i)) / 1000;
             else
                 v = apply(id, sv->v[i], args, e->u.call.n_args, i);
             if (idx == (size_t)-1)
-                idx = qe_out_series(&o, qe_labels_drop_name(c, sv->labels));
-            rc = qe_out_put(&o, idx, i, v);
+                idx = query__out_series(&o, query__labels_drop_name(c, sv->labels));
+            rc = query__out_put(&o, idx, i, v);
         }
         if (rc == 0)
-            rc = qe_check(c);
+            rc = query__check_deadline(c);
     }
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }
 
 typedef struct sort_ent {
@@ -172,7 +173,8 @@ static int sort_desc(const void *a, const void *b)
     return (x->s > y->s) - (x->s < y->s);
 }
 
-static int do_sort(qe_ctx *c, const qe_steps *st, qe_value *in, int desc, qe_value *out)
+static int do_sort(query_eval_ctx *c, const query_steps *st, query_value *in, int desc,
+                   query_value *out)
 {
     *out = *in;
     in->held = 0; /* the output holds the same samples */
@@ -195,21 +197,22 @@ static int do_sort(qe_ctx *c, const qe_steps *st, qe_value *in, int desc, qe_val
     return 0;
 }
 
-int qe_func_math(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out)
+int query__func_math(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                     query_value *args, query_value *out)
 {
     enum query_func_id id = e->u.call.fn->id;
     memset(out, 0, sizeof *out);
     switch (id) {
     case QUERY_FN_PI:
     case QUERY_FN_TIME:
-        out->kind = QE_SCALAR;
-        out->scalar = qe_scalar_new(c, st->n);
+        out->kind = QUERY_V_SCALAR;
+        out->scalar = query__scalar_new(c, st->n);
         for (size_t i = 0; i < st->n; i++)
-            out->scalar[i] = id == QUERY_FN_PI ? QE_PI : (double)qe_step_t(st, i) / 1000;
+            out->scalar[i] = id == QUERY_FN_PI ? QUERY_PI : (double)query__step_t(st, i) / 1000;
         return 0;
     case QUERY_FN_SCALAR:
-        out->kind = QE_SCALAR;
-        out->scalar = qe_scalar_new(c, st->n);
+        out->kind = QUERY_V_SCALAR;
+        out->scalar = query__scalar_new(c, st->n);
         for (size_t i = 0; i < st->n; i++) {
             size_t cnt = 0;
             double v = NAN;
@@ -222,23 +225,23 @@ int qe_func_math(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
         }
         return 0;
     case QUERY_FN_VECTOR: {
-        qe_vseries *s = qe_vseries_new(c, st->n, 1);
+        query_vseries *s = query__vseries_new(c, st->n, 1);
         for (size_t i = 0; i < st->n; i++) {
             s->v[i] = args[0].scalar[i];
             s->ok[i] = 1;
         }
-        out->kind = QE_VECTOR;
+        out->kind = QUERY_V_VECTOR;
         out->vs = s;
         out->n_vs = 1;
         out->held = st->n;
-        return qe_account(c, st->n);
+        return query__account(c, st->n);
     }
     case QUERY_FN_SORT:
     case QUERY_FN_SORT_DESC:
         return do_sort(c, st, &args[0], id == QUERY_FN_SORT_DESC, out);
     case QUERY_FN_ABSENT: {
-        qe_vseries *s = qe_vseries_new(c, st->n, 1);
-        s->labels = qe_absent_labels(c, e->u.call.args[0]);
+        query_vseries *s = query__vseries_new(c, st->n, 1);
+        s->labels = query__absent_labels(c, e->u.call.args[0]);
         size_t cnt = 0;
         for (size_t i = 0; i < st->n; i++) {
             int any = 0;
@@ -250,16 +253,16 @@ int qe_func_math(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
                 cnt++;
             }
         }
-        out->kind = QE_VECTOR;
+        out->kind = QUERY_V_VECTOR;
         out->vs = s;
         out->n_vs = cnt ? 1 : 0;
         out->held = cnt;
-        return qe_account(c, cnt);
+        return query__account(c, cnt);
     }
     case QUERY_FN_HISTOGRAM_COUNT:
     case QUERY_FN_HISTOGRAM_SUM:
     case QUERY_FN_HISTOGRAM_FRACTION:
-        out->kind = QE_VECTOR;
+        out->kind = QUERY_V_VECTOR;
         return 0;
     default:
         return elementwise(c, e, st, args, out);

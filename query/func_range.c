@@ -36,8 +36,8 @@ static void kahan_inc(double inc, double *sum, double *c)
     *sum = t;
 }
 
-int qe_extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t wend,
-                         int is_counter, int is_rate, double *out)
+int query__extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t wend,
+                             int is_counter, int is_rate, double *out)
 {
     if (n < 2)
         return 0;
@@ -70,7 +70,7 @@ int qe_extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t
     return 1;
 }
 
-int qe_instant_delta(const tsdb_sample *p, size_t n, int is_rate, double *out)
+int query__instant_delta(const tsdb_sample *p, size_t n, int is_rate, double *out)
 {
     if (n < 2)
         return 0;
@@ -89,8 +89,8 @@ int qe_instant_delta(const tsdb_sample *p, size_t n, int is_rate, double *out)
     return 1;
 }
 
-void qe_linear_regression(const tsdb_sample *p, size_t n, int64_t t0, double *slope,
-                          double *intercept)
+void query__linear_regression(const tsdb_sample *p, size_t n, int64_t t0, double *slope,
+                              double *intercept)
 {
     double sx = 0, cx = 0, sy = 0, cy = 0, sxy = 0, cxy = 0, sx2 = 0, cx2 = 0;
     double init = p[0].v;
@@ -125,7 +125,7 @@ void qe_linear_regression(const tsdb_sample *p, size_t n, int64_t t0, double *sl
     *intercept = sy / fn - *slope * sx / fn;
 }
 
-int qe_holt_winters(const tsdb_sample *p, size_t n, double sf, double tf, double *out)
+int query__holt_winters(const tsdb_sample *p, size_t n, double sf, double tf, double *out)
 {
     if (n < 2)
         return 0;
@@ -178,9 +178,9 @@ static double var_over(const tsdb_sample *p, size_t n)
 
 /* Labels for absent()/absent_over_time(): the equality matchers of a selector argument, minus
  * __name__ and minus any name constrained more than once or by a non-equality matcher. */
-tsdb_labels qe_absent_labels(qe_ctx *c, const query_expr *arg)
+tsdb_labels query__absent_labels(query_eval_ctx *c, const query_expr *arg)
 {
-    const query_expr *e = qe_unparen(arg);
+    const query_expr *e = query__unparen(arg);
     if (e->kind == QUERY_NODE_MATRIX_SEL)
         e = e->u.ms.vs;
     tsdb_labels l = {NULL, 0};
@@ -191,34 +191,35 @@ tsdb_labels qe_absent_labels(qe_ctx *c, const query_expr *arg)
     size_t nbad = 0;
     for (size_t i = 0; i < vs->n_src; i++) {
         const query_matcher_src *m = &vs->src[i];
-        if (tsdb_str_eq(m->name, qe_name_label))
+        if (tsdb_str_eq(m->name, query__name_label))
             continue;
         if (m->op == TSDB_MATCH_EQ && tsdb_labels_get(l, m->name).len == 0 &&
-            !qe_names_has(bad, nbad, m->name))
-            l = qe_labels_set(c, l, m->name, m->value);
+            !query__names_has(bad, nbad, m->name))
+            l = query__labels_set(c, l, m->name, m->value);
         else
             bad[nbad++] = m->name;
     }
-    return qe_labels_del(c, l, bad, nbad, 0);
+    return query__labels_del(c, l, bad, nbad, 0);
 }
 
-int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out)
+int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                      query_value *args, query_value *out)
 {
     enum query_func_id id = e->u.call.fn->id;
     size_t mi = id == QUERY_FN_QUANTILE_OVER_TIME ? 1 : 0;
-    qe_value *m = &args[mi];
-    if (m->kind != QE_MATRIX)
-        return qe_errf(c, TSDB_EEXEC, "expected a range vector argument");
+    query_value *m = &args[mi];
+    if (m->kind != QUERY_V_MATRIX)
+        return query__errf(c, TSDB_EEXEC, "expected a range vector argument");
     int rc = 0;
     if (id == QUERY_FN_ABSENT_OVER_TIME) {
-        qe_out o;
-        qe_out_init(&o, c, st, 1);
+        query_out o;
+        query__out_init(&o, c, st, 1);
         uint8_t *seen = tsdb_arena_calloc(c->a, st->n, 1);
         for (size_t s = 0; s < m->n_rs; s++) {
-            const qe_rseries *r = &m->rs[s];
+            const query_rseries *r = &m->rs[s];
             size_t lo = 0, hi = 0;
             for (size_t i = 0; i < st->n; i++) {
-                int64_t we = qe_wend(m, st, i), ws = we - m->range;
+                int64_t we = query__wend(m, st, i), ws = we - m->range;
                 while (lo < r->n && r->pts[lo].t < ws)
                     lo++;
                 if (hi < lo)
@@ -229,26 +230,26 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
                     seen[i] = 1;
             }
         }
-        size_t idx = qe_out_series(&o, qe_absent_labels(c, m->node));
+        size_t idx = query__out_series(&o, query__absent_labels(c, m->node));
         for (size_t i = 0; i < st->n; i++)
             if (!seen[i])
                 o.s[idx].ok[i] = 1, o.s[idx].v[i] = 1;
-        return qe_out_finish(&o, out);
+        return query__out_finish(&o, out);
     }
 
-    qe_vseries *res = tsdb_arena_alloc(c->a, (m->n_rs ? m->n_rs : 1) * sizeof *res);
+    query_vseries *res = tsdb_arena_alloc(c->a, (m->n_rs ? m->n_rs : 1) * sizeof *res);
     size_t nres = 0, pts = 0;
-    qe_map seen;
-    qe_map_init(&seen, m->n_rs);
+    query_map seen;
+    query__map_init(&seen, m->n_rs);
     for (size_t s = 0; s < m->n_rs && rc == 0; s++) {
-        const qe_rseries *r = &m->rs[s];
-        qe_vseries *o = &res[nres];
+        const query_rseries *r = &m->rs[s];
+        query_vseries *o = &res[nres];
         o->v = NULL;
         o->ok = NULL;
         o->ts = NULL;
         size_t lo = 0, hi = 0, any = 0;
         for (size_t i = 0; i < st->n; i++) {
-            int64_t we = qe_wend(m, st, i), ws = we - m->range;
+            int64_t we = query__wend(m, st, i), ws = we - m->range;
             while (lo < r->n && r->pts[lo].t < ws)
                 lo++;
             if (hi < lo)
@@ -263,32 +264,32 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
             int have = 1;
             switch (id) {
             case QUERY_FN_RATE:
-                have = qe_extrapolated_rate(p, n, ws, we, 1, 1, &v);
+                have = query__extrapolated_rate(p, n, ws, we, 1, 1, &v);
                 break;
             case QUERY_FN_INCREASE:
-                have = qe_extrapolated_rate(p, n, ws, we, 1, 0, &v);
+                have = query__extrapolated_rate(p, n, ws, we, 1, 0, &v);
                 break;
             case QUERY_FN_DELTA:
-                have = qe_extrapolated_rate(p, n, ws, we, 0, 0, &v);
+                have = query__extrapolated_rate(p, n, ws, we, 0, 0, &v);
                 break;
             case QUERY_FN_IRATE:
-                have = qe_instant_delta(p, n, 1, &v);
+                have = query__instant_delta(p, n, 1, &v);
                 break;
             case QUERY_FN_IDELTA:
-                have = qe_instant_delta(p, n, 0, &v);
+                have = query__instant_delta(p, n, 0, &v);
                 break;
             case QUERY_FN_DERIV: {
                 double icpt;
                 have = n >= 2;
                 if (have)
-                    qe_linear_regression(p, n, p[0].t, &v, &icpt);
+                    query__linear_regression(p, n, p[0].t, &v, &icpt);
                 break;
             }
             case QUERY_FN_PREDICT_LINEAR: {
                 double slope, icpt;
                 have = n >= 2;
                 if (have) {
-                    qe_linear_regression(p, n, qe_step_t(st, i), &slope, &icpt);
+                    query__linear_regression(p, n, query__step_t(st, i), &slope, &icpt);
                     v = slope * args[1].scalar[i] + icpt;
                 }
                 break;
@@ -297,12 +298,12 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
                 /* As in Prometheus, the factors are checked only where there are samples. */
                 double sf = args[1].scalar[i], tf = args[2].scalar[i];
                 if (sf <= 0 || sf >= 1)
-                    rc = qe_errf(c, TSDB_EEXEC,
-                                 "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
+                    rc = query__errf(c, TSDB_EEXEC,
+                                     "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
                 else if (tf <= 0 || tf >= 1)
-                    rc = qe_errf(c, TSDB_EEXEC,
-                                 "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
-                have = rc == 0 && qe_holt_winters(p, n, sf, tf, &v);
+                    rc = query__errf(c, TSDB_EEXEC,
+                                     "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+                have = rc == 0 && query__holt_winters(p, n, sf, tf, &v);
                 break;
             }
             case QUERY_FN_CHANGES:
@@ -357,7 +358,7 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
                 double *vals = xmalloc(n * sizeof *vals);
                 for (size_t k = 0; k < n; k++)
                     vals[k] = p[k].v;
-                v = qe_quantile(args[0].scalar[i], vals, n);
+                v = query__quantile(args[0].scalar[i], vals, n);
                 free(vals);
                 break;
             }
@@ -381,25 +382,26 @@ int qe_func_range(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *
             break;
         if (!any)
             continue;
-        o->labels = id == QUERY_FN_LAST_OVER_TIME ? r->labels : qe_labels_drop_name(c, r->labels);
-        uint64_t h = qe_labels_hash(c, o->labels);
+        o->labels =
+            id == QUERY_FN_LAST_OVER_TIME ? r->labels : query__labels_drop_name(c, r->labels);
+        uint64_t h = query__labels_hash(c, o->labels);
         size_t dummy;
-        if (qe_map_get(&seen, h, &dummy)) {
-            rc = qe_errf(c, TSDB_EEXEC, "vector cannot contain metrics with the same labelset");
+        if (query__map_get(&seen, h, &dummy)) {
+            rc = query__errf(c, TSDB_EEXEC, "vector cannot contain metrics with the same labelset");
             break;
         }
-        qe_map_put(&seen, h, s);
+        query__map_put(&seen, h, s);
         nres++;
         pts += any;
-        rc = qe_check(c);
+        rc = query__check_deadline(c);
     }
-    qe_map_fini(&seen);
+    query__map_fini(&seen);
     if (rc < 0)
         return rc;
     memset(out, 0, sizeof *out);
-    out->kind = QE_VECTOR;
+    out->kind = QUERY_V_VECTOR;
     out->vs = res;
     out->n_vs = nres;
     out->held = pts;
-    return qe_account(c, pts);
+    return query__account(c, pts);
 }

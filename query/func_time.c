@@ -85,7 +85,7 @@ static void go_date(uint64_t abs, int64_t *year, int *month, int *day, int *yday
     *day = dd - begin + 1;
 }
 
-double qe_date_part(enum query_func_id id, double secs)
+double query__date_part(enum query_func_id id, double secs)
 {
     uint64_t abs = go_abs(secs);
     int64_t y;
@@ -117,27 +117,28 @@ double qe_date_part(enum query_func_id id, double secs)
     }
 }
 
-int qe_func_time(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *args, qe_value *out)
+int query__func_time(query_eval_ctx *c, const query_expr *e, const query_steps *st,
+                     query_value *args, query_value *out)
 {
     enum query_func_id id = e->u.call.fn->id;
     memset(out, 0, sizeof *out);
     if (e->u.call.n_args == 0) {
-        qe_vseries *s = qe_vseries_new(c, st->n, 1);
+        query_vseries *s = query__vseries_new(c, st->n, 1);
         for (size_t i = 0; i < st->n; i++) {
             s->ok[i] = 1;
-            s->v[i] = qe_date_part(id, (double)qe_step_t(st, i) / 1000);
+            s->v[i] = query__date_part(id, (double)query__step_t(st, i) / 1000);
         }
-        out->kind = QE_VECTOR;
+        out->kind = QUERY_V_VECTOR;
         out->vs = s;
         out->n_vs = 1;
         out->held = st->n;
-        return qe_account(c, st->n);
+        return query__account(c, st->n);
     }
-    qe_value *in = &args[0];
-    if (in->kind != QE_VECTOR)
-        return qe_errf(c, TSDB_EEXEC, "expected an instant vector argument");
-    qe_out o;
-    qe_out_init(&o, c, st, in->n_vs);
+    query_value *in = &args[0];
+    if (in->kind != QUERY_V_VECTOR)
+        return query__errf(c, TSDB_EEXEC, "expected an instant vector argument");
+    query_out o;
+    query__out_init(&o, c, st, in->n_vs);
     int rc = 0;
     for (size_t s = 0; s < in->n_vs && rc == 0; s++) {
         size_t idx = (size_t)-1;
@@ -145,13 +146,13 @@ int qe_func_time(qe_ctx *c, const query_expr *e, const qe_steps *st, qe_value *a
             if (!in->vs[s].ok[i])
                 continue;
             if (idx == (size_t)-1)
-                idx = qe_out_series(&o, qe_labels_drop_name(c, in->vs[s].labels));
-            rc = qe_out_put(&o, idx, i, qe_date_part(id, in->vs[s].v[i]));
+                idx = query__out_series(&o, query__labels_drop_name(c, in->vs[s].labels));
+            rc = query__out_put(&o, idx, i, query__date_part(id, in->vs[s].v[i]));
         }
     }
     if (rc < 0) {
-        qe_out_fini(&o);
+        query__out_fini(&o);
         return rc;
     }
-    return qe_out_finish(&o, out);
+    return query__out_finish(&o, out);
 }

@@ -6,7 +6,7 @@
  * (name 0xff value 0xff ...): equal subsets hash equal, which is what vector matching and
  * grouping need (as Prometheus' label hashes).
  *
- * The output builder (qe_out) collects series keyed by their full label set; a second value
+ * The output builder (query_out) collects series keyed by their full label set; a second value
  * for the same labels at the same step is the "same labelset" execution error.
  */
 #include "query/eval.h"
@@ -20,12 +20,12 @@
 #include "tsdb/base.h"
 #include "tsdb/tsdb.h"
 
-const tsdb_str qe_name_label = {"__name__", 8};
+const tsdb_str query__name_label = {"__name__", 8};
 
 /* ---- Errors, limits, deadline -----------------------------------------------------------------
  */
 
-int qe_errf(qe_ctx *c, int code, const char *fmt, ...)
+int query__errf(query_eval_ctx *c, int code, const char *fmt, ...)
 {
     if (c->err) {
         va_list ap;
@@ -38,47 +38,47 @@ int qe_errf(qe_ctx *c, int code, const char *fmt, ...)
     return code;
 }
 
-int qe_check(qe_ctx *c)
+int query__check_deadline(query_eval_ctx *c)
 {
     if (c->cancel && *c->cancel)
-        return qe_errf(c, TSDB_ECANCELED, "query was canceled");
+        return query__errf(c, TSDB_ECANCELED, "query was canceled");
     if (c->deadline_ns && (c->tick++ & 63) == 0 && tsdb_mono_ns() > c->deadline_ns)
-        return qe_errf(c, TSDB_ETIMEOUT, "query timed out in query execution");
+        return query__errf(c, TSDB_ETIMEOUT, "query timed out in query execution");
     return 0;
 }
 
-int qe_account(qe_ctx *c, size_t n)
+int query__account(query_eval_ctx *c, size_t n)
 {
     c->cur_samples += n;
     if (c->max_samples && c->cur_samples > c->max_samples)
-        return qe_errf(c, TSDB_ELIMIT,
-                       "query processing would load too many samples into memory in query "
-                       "execution");
+        return query__errf(c, TSDB_ELIMIT,
+                           "query processing would load too many samples into memory in query "
+                           "execution");
     return 0;
 }
 
-size_t qe_value_samples(const qe_value *v, size_t n_steps)
+size_t query__value_samples(const query_value *v, size_t n_steps)
 {
     size_t n = 0;
     switch (v->kind) {
-    case QE_SCALAR:
+    case QUERY_V_SCALAR:
         return n_steps;
-    case QE_VECTOR:
+    case QUERY_V_VECTOR:
         for (size_t i = 0; i < v->n_vs; i++)
             for (size_t j = 0; j < n_steps; j++)
                 n += v->vs[i].ok[j];
         return n;
-    case QE_MATRIX:
+    case QUERY_V_MATRIX:
         for (size_t i = 0; i < v->n_rs; i++)
             n += v->rs[i].n;
         return n;
-    case QE_STRING:
+    case QUERY_V_STRING:
         return 0;
     }
     return 0;
 }
 
-void qe_release(qe_ctx *c, qe_value *v)
+void query__release(query_eval_ctx *c, query_value *v)
 {
     /* The memory stays in the arena until the query ends; the limit follows what Prometheus
      * counts: samples of values still to be consumed. */
@@ -89,7 +89,7 @@ void qe_release(qe_ctx *c, qe_value *v)
 /* ---- Hash map uint64 -> size_t (open addressing, linear probing) -------------------------------
  */
 
-void qe_map_init(qe_map *m, size_t hint)
+void query__map_init(query_map *m, size_t hint)
 {
     size_t cap = 16;
     while (cap < hint * 2)
@@ -101,7 +101,7 @@ void qe_map_init(qe_map *m, size_t hint)
     m->n = 0;
 }
 
-void qe_map_fini(qe_map *m)
+void query__map_fini(query_map *m)
 {
     free(m->keys);
     free(m->vals);
@@ -109,7 +109,7 @@ void qe_map_fini(qe_map *m)
     memset(m, 0, sizeof *m);
 }
 
-static size_t map_slot(const qe_map *m, uint64_t key)
+static size_t map_slot(const query_map *m, uint64_t key)
 {
     size_t i = (size_t)(key ^ (key >> 29)) & (m->cap - 1);
     while (m->used[i] && m->keys[i] != key)
@@ -117,7 +117,7 @@ static size_t map_slot(const qe_map *m, uint64_t key)
     return i;
 }
 
-int qe_map_get(const qe_map *m, uint64_t key, size_t *val)
+int query__map_get(const query_map *m, uint64_t key, size_t *val)
 {
     size_t i = map_slot(m, key);
     if (!m->used[i])
@@ -126,15 +126,15 @@ int qe_map_get(const qe_map *m, uint64_t key, size_t *val)
     return 1;
 }
 
-void qe_map_put(qe_map *m, uint64_t key, size_t val)
+void query__map_put(query_map *m, uint64_t key, size_t val)
 {
     if ((m->n + 1) * 2 > m->cap) {
-        qe_map old = *m;
-        qe_map_init(m, old.cap);
+        query_map old = *m;
+        query__map_init(m, old.cap);
         for (size_t i = 0; i < old.cap; i++)
             if (old.used[i])
-                qe_map_put(m, old.keys[i], old.vals[i]);
-        qe_map_fini(&old);
+                query__map_put(m, old.keys[i], old.vals[i]);
+        query__map_fini(&old);
     }
     size_t i = map_slot(m, key);
     if (!m->used[i]) {
@@ -148,9 +148,9 @@ void qe_map_put(qe_map *m, uint64_t key, size_t val)
 /* ---- Vectors ----------------------------------------------------------------------------------
  */
 
-qe_vseries *qe_vseries_new(qe_ctx *c, size_t n_steps, size_t count)
+query_vseries *query__vseries_new(query_eval_ctx *c, size_t n_steps, size_t count)
 {
-    qe_vseries *s = tsdb_arena_calloc(c->a, count ? count : 1, sizeof *s);
+    query_vseries *s = tsdb_arena_calloc(c->a, count ? count : 1, sizeof *s);
     for (size_t i = 0; i < count; i++) {
         s[i].v = tsdb_arena_alloc(c->a, n_steps * sizeof(double));
         s[i].ok = tsdb_arena_calloc(c->a, n_steps, 1);
@@ -158,62 +158,63 @@ qe_vseries *qe_vseries_new(qe_ctx *c, size_t n_steps, size_t count)
     return s;
 }
 
-double *qe_scalar_new(qe_ctx *c, size_t n_steps)
+double *query__scalar_new(query_eval_ctx *c, size_t n_steps)
 {
     return tsdb_arena_alloc(c->a, n_steps * sizeof(double));
 }
 
-void qe_out_init(qe_out *o, qe_ctx *c, const qe_steps *st, size_t hint)
+void query__out_init(query_out *o, query_eval_ctx *c, const query_steps *st, size_t hint)
 {
     o->c = c;
     o->st = st;
     o->n = 0;
     o->cap = hint ? hint : 8;
     o->s = xmalloc(o->cap * sizeof *o->s);
-    qe_map_init(&o->m, hint);
+    query__map_init(&o->m, hint);
 }
 
-void qe_out_fini(qe_out *o)
+void query__out_fini(query_out *o)
 {
     free(o->s);
     o->s = NULL;
-    qe_map_fini(&o->m);
+    query__map_fini(&o->m);
 }
 
-size_t qe_out_series(qe_out *o, tsdb_labels l)
+size_t query__out_series(query_out *o, tsdb_labels l)
 {
-    uint64_t h = qe_labels_hash(o->c, l);
+    uint64_t h = query__labels_hash(o->c, l);
     size_t idx;
-    if (qe_map_get(&o->m, h, &idx))
+    if (query__map_get(&o->m, h, &idx))
         return idx;
     if (o->n == o->cap) {
         o->cap *= 2;
         o->s = xrealloc(o->s, o->cap * sizeof *o->s);
     }
     idx = o->n++;
-    qe_vseries *s = &o->s[idx];
+    query_vseries *s = &o->s[idx];
     s->labels = l;
     s->v = tsdb_arena_alloc(o->c->a, o->st->n * sizeof(double));
     s->ok = tsdb_arena_calloc(o->c->a, o->st->n, 1);
     s->ts = NULL;
-    qe_map_put(&o->m, h, idx);
+    query__map_put(&o->m, h, idx);
     return idx;
 }
 
-int qe_out_put(qe_out *o, size_t idx, size_t i, double v)
+int query__out_put(query_out *o, size_t idx, size_t i, double v)
 {
-    qe_vseries *s = &o->s[idx];
+    query_vseries *s = &o->s[idx];
     if (s->ok[i])
-        return qe_errf(o->c, TSDB_EEXEC, "vector cannot contain metrics with the same labelset");
+        return query__errf(o->c, TSDB_EEXEC,
+                           "vector cannot contain metrics with the same labelset");
     s->ok[i] = 1;
     s->v[i] = v;
     return 0;
 }
 
-int qe_out_finish(qe_out *o, qe_value *out)
+int query__out_finish(query_out *o, query_value *out)
 {
     size_t n = 0, pts = 0;
-    qe_vseries *vs = tsdb_arena_alloc(o->c->a, (o->n ? o->n : 1) * sizeof *vs);
+    query_vseries *vs = tsdb_arena_alloc(o->c->a, (o->n ? o->n : 1) * sizeof *vs);
     for (size_t k = 0; k < o->n; k++) {
         size_t cnt = 0;
         for (size_t i = 0; i < o->st->n; i++)
@@ -223,19 +224,19 @@ int qe_out_finish(qe_out *o, qe_value *out)
             pts += cnt;
         }
     }
-    qe_out_fini(o);
+    query__out_fini(o);
     memset(out, 0, sizeof *out);
-    out->kind = QE_VECTOR;
+    out->kind = QUERY_V_VECTOR;
     out->vs = vs;
     out->n_vs = n;
     out->held = pts;
-    return qe_account(o->c, pts);
+    return query__account(o->c, pts);
 }
 
 /* ---- Labels -----------------------------------------------------------------------------------
  */
 
-int qe_names_has(const tsdb_str *names, size_t n, tsdb_str name)
+int query__names_has(const tsdb_str *names, size_t n, tsdb_str name)
 {
     for (size_t i = 0; i < n; i++)
         if (tsdb_str_eq(names[i], name))
@@ -243,14 +244,14 @@ int qe_names_has(const tsdb_str *names, size_t n, tsdb_str name)
     return 0;
 }
 
-static tsdb_labels labels_filter(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n,
+static tsdb_labels labels_filter(query_eval_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n,
                                  int keep, int drop_name)
 {
     size_t cnt = 0;
     for (size_t i = 0; i < l.n; i++) {
-        int in = qe_names_has(names, n, l.v[i].name);
+        int in = query__names_has(names, n, l.v[i].name);
         int take = keep ? in : !in;
-        if (drop_name && tsdb_str_eq(l.v[i].name, qe_name_label))
+        if (drop_name && tsdb_str_eq(l.v[i].name, query__name_label))
             take = 0;
         cnt += (size_t)take;
     }
@@ -259,9 +260,9 @@ static tsdb_labels labels_filter(qe_ctx *c, tsdb_labels l, const tsdb_str *names
     tsdb_label *v = tsdb_arena_alloc(c->a, (cnt ? cnt : 1) * sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < l.n; i++) {
-        int in = qe_names_has(names, n, l.v[i].name);
+        int in = query__names_has(names, n, l.v[i].name);
         int take = keep ? in : !in;
-        if (drop_name && tsdb_str_eq(l.v[i].name, qe_name_label))
+        if (drop_name && tsdb_str_eq(l.v[i].name, query__name_label))
             take = 0;
         if (take)
             v[k++] = l.v[i];
@@ -269,22 +270,23 @@ static tsdb_labels labels_filter(qe_ctx *c, tsdb_labels l, const tsdb_str *names
     return (tsdb_labels){v, k};
 }
 
-tsdb_labels qe_labels_drop_name(qe_ctx *c, tsdb_labels l)
+tsdb_labels query__labels_drop_name(query_eval_ctx *c, tsdb_labels l)
 {
     return labels_filter(c, l, NULL, 0, 0, 1);
 }
 
-tsdb_labels qe_labels_keep(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n)
+tsdb_labels query__labels_keep(query_eval_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n)
 {
     return labels_filter(c, l, names, n, 1, 0);
 }
 
-tsdb_labels qe_labels_del(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n, int drop_name)
+tsdb_labels query__labels_del(query_eval_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n,
+                              int drop_name)
 {
     return labels_filter(c, l, names, n, 0, drop_name);
 }
 
-tsdb_labels qe_labels_set(qe_ctx *c, tsdb_labels l, tsdb_str name, tsdb_str value)
+tsdb_labels query__labels_set(query_eval_ctx *c, tsdb_labels l, tsdb_str name, tsdb_str value)
 {
     tsdb_label *v = tsdb_arena_alloc(c->a, (l.n + 1) * sizeof *v);
     size_t k = 0, i = 0;
@@ -307,18 +309,18 @@ static void sig_add(tsdb_buf *b, const tsdb_label *lb)
     tsdb_buf_putc(b, 0xff);
 }
 
-uint64_t qe_sig(qe_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n, int on)
+uint64_t query__sig(query_eval_ctx *c, tsdb_labels l, const tsdb_str *names, size_t n, int on)
 {
     c->hbuf.len = 0;
     for (size_t i = 0; i < l.n; i++) {
-        int in = qe_names_has(names, n, l.v[i].name);
-        if (on ? in : (!in && !tsdb_str_eq(l.v[i].name, qe_name_label)))
+        int in = query__names_has(names, n, l.v[i].name);
+        if (on ? in : (!in && !tsdb_str_eq(l.v[i].name, query__name_label)))
             sig_add(&c->hbuf, &l.v[i]);
     }
     return tsdb_hash(c->hbuf.p ? (const void *)c->hbuf.p : "", c->hbuf.len);
 }
 
-uint64_t qe_labels_hash(qe_ctx *c, tsdb_labels l)
+uint64_t query__labels_hash(query_eval_ctx *c, tsdb_labels l)
 {
     c->hbuf.len = 0;
     for (size_t i = 0; i < l.n; i++)
@@ -326,7 +328,7 @@ uint64_t qe_labels_hash(qe_ctx *c, tsdb_labels l)
     return tsdb_hash(c->hbuf.p ? (const void *)c->hbuf.p : "", c->hbuf.len);
 }
 
-const char *qe_labels_str(qe_ctx *c, tsdb_labels l)
+const char *query__labels_str(query_eval_ctx *c, tsdb_labels l)
 {
     tsdb_buf b;
     tsdb_buf_init(&b);
@@ -360,7 +362,7 @@ const char *qe_labels_str(qe_ctx *c, tsdb_labels l)
 /* ---- Numbers ----------------------------------------------------------------------------------
  */
 
-tsdb_str qe_fmt_float(qe_ctx *c, double v)
+tsdb_str query__fmt_float(query_eval_ctx *c, double v)
 {
     if (isnan(v))
         return TSDB_STR("NaN");
@@ -425,7 +427,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-double qe_quantile(double q, double *v, size_t n)
+double query__quantile(double q, double *v, size_t n)
 {
     if (n == 0 || isnan(q))
         return NAN;
