@@ -71,7 +71,7 @@ typedef struct tsdb_matcher tsdb_matcher; /* compiled; lives in the arena given 
 
 /* Compiles a matcher. Regexes use RE2 syntax through PCRE2, fully anchored (^(?:re)$), with
  * match and depth limits so a hostile pattern cannot hang a query. The matcher and its compiled
- * code live until tsdb_arena_fini of a (a cleanup is registered with the arena chunk list).
+ * code are allocated from a (PCRE2 allocates through the arena) and live until tsdb_arena_fini.
  * Returns TSDB_EINVAL with a message for a bad regex. */
 int tsdb_matcher_new(enum tsdb_match_op op, tsdb_str name, tsdb_str value, tsdb_arena *a,
                      tsdb_matcher **out, tsdb_err *err);
