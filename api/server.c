@@ -284,58 +284,42 @@ static void watch_remove(api_server *s, uint64_t id)
     pthread_mutex_unlock(&s->watch_mu);
 }
 
-/* Every 100 ms: poll the watched sockets; a readable socket whose peek reads 0 bytes (or an
- * error/hang-up) belongs to a client that went away. Flags are set under the lock, and only for
- * entries still registered, so a finished request's memory is never touched. */
+/* Every 100 ms: poll the watched sockets without waiting; a readable socket whose peek reads 0
+ * bytes (or an error/hang-up) belongs to a client that went away. Everything happens under the
+ * lock, and a handler removes its entry (under the lock) before microhttpd can close the socket,
+ * so the watcher never touches a closed or reused descriptor or a finished request's memory. */
 static void *watcher_main(void *arg)
 {
     api_server *s = arg;
     size_t cap = 0;
     struct pollfd *pf = NULL;
-    uint64_t *ids = NULL;
     while (!atomic_load(&s->stopping)) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
         pthread_mutex_lock(&s->watch_mu);
         size_t n = s->n_watch;
         if (n > cap) {
             cap = n * 2;
             pf = xrealloc(pf, cap * sizeof *pf);
-            ids = xrealloc(ids, cap * sizeof *ids);
         }
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++)
             pf[i] = (struct pollfd){s->watch[i].fd, POLLIN, 0};
-            ids[i] = s->watch[i].id;
+        if (n > 0 && poll(pf, (nfds_t)n, 0) > 0) {
+            for (size_t i = 0; i < n; i++) {
+                if (!pf[i].revents)
+                    continue;
+                int gone = (pf[i].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+                if (!gone && (pf[i].revents & POLLIN)) {
+                    char c;
+                    gone = recv(pf[i].fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+                }
+                if (gone)
+                    *s->watch[i].cancel = 1;
+            }
         }
         pthread_mutex_unlock(&s->watch_mu);
-        if (n == 0) {
-            struct timespec ts = {0, 100000000};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        if (poll(pf, (nfds_t)n, 100) <= 0)
-            continue;
-        for (size_t i = 0; i < n; i++) {
-            if (!pf[i].revents)
-                continue;
-            int gone = (pf[i].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
-            if (!gone && (pf[i].revents & POLLIN)) {
-                char c;
-                ssize_t k = recv(pf[i].fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                gone = k == 0;
-            }
-            if (!gone)
-                continue;
-            pthread_mutex_lock(&s->watch_mu);
-            for (size_t k = 0; k < s->n_watch; k++)
-                if (s->watch[k].id == ids[i])
-                    *s->watch[k].cancel = 1;
-            pthread_mutex_unlock(&s->watch_mu);
-        }
-        /* A client that pipelines a request stays readable; do not spin on it. */
-        struct timespec ts = {0, 50000000};
-        nanosleep(&ts, NULL);
     }
     free(pf);
-    free(ids);
     return NULL;
 }
 
@@ -532,6 +516,8 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
         {MHD_OPTION_END, 0, NULL},
     };
     struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
+    /* The watcher runs before the first request can arrive. */
+    s->watcher_on = pthread_create(&s->watcher, NULL, watcher_main, s) == 0;
     s->d = MHD_start_daemon(
         flags, op->port, NULL, NULL, access_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
@@ -543,12 +529,14 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
                        op->addr ? op->addr : "0.0.0.0", (unsigned)op->port);
         goto fail;
     }
-    s->watcher_on = pthread_create(&s->watcher, NULL, watcher_main, s) == 0;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : op->port;
     *out = s;
     return TSDB_OK;
 fail:
+    atomic_store(&s->stopping, 1);
+    if (s->watcher_on)
+        pthread_join(s->watcher, NULL);
     if (s->crypt_lib)
         dlclose(s->crypt_lib);
     pthread_mutex_destroy(&s->crypt_mu);

@@ -71,6 +71,8 @@ static void on_signal(int sig)
 
 static int start_server(void)
 {
+    static int starts;
+    snprintf(logpath, sizeof logpath, "%s/server.%d.log", dir, ++starts);
     const char *bin = getenv("BIN");
     char exe[256];
     snprintf(exe, sizeof exe, "%s/cairn", bin ? bin : "bin");
@@ -647,7 +649,6 @@ int main(void)
         printf("0 passed, 1 failed\n");
         return 1;
     }
-    snprintf(logpath, sizeof logpath, "%s/server.log", dir);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     now_ms = (int64_t)ts.tv_sec * 1000 - 60000;
@@ -694,7 +695,7 @@ out:
         if (system(cmd) != 0)
             printf("cleanup failed\n");
     } else {
-        printf("server log kept in %s\n", logpath);
+        printf("server logs kept in %s\n", dir);
     }
     curl_global_cleanup();
     printf("%d passed, %d failed\n", n_pass, n_fail);
