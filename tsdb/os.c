@@ -363,7 +363,7 @@ int tsdb__os_read_file(const char *path, size_t max, tsdb_buf *out, tsdb_err *er
     if (rc == TSDB_OK && size > max)
         rc = tsdb_errf(err, TSDB_ELIMIT, -1, "%s: %llu bytes exceeds the limit of %zu", path,
                        (unsigned long long)size, max);
-    if (rc == TSDB_OK) {
+    if (rc == TSDB_OK && size > 0) {
         tsdb_buf_reserve(out, (size_t)size);
         size_t got = 0;
         rc = tsdb__os_pread(fd, out->p + out->len, (size_t)size, 0, &got, err);
