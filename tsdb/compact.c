@@ -245,6 +245,29 @@ static int write_checkpoint(tsdb *db, uint32_t upto, int64_t from, tsdb_err *err
     return tsdb__wal_ckpt_commit(c, err);
 }
 
+/* Index entries of series that never held a sample (every sample refused, or the batch's WAL
+ * write failed) and have no block data go, so they do not linger in label listings. Called
+ * with the append lock held, so no append can pick such an id up meanwhile. */
+static void drop_orphans(tsdb *db, uint64_t *ids, size_t n)
+{
+    size_t nb;
+    tsdb__block **bl = tsdb__blocks_snapshot(db, &nb);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (size_t j = 0; j < nb && !found; j++)
+            found = tsdb__block_has_series(bl[j], ids[i]);
+        if (!found)
+            ids[k++] = ids[i];
+    }
+    for (size_t j = 0; j < nb; j++)
+        tsdb__block_unref(bl[j]);
+    free(bl);
+    tsdb_err e;
+    if (k > 0 && tsdb__index_delete_series(db->ix, ids, k, &e) != TSDB_OK)
+        TSDB_LOG_WARN("compact", "dropping %zu empty series from the index: %s", k, e.msg);
+}
+
 /* ---- Cut
  * --------------------------------------------------------------------------------------------- */
 
@@ -327,7 +350,12 @@ int tsdb__cut(tsdb *db, int force, tsdb_err *err)
     tsdb__head_truncate_chunks(db->head, end);
     uint32_t closed = 0;
     pthread_mutex_lock(&db->append_lock);
-    tsdb__head_gc(db->head, end);
+    uint64_t *empty = NULL;
+    size_t n_empty = 0;
+    tsdb__head_gc_empty(db->head, end, &empty, &n_empty);
+    if (n_empty > 0)
+        drop_orphans(db, empty, n_empty);
+    free(empty);
     /* When another cut is due right away (a head spanning many ranges after a backfill), the
      * checkpoint waits for the last one instead of rewriting the head each time. */
     tsdb__head_stats_get(db->head, &hs);

@@ -680,13 +680,19 @@ void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t)
 
 size_t tsdb__head_gc(tsdb__head *h, int64_t t)
 {
-    size_t n, removed = 0;
+    return tsdb__head_gc_empty(h, t, NULL, NULL);
+}
+
+size_t tsdb__head_gc_empty(tsdb__head *h, int64_t t, uint64_t **empty, size_t *n_empty)
+{
+    size_t n, removed = 0, ne = 0;
+    uint64_t *ev = NULL;
     int64_t mint = INT64_MAX;
     tsdb__hseries **v = tsdb__head_list(h, &n);
     for (size_t i = 0; i < n; i++) {
         tsdb__hseries *s = v[i];
         pthread_mutex_lock(stripe(h, s->id));
-        int empty = s->n_chunks == 0 && s->app.n == 0 && s->n_ooo == 0;
+        int no_data = s->n_chunks == 0 && s->app.n == 0 && s->n_ooo == 0;
         if (s->n_chunks > 0 && s->chunks[0].mint < mint)
             mint = s->chunks[0].mint;
         else if (s->n_chunks == 0 && s->app.n > 0 && s->app_mint < mint)
@@ -694,16 +700,25 @@ size_t tsdb__head_gc(tsdb__head *h, int64_t t)
         if (s->n_ooo > 0 && s->ooo[0].t < mint)
             mint = s->ooo[0].t;
         pthread_mutex_unlock(stripe(h, s->id));
-        if (!empty || (s->last_t != INT64_MIN && s->last_t >= t))
+        if (!no_data || (s->last_t != INT64_MIN && s->last_t >= t))
             continue;
         pthread_rwlock_wrlock(&h->map_lock);
         hm_delete(h->by_hash, s->hash, s);
         hm_delete(h->by_id, s->id, s);
         pthread_rwlock_unlock(&h->map_lock);
+        if (empty && s->last_t == INT64_MIN) {
+            if (!ev)
+                ev = xmalloc(n * sizeof(*ev));
+            ev[ne++] = s->id;
+        }
         series_free(s);
         removed++;
     }
     free(v);
+    if (empty) {
+        *empty = ev;
+        *n_empty = ne;
+    }
     atomic_fetch_sub(&h->n_series, removed);
     atomic_store(&h->mint, mint);
     if (mint == INT64_MAX && atomic_load(&h->n_samples) == 0)

@@ -120,6 +120,9 @@ void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t);
 /* Maintenance with the append lock held: removes series with no chunks whose last sample is
  * before t; recomputes the head's time range. Returns how many were removed. */
 size_t tsdb__head_gc(tsdb__head *h, int64_t t);
+/* Like tsdb__head_gc; also returns (heap array, caller frees) the ids of removed series that
+ * never held a sample in this head: their index entries may be orphans. */
+size_t tsdb__head_gc_empty(tsdb__head *h, int64_t t, uint64_t **empty, size_t *n_empty);
 
 /* Statistics (approximate under concurrent appends). */
 typedef struct tsdb__head_stats {

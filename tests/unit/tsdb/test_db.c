@@ -392,6 +392,41 @@ static void test_checkpoint_chunks(void **state)
     rm_dir(dir);
 }
 
+static size_t n_names(tsdb *db)
+{
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb_querier *q;
+    assert_int_equal(tsdb_querier_open(db, INT64_MIN, INT64_MAX, &q, NULL), TSDB_OK);
+    tsdb_str *v;
+    size_t n;
+    assert_int_equal(tsdb_label_values(q, TSDB_STR("__name__"), NULL, 0, &a, &v, &n, NULL),
+                     TSDB_OK);
+    tsdb_querier_close(q);
+    tsdb_arena_fini(&a);
+    return n;
+}
+
+static void test_empty_series_gc(void **state)
+{
+    (void)state;
+    const char *dir = mktemp_dir();
+    tsdb *db = open_db(dir, 10000);
+    for (int64_t t = 0; t < 30000; t += 1000)
+        put(db, "keep", "x", t, 1000, 1, 1);
+    /* A new series whose only sample is refused still got an index entry... */
+    tsdb_append_stats st = put(db, "ghost", "x", 0, 1000, 1, 1);
+    assert_int_equal(st.too_old, 1);
+    assert_int_equal(n_names(db), 2);
+    /* ...which goes with the next cut, while series with data stay. */
+    assert_int_equal(tsdb_maintain(db, NULL), TSDB_OK);
+    assert_int_equal(n_names(db), 1);
+    static tsdb_sample s[64];
+    assert_int_equal(read_series(db, "keep", INT64_MIN, INT64_MAX, s, 64, NULL), 30);
+    tsdb_close(db);
+    rm_dir(dir);
+}
+
 static void test_delete(void **state)
 {
     (void)state;
@@ -588,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_cut_and_compact),
         cmocka_unit_test(test_checkpoint_chunks),
+        cmocka_unit_test(test_empty_series_gc),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_snapshot_and_cardinality),
