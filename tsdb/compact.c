@@ -5,10 +5,13 @@
  * sample below it is accepted any more), then the head's chunks in the range are copied out
  * series by series (head chunks never cross a multiple of B, see head.c), head tombstones are
  * applied, and the block is committed and published. Then the head drops those chunks and the
- * series left without data, the WAL moves to a new segment, and a checkpoint written from the
- * head (SERIES of every head series, SAMPLES of its remaining data, its tombstones) supersedes
- * the older segments. A forced cut (tsdb_cut_head) ends the range at the head's maxt + 1 when
- * that comes first; head chunks are then closed at that point as samples arrive.
+ * series left without data (index entries of series that never held a sample and have no block
+ * data go too), the WAL moves to a new segment, and a checkpoint written from the head (SERIES
+ * of every head series, CHUNKS with its closed chunks as they are, SAMPLES of its open chunk and
+ * out-of-order samples, its tombstones) supersedes the older segments. When another cut is due
+ * at once, the checkpoint waits for the last one. A forced cut (tsdb_cut_head) ends the range
+ * at the head's maxt + 1 when that comes first; head chunks are then closed at that point as
+ * samples arrive.
  *
  * Blocks store each series as one zstd-compressed run of its chunks when that saves at least
  * an eighth (tsdb/block.c); the head and remote read keep plain XOR chunks.
