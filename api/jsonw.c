@@ -101,9 +101,56 @@ static size_t fmt_shortest(double v, char out[32], int g_format)
     return o;
 }
 
+/* Fast path for the common case, values with at most 15 significant digits in [1e-6, 1e15):
+ * the first k (fractional digits) for which round(|v| * 10^k) / 10^k == |v| gives the shortest
+ * string. Both 10^k and the candidate are exact doubles, so that division is correctly rounded
+ * like strtod of the decimal text, and with at most 15 digits only one k-digit decimal can round
+ * to v. Returns 0 when the value is not of that kind. */
+static size_t fmt_fast(double v, char out[32])
+{
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    double a = fabs(v);
+    if (!(a >= 1e-6 && a < 1e15))
+        return 0;
+    for (int k = 0; k < 16; k++) {
+        double x = a * pow10[k];
+        if (x >= 1e15)
+            return 0;
+        double c = nearbyint(x);
+        if (c / pow10[k] != a)
+            continue;
+        char dig[24];
+        int nd = snprintf(dig, sizeof dig, "%llu", (unsigned long long)c);
+        size_t o = 0;
+        if (v < 0)
+            out[o++] = '-';
+        if (nd <= k) { /* 0.000ddd */
+            out[o++] = '0';
+            out[o++] = '.';
+            for (int i = 0; i < k - nd; i++)
+                out[o++] = '0';
+            memcpy(out + o, dig, (size_t)nd);
+            o += (size_t)nd;
+        } else {
+            memcpy(out + o, dig, (size_t)(nd - k));
+            o += (size_t)(nd - k);
+            if (k > 0) {
+                out[o++] = '.';
+                memcpy(out + o, dig + nd - k, (size_t)k);
+                o += (size_t)k;
+            }
+        }
+        out[o] = '\0';
+        return o;
+    }
+    return 0;
+}
+
 size_t api__fmt_float(double v, char out[32])
 {
-    return fmt_shortest(v, out, 0);
+    size_t n = fmt_fast(v, out);
+    return n ? n : fmt_shortest(v, out, 0);
 }
 
 size_t api__fmt_float_g(double v, char out[32])

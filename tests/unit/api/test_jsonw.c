@@ -133,6 +133,41 @@ static void test_float_g(void **state)
     check_g(-INFINITY, "-Inf");
 }
 
+/* Decimal-looking values (the fast path): the output must equal the exact decimal they were
+ * made from, read back, and be shortest. */
+static void test_float_decimals_random(void **state)
+{
+    (void)state;
+    unsigned seed = (unsigned)time(NULL) ^ 0x5a5a;
+    printf("seed %u\n", seed);
+    srand(seed);
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    for (int i = 0; i < 200000; i++) {
+        long long m = ((long long)rand() << 16 ^ rand()) % 100000000000LL;
+        int k = rand() % 10;
+        double v = (double)m / p10[k];
+        if (rand() % 2)
+            v = -v;
+        char out[32], want[48];
+        api__fmt_float(v, out);
+        if (strtod(out, NULL) != v)
+            fail_msg("seed %u: %.17g -> %s does not round-trip", seed, v, out);
+        /* expected: %.*f with k digits, then trailing zeros (and a bare dot) removed */
+        snprintf(want, sizeof want, "%.*f", k, v);
+        size_t n = strlen(want);
+        if (strchr(want, '.')) {
+            while (want[n - 1] == '0')
+                want[--n] = '\0';
+            if (want[n - 1] == '.')
+                want[--n] = '\0';
+        }
+        if (!strcmp(want, "-0"))
+            strcpy(want, "-0");
+        if (v != 0 && fabs(v) >= 1e-6 && strcmp(out, want) != 0)
+            fail_msg("seed %u: %.17g -> %s, want %s", seed, v, out, want);
+    }
+}
+
 static void check_ts(int64_t ms, const char *want)
 {
     char out[32];
@@ -193,8 +228,11 @@ static void test_writer_structure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_float_go_table),   cmocka_unit_test(test_float_roundtrip_random),
-        cmocka_unit_test(test_timestamps),       cmocka_unit_test(test_float_g),
+        cmocka_unit_test(test_float_go_table),
+        cmocka_unit_test(test_float_roundtrip_random),
+        cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_float_g),
+        cmocka_unit_test(test_float_decimals_random),
         cmocka_unit_test(test_writer_structure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
