@@ -18,7 +18,8 @@
  *
  * Merge. Levels 0, 1, 2 cover B, 5B and 25B. Blocks of level l whose aligned 5^(l+1) B window
  * is complete (the newest block ends at or after the window's end) are merged by series id into
- * one level l+1 block once there are two or more of them, or one with tombstones. Chunks are
+ * one level l+1 block once there are two or more of them, or one with tombstones; any other
+ * block with tombstones is rewritten at its own level without the deleted data. Chunks are
  * copied as they are unless the series' tombstones touch them or chunks overlap; then the
  * series is decoded, merged (first source wins on equal t), filtered and re-encoded.
  *
@@ -542,6 +543,21 @@ int tsdb__compact(tsdb *db, tsdb_err *err)
                 tsdb__block_unref(bl[i]);
             free(bl);
         }
+    }
+    /* Any other block with tombstones is rewritten at its level without the deleted data. */
+    if (rc >= 0) {
+        size_t n;
+        tsdb__block **bl = tsdb__blocks_snapshot(db, &n);
+        for (size_t i = 0; i < n && rc >= 0; i++) {
+            if (tsdb__block_tomb_count(bl[i]) == 0)
+                continue;
+            rc = merge_blocks(db, &bl[i], 1, tsdb__block_meta_get(bl[i])->level, err);
+            if (rc > 0)
+                merged++;
+        }
+        for (size_t i = 0; i < n; i++)
+            tsdb__block_unref(bl[i]);
+        free(bl);
     }
     pthread_mutex_unlock(&db->maint_lock);
     return rc < 0 ? rc : merged;
