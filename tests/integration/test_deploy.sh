@@ -573,6 +573,19 @@ if [ -n "$C_PORT" ]; then
     else
         bad "POST /-/reload answered $code"
     fi
+    # A broken file is refused with the reason and the running configuration kept.
+    cp "$T/live.yml" "$T/live.good"
+    echo 'scrape_configs: [' >>"$T/live.yml"
+    code=$(curl -s -o "$T/reload.txt" -w '%{http_code}' --max-time 10 -X POST "$C/-/reload")
+    sleep 2
+    age=$(instant "$C" 'time() - timestamp(up{job="node"})')
+    if [ "$code" = 500 ] && grep -q 'live.yml' "$T/reload.txt" && wait_http "$C/-/ready" 200 5 &&
+        python3 -c 'import sys; sys.exit(0 if 0 <= float(sys.argv[1]) < 3 else 1)' "${age:-x}" 2>/dev/null; then
+        ok "POST /-/reload of a broken file answers 500 with the reason; scraping goes on (last scrape $(printf '%.1f' "$age")s ago)"
+    else
+        bad "POST /-/reload of a broken file answered $code: $(head -c 200 "$T/reload.txt")"
+    fi
+    cp "$T/live.good" "$T/live.yml"
 fi
 
 # ---- 4. Examples: promtool, Prometheus remote_write into Cairn, Grafana dashboard ---------------------
