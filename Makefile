@@ -225,15 +225,26 @@ valgrind: all $(UNIT_BIN)
 fuzz-regress: all $(FUZZ_REG)
 	@BIN=$(BIN) B=$(B) tests/run.sh $(FUZZ_REG)
 
-# libFuzzer builds (clang): build/fuzz/fuzz_<name>
-FUZZ_CFLAGS = $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -I. -I$(GEN) $(XCFLAGS)
-fuzz: $(PROTO_H)
-	@mkdir -p build/fuzz
-	@for n in $(FUZZ_NAMES); do \
-	    echo "clang fuzz_$$n"; \
-	    clang $(FUZZ_CFLAGS) -o build/fuzz/fuzz_$$n fuzz/fuzz_$$n.c \
-	        $(TSDB_SRC) $(QUERY_SRC) $(INGEST_SRC) $(PROTO_C) $(API_SRC) $(LDLIBS) || exit 1; \
-	done
+# libFuzzer builds (clang): build/fuzz/fuzz_<name>. The library sources are compiled once with
+# the fuzzer's instrumentation (-fsanitize=fuzzer-no-link) into build/fuzz/libfuzzdeps.a; each
+# target links against it.
+FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = $(CSTD) -g -O1 $(FUZZ_SAN) -I. -I$(GEN) $(XCFLAGS)
+FUZZ_LIBSRC = $(TSDB_SRC) $(QUERY_SRC) $(INGEST_SRC) $(API_SRC) $(PROTO_C)
+FUZZ_LIBOBJ = $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIBSRC))
+
+build/fuzz/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libfuzzdeps.a: $(FUZZ_LIBOBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libfuzzdeps.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libfuzzdeps.a $(LDLIBS)
+
+fuzz: $(FUZZ_LF)
 
 T ?= chunk
 SECS ?= 60
