@@ -147,7 +147,8 @@ enum ingest_text_format ingest_text_format_of(tsdb_str content_type);
  * Owned: free with ingest_text_free. Never fails (allocation aborts). */
 ingest_text *ingest_text_new(const char *p, size_t len, enum ingest_text_format fmt);
 /* OpenMetrics `<family>_created` samples of counters, histograms and summaries are skipped
- * unless this is turned on (they hold a creation time, not a measurement). */
+ * unless this is turned on (they hold a creation time, not a measurement). The scraper turns it
+ * on: Prometheus 2.42 stores them as ordinary series. */
 void ingest_text_keep_created(ingest_text *p, int on);
 /* >0: *e holds the next entry; 0: end of input; <0: TSDB_EPARSE with "line:col: reason" in err
  * (err->pos is the byte offset). After an error or the end, every call returns the same. */

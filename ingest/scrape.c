@@ -749,6 +749,7 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
     ingest_scrape_cfg *cfg = t->pool->cfg;
     enum ingest_text_format fmt = ingest_text_format_of(tsdb_str_c(ctype));
     ingest_text *p = ingest_text_new((const char *)t->body.p, t->body.len, fmt);
+    ingest_text_keep_created(p, 1); /* Prometheus 2.42 stores OpenMetrics _created samples */
     const char *body0 = (const char *)t->body.p, *body1 = body0 + t->body.len;
     ingest_text_entry e;
     tsdb_err perr;
