@@ -123,19 +123,14 @@ static int count_values(query_eval_ctx *c, const query_agg *a, const query_steps
     query__out_init(&o, c, st, in->n_vs);
     for (size_t i = 0; i < st->n; i++) {
         for (size_t s = 0; s < in->n_vs; s++) {
-            if (!in->vs[s].ok[i])
+            if (!query__ok(&in->vs[s], i))
                 continue;
-            tsdb_labels l =
-                query__labels_set(c, in->vs[s].labels, label, query__fmt_float(c, in->vs[s].v[i]));
+            tsdb_labels l = query__labels_set(c, in->vs[s].labels, label,
+                                              query__fmt_float(c, query__v(&in->vs[s], i)));
             l = a->without ? query__labels_del(c, l, names, nn, 1)
                            : query__labels_keep(c, l, names, nn);
             size_t idx = query__out_series(&o, l);
-            if (o.s[idx].ok[i]) {
-                o.s[idx].v[i] += 1;
-            } else {
-                o.s[idx].ok[i] = 1;
-                o.s[idx].v[i] = 1;
-            }
+            query__out_add(&o, idx, i, 1);
         }
         int rc = query__check_deadline(c);
         if (rc < 0) {
@@ -223,9 +218,9 @@ int query__agg(query_eval_ctx *c, const query_expr *e, const query_steps *st, qu
             double val = 0, mean = 0, acc = 0;
             for (size_t k = gstart[g]; k < gstart[g + 1]; k++) {
                 const query_vseries *sv = &in->vs[order[k]];
-                if (!sv->ok[i])
+                if (!query__ok(sv, i))
                     continue;
-                double v = sv->v[i];
+                double v = query__v(sv, i);
                 cnt++;
                 if (cnt == 1) {
                     val = v;

@@ -114,10 +114,10 @@ static int vector_scalar(query_eval_ctx *c, const query_binary *b, const query_s
         const query_vseries *in = &vec->vs[s];
         tsdb_labels lb = drop ? query__labels_drop_name(c, in->labels) : in->labels;
         size_t idx = (size_t)-1;
-        for (size_t i = 0; i < st->n; i++) {
-            if (!in->ok[i])
+        for (size_t i = in->off; i < in->off + in->len; i++) {
+            if (!query__ok(in, i))
                 continue;
-            double lv = in->v[i], rv = sc[i];
+            double lv = query__v(in, i), rv = sc[i];
             if (swap) {
                 double t = lv;
                 lv = rv;
@@ -198,33 +198,33 @@ static int set_op(query_eval_ctx *c, const query_binary *b, const query_steps *s
         /* "and"/"unless" look at the right side's signatures, "or" at the left's. */
         if (b->op == QUERY_OP_OR) {
             for (size_t s = 0; s < l->n_vs; s++)
-                if (l->vs[s].ok[i])
+                if (query__ok(&l->vs[s], i))
                     stamp[lg[s]] = mark;
             for (size_t s = 0; s < l->n_vs && rc == 0; s++) {
-                if (!l->vs[s].ok[i])
+                if (!query__ok(&l->vs[s], i))
                     continue;
                 if (lidx[s] == (size_t)-1)
                     lidx[s] = query__out_series(&o, l->vs[s].labels);
-                rc = query__out_put(&o, lidx[s], i, l->vs[s].v[i]);
+                rc = query__out_put(&o, lidx[s], i, query__v(&l->vs[s], i));
             }
             for (size_t s = 0; s < r->n_vs && rc == 0; s++) {
-                if (!r->vs[s].ok[i] || stamp[rg[s]] == mark)
+                if (!query__ok(&r->vs[s], i) || stamp[rg[s]] == mark)
                     continue;
                 if (ridx[s] == (size_t)-1)
                     ridx[s] = query__out_series(&o, r->vs[s].labels);
-                rc = query__out_put(&o, ridx[s], i, r->vs[s].v[i]);
+                rc = query__out_put(&o, ridx[s], i, query__v(&r->vs[s], i));
             }
         } else {
             for (size_t s = 0; s < r->n_vs; s++)
-                if (r->vs[s].ok[i])
+                if (query__ok(&r->vs[s], i))
                     stamp[rg[s]] = mark;
             int want = b->op == QUERY_OP_AND;
             for (size_t s = 0; s < l->n_vs && rc == 0; s++) {
-                if (!l->vs[s].ok[i] || (stamp[lg[s]] == mark) != want)
+                if (!query__ok(&l->vs[s], i) || (stamp[lg[s]] == mark) != want)
                     continue;
                 if (lidx[s] == (size_t)-1)
                     lidx[s] = query__out_series(&o, l->vs[s].labels);
-                rc = query__out_put(&o, lidx[s], i, l->vs[s].v[i]);
+                rc = query__out_put(&o, lidx[s], i, query__v(&l->vs[s], i));
             }
         }
         if (rc == 0)
@@ -290,7 +290,7 @@ static int vector_vector(query_eval_ctx *c, const query_binary *b, const query_s
     for (size_t i = 0; i < st->n && rc == 0; i++) {
         size_t mark = i + 1;
         for (size_t s = 0; s < ov->n_vs && rc == 0; s++) {
-            if (!ov->vs[s].ok[i])
+            if (!query__ok(&ov->vs[s], i))
                 continue;
             size_t gid = og[s];
             if (ostamp[gid] == mark) {
@@ -310,13 +310,13 @@ static int vector_vector(query_eval_ctx *c, const query_binary *b, const query_s
             oidx[gid] = s;
         }
         for (size_t s = 0; s < mv->n_vs && rc == 0; s++) {
-            if (!mv->vs[s].ok[i])
+            if (!query__ok(&mv->vs[s], i))
                 continue;
             size_t gid = mg[s];
             if (gid == (size_t)-1 || ostamp[gid] != mark)
                 continue;
             size_t os = oidx[gid];
-            double vl = mv->vs[s].v[i], vr = ov->vs[os].v[i];
+            double vl = query__v(&mv->vs[s], i), vr = query__v(&ov->vs[os], i);
             if (swapped) {
                 double t = vl;
                 vl = vr;
@@ -346,7 +346,7 @@ static int vector_vector(query_eval_ctx *c, const query_binary *b, const query_s
                     query__out_series(&o, result_labels(c, b, mv->vs[s].labels, ov->vs[os].labels));
                 query__map_put(&pairs, key, idx);
             }
-            if (o.s[idx].ok[i]) {
+            if (query__ok(&o.s[idx], i)) {
                 rc = query__errf(c, TSDB_EEXEC,
                                  m->card == QUERY_CARD_ONE_TO_ONE
                                      ? "vector cannot contain metrics with the same labelset"

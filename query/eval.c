@@ -229,15 +229,15 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
     if (rc < 0)
         return rc;
     query_vseries *out_s = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *out_s);
+    /* Dense scratch for one series at a time; only its span of present steps is kept. */
+    double *sv = xmalloc(st->n * sizeof *sv);
+    uint8_t *sok = xmalloc(st->n);
+    int64_t *sts = c->ts_node == e ? xmalloc(st->n * sizeof *sts) : NULL;
     size_t k = 0, pts = 0;
     for (size_t s = 0; s < n; s++) {
-        query_vseries *o = &out_s[k];
-        o->labels = rs[s].labels;
-        o->v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
-        o->ok = tsdb_arena_calloc(c->a, st->n, 1);
-        o->ts = c->ts_node == e ? tsdb_arena_alloc(c->a, st->n * sizeof(int64_t)) : NULL;
         const tsdb_sample *p = rs[s].pts;
         size_t np = rs[s].n, j = 0, any = 0;
+        memset(sok, 0, st->n);
         for (size_t i = 0; i < st->n; i++) {
             int64_t ref = (has_at ? at : query__step_t(st, i)) - vs->tm.offset_ms;
             while (j < np && p[j].t <= ref)
@@ -248,17 +248,21 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
             const tsdb_sample *last = &p[j - 1];
             if (last->t < ref - c->lookback || tsdb_is_stale_nan(last->v))
                 continue;
-            o->ok[i] = 1;
-            o->v[i] = last->v;
-            if (o->ts)
-                o->ts[i] = last->t;
+            sok[i] = 1;
+            sv[i] = last->v;
+            if (sts)
+                sts[i] = last->t;
             any++;
         }
         if (any) {
+            out_s[k].labels = rs[s].labels;
+            pts += query__vseries_from_dense(c, &out_s[k], sv, sok, sts, st->n);
             k++;
-            pts += any;
         }
     }
+    free(sv);
+    free(sok);
+    free(sts);
     /* The raw samples are no longer held once reduced to steps. */
     size_t raw = 0;
     for (size_t s = 0; s < n; s++)
@@ -290,17 +294,18 @@ static void steps_to_raw(query_eval_ctx *c, const query_value *v, const query_st
     query_rseries *r = tsdb_arena_calloc(c->a, v->n_vs ? v->n_vs : 1, sizeof *r);
     size_t k = 0;
     for (size_t s = 0; s < v->n_vs; s++) {
+        const query_vseries *vs = &v->vs[s];
         size_t cnt = 0;
-        for (size_t i = 0; i < st->n; i++)
-            cnt += v->vs[s].ok[i];
+        for (size_t x = 0; x < vs->len; x++)
+            cnt += vs->ok[x];
         if (!cnt)
             continue;
-        r[k].labels = v->vs[s].labels;
+        r[k].labels = vs->labels;
         r[k].pts = tsdb_arena_alloc(c->a, cnt * sizeof *r[k].pts);
         size_t m = 0;
-        for (size_t i = 0; i < st->n; i++)
-            if (v->vs[s].ok[i])
-                r[k].pts[m++] = (tsdb_sample){query__step_t(st, i), v->vs[s].v[i]};
+        for (size_t x = 0; x < vs->len; x++)
+            if (vs->ok[x])
+                r[k].pts[m++] = (tsdb_sample){query__step_t(st, vs->off + x), vs->v[x]};
         r[k].n = m;
         k++;
     }
@@ -375,12 +380,12 @@ static int eval_unary(query_eval_ctx *c, const query_expr *e, const query_steps 
     query_map m;
     query__map_init(&m, out->n_vs);
     for (size_t s = 0; s < out->n_vs; s++) {
+        ns[s] = out->vs[s]; /* same span and presence */
         ns[s].labels = query__labels_drop_name(c, out->vs[s].labels);
-        ns[s].ok = out->vs[s].ok;
         ns[s].ts = NULL;
-        ns[s].v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
-        for (size_t i = 0; i < st->n; i++)
-            ns[s].v[i] = -out->vs[s].v[i];
+        ns[s].v = tsdb_arena_alloc(c->a, (ns[s].len ? ns[s].len : 1) * sizeof(double));
+        for (size_t x = 0; x < ns[s].len; x++)
+            ns[s].v[x] = -out->vs[s].v[x];
         uint64_t h = query__labels_hash(c, ns[s].labels);
         size_t dummy;
         if (query__map_get(&m, h, &dummy)) {

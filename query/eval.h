@@ -64,12 +64,28 @@ typedef struct query_eval_ctx {
 
 /* ---- Values ---------------------------------------------------------------------------------- */
 
+/* An instant-vector series over the steps. Only the span of steps from its first to its last
+ * point is stored (series come and go within long range queries): element k of the arrays is
+ * step off + k, for k < len. Read it with query__ok / query__v. */
 typedef struct query_vseries {
     tsdb_labels labels;
-    double *v;   /* [n steps] */
-    uint8_t *ok; /* [n steps] 1 = present */
-    int64_t *ts; /* [n steps] sample timestamps (argument of timestamp() only), else NULL */
+    double *v;   /* [len] */
+    uint8_t *ok; /* [len] 1 = present */
+    int64_t *ts; /* [len] sample timestamps (argument of timestamp() only), else NULL */
+    size_t off;  /* step of element 0 */
+    size_t len;  /* steps stored */
+    size_t cap;  /* elements allocated (builder growth) */
 } query_vseries;
+
+static inline int query__ok(const query_vseries *s, size_t i)
+{
+    return i - s->off < s->len && s->ok[i - s->off]; /* i < off wraps to a huge value */
+}
+
+static inline double query__v(const query_vseries *s, size_t i)
+{
+    return s->v[i - s->off];
+}
 
 typedef struct query_rseries {
     tsdb_labels labels;
@@ -142,10 +158,17 @@ size_t query__out_series(query_out *o, tsdb_labels l);
 /* Sets step i of series idx; TSDB_EEXEC "vector cannot contain metrics with the same labelset"
  * if already set. */
 int query__out_put(query_out *o, size_t idx, size_t i, double v);
+/* Adds v to step i of series idx (count_values). */
+void query__out_add(query_out *o, size_t idx, size_t i, double v);
 /* Moves the output into a vector value (series with no present step are dropped). */
 int query__out_finish(query_out *o, query_value *out);
 
+/* count series covering all n_steps steps, none present yet. */
 query_vseries *query__vseries_new(query_eval_ctx *c, size_t n_steps, size_t count);
+/* Stores the present steps of dense scratch arrays v/ok/ts[0..n_steps) (ts may be NULL) in s as
+ * a span in the arena; returns the number of present steps (0: s is empty). */
+size_t query__vseries_from_dense(query_eval_ctx *c, query_vseries *s, const double *v,
+                                 const uint8_t *ok, const int64_t *ts, size_t n_steps);
 double *query__scalar_new(query_eval_ctx *c, size_t n_steps);
 
 /* Label helpers: results live in the arena (or alias the input when unchanged). */

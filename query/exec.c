@@ -120,9 +120,9 @@ int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opt
                 tsdb_sample *pts = tsdb_arena_alloc(a, (v.n_vs ? v.n_vs : 1) * sizeof *pts);
                 size_t n = 0;
                 for (size_t s = 0; s < v.n_vs; s++) {
-                    if (!v.vs[s].ok[0])
+                    if (!query__ok(&v.vs[s], 0))
                         continue;
-                    pts[n] = (tsdb_sample){t, v.vs[s].v[0]};
+                    pts[n] = (tsdb_sample){t, query__v(&v.vs[s], 0)};
                     ss[n].labels = v.vs[s].labels;
                     ss[n].pts = &pts[n];
                     ss[n].n_pts = 1;
@@ -195,16 +195,17 @@ int query_exec_range(tsdb *db, const query_expr *e, int64_t start, int64_t end, 
         query_series *ss = tsdb_arena_calloc(a, v.n_vs ? v.n_vs : 1, sizeof *ss);
         size_t n = 0;
         for (size_t s = 0; s < v.n_vs; s++) {
+            const query_vseries *vs = &v.vs[s];
             size_t cnt = 0;
-            for (size_t i = 0; i < st.n; i++)
-                cnt += v.vs[s].ok[i];
+            for (size_t x = 0; x < vs->len; x++)
+                cnt += vs->ok[x];
             if (!cnt)
                 continue;
             tsdb_sample *pts = tsdb_arena_alloc(a, cnt * sizeof *pts);
             size_t k = 0;
-            for (size_t i = 0; i < st.n; i++)
-                if (v.vs[s].ok[i])
-                    pts[k++] = (tsdb_sample){query__step_t(&st, i), v.vs[s].v[i]};
+            for (size_t x = 0; x < vs->len; x++)
+                if (vs->ok[x])
+                    pts[k++] = (tsdb_sample){query__step_t(&st, vs->off + x), vs->v[x]};
             ss[n].labels = v.vs[s].labels;
             ss[n].pts = pts;
             ss[n].n_pts = k;

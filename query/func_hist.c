@@ -155,10 +155,10 @@ int query__func_hist(query_eval_ctx *c, const query_expr *e, const query_steps *
     for (size_t i = 0; i < st->n && rc == 0; i++) {
         memset(cnt, 0, (ng + 1) * sizeof *cnt);
         for (size_t s = 0; s < ns; s++) {
-            if (gid[s] == (size_t)-1 || !in->vs[s].ok[i])
+            if (gid[s] == (size_t)-1 || !query__ok(&in->vs[s], i))
                 continue;
             size_t g = gid[s];
-            bk[start[g] + cnt[g]++] = (query_bucket){upper[s], in->vs[s].v[i]};
+            bk[start[g] + cnt[g]++] = (query_bucket){upper[s], query__v(&in->vs[s], i)};
         }
         for (size_t g = 0; g < ng && rc == 0; g++) {
             if (!cnt[g])

@@ -23,12 +23,12 @@ static int emit(query_eval_ctx *c, const query_steps *st, const query_value *in,
     int rc = 0;
     for (size_t s = 0; s < in->n_vs && rc == 0; s++) {
         size_t idx = (size_t)-1;
-        for (size_t i = 0; i < st->n && rc == 0; i++) {
-            if (!in->vs[s].ok[i])
+        for (size_t i = in->vs[s].off; i < in->vs[s].off + in->vs[s].len && rc == 0; i++) {
+            if (!query__ok(&in->vs[s], i))
                 continue;
             if (idx == (size_t)-1)
                 idx = query__out_series(&o, nl[s]);
-            rc = query__out_put(&o, idx, i, in->vs[s].v[i]);
+            rc = query__out_put(&o, idx, i, query__v(&in->vs[s], i));
         }
     }
     if (rc < 0) {

@@ -122,16 +122,16 @@ static int elementwise(query_eval_ctx *c, const query_expr *e, const query_steps
     for (size_t s = 0; s < in->n_vs && rc == 0; s++) {
         const query_vseries *sv = &in->vs[s];
         size_t idx = (size_t)-1;
-        for (size_t i = 0; i < st->n && rc == 0; i++) {
-            if (!sv->ok[i])
+        for (size_t i = sv->off; i < sv->off + sv->len && rc == 0; i++) {
+            if (!query__ok(sv, i))
                 continue;
             if (id == QUERY_FN_CLAMP && args[2].scalar[i] < args[1].scalar[i])
                 continue;
             double v;
             if (id == QUERY_FN_TIMESTAMP)
-                v = (double)(sv->ts ? sv->ts[i] : query__step_t(st, i)) / 1000;
+                v = (double)(sv->ts ? sv->ts[i - sv->off] : query__step_t(st, i)) / 1000;
             else
-                v = apply(id, sv->v[i], args, e->u.call.n_args, i);
+                v = apply(id, query__v(sv, i), args, e->u.call.n_args, i);
             if (idx == (size_t)-1)
                 idx = query__out_series(&o, query__labels_drop_name(c, sv->labels));
             rc = query__out_put(&o, idx, i, v);
@@ -187,7 +187,7 @@ static int do_sort(query_eval_ctx *c, const query_steps *st, query_value *in, in
         return 0; /* a range query's result is sorted by labels anyway */
     sort_ent *ents = xmalloc(in->n_vs * sizeof *ents);
     for (size_t s = 0; s < in->n_vs; s++)
-        ents[s] = (sort_ent){in->vs[s].v[0], s};
+        ents[s] = (sort_ent){query__v(&in->vs[s], 0), s};
     qsort(ents, in->n_vs, sizeof *ents, desc ? sort_desc : sort_asc);
     for (size_t s = 0; s < in->n_vs; s++) {
         out->vs[s] = in->vs[ents[s].s];
@@ -217,9 +217,9 @@ int query__func_math(query_eval_ctx *c, const query_expr *e, const query_steps *
             size_t cnt = 0;
             double v = NAN;
             for (size_t s = 0; s < args[0].n_vs && cnt < 2; s++)
-                if (args[0].vs[s].ok[i]) {
+                if (query__ok(&args[0].vs[s], i)) {
                     cnt++;
-                    v = args[0].vs[s].v[i];
+                    v = query__v(&args[0].vs[s], i);
                 }
             out->scalar[i] = cnt == 1 ? v : NAN;
         }
@@ -246,7 +246,7 @@ int query__func_math(query_eval_ctx *c, const query_expr *e, const query_steps *
         for (size_t i = 0; i < st->n; i++) {
             int any = 0;
             for (size_t k = 0; k < args[0].n_vs && !any; k++)
-                any = args[0].vs[k].ok[i];
+                any = query__ok(&args[0].vs[k], i);
             if (!any) {
                 s->ok[i] = 1;
                 s->v[i] = 1;

@@ -233,7 +233,7 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
         size_t idx = query__out_series(&o, query__absent_labels(c, m->node));
         for (size_t i = 0; i < st->n; i++)
             if (!seen[i])
-                o.s[idx].ok[i] = 1, o.s[idx].v[i] = 1;
+                (void)query__out_put(&o, idx, i, 1); /* each step once: cannot collide */
         return query__out_finish(&o, out);
     }
 
@@ -241,12 +241,13 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
     size_t nres = 0, pts = 0;
     query_map seen;
     query__map_init(&seen, m->n_rs);
+    /* Dense scratch for one series at a time; only its span of present steps is kept. */
+    double *sv = xmalloc(st->n * sizeof *sv);
+    uint8_t *sok = xmalloc(st->n);
     for (size_t s = 0; s < m->n_rs && rc == 0; s++) {
         const query_rseries *r = &m->rs[s];
         query_vseries *o = &res[nres];
-        o->v = NULL;
-        o->ok = NULL;
-        o->ts = NULL;
+        memset(sok, 0, st->n);
         size_t lo = 0, hi = 0, any = 0;
         for (size_t i = 0; i < st->n; i++) {
             int64_t we = query__wend(m, st, i), ws = we - m->range;
@@ -370,12 +371,8 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
                 break;
             if (!have)
                 continue;
-            if (!o->v) {
-                o->v = tsdb_arena_alloc(c->a, st->n * sizeof(double));
-                o->ok = tsdb_arena_calloc(c->a, st->n, 1);
-            }
-            o->v[i] = v;
-            o->ok[i] = 1;
+            sv[i] = v;
+            sok[i] = 1;
             any++;
         }
         if (rc < 0)
@@ -391,10 +388,12 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
             break;
         }
         query__map_put(&seen, h, s);
+        pts += query__vseries_from_dense(c, o, sv, sok, NULL, st->n);
         nres++;
-        pts += any;
         rc = query__check_deadline(c);
     }
+    free(sv);
+    free(sok);
     query__map_fini(&seen);
     if (rc < 0)
         return rc;

@@ -142,12 +142,12 @@ int query__func_time(query_eval_ctx *c, const query_expr *e, const query_steps *
     int rc = 0;
     for (size_t s = 0; s < in->n_vs && rc == 0; s++) {
         size_t idx = (size_t)-1;
-        for (size_t i = 0; i < st->n && rc == 0; i++) {
-            if (!in->vs[s].ok[i])
+        for (size_t i = in->vs[s].off; i < in->vs[s].off + in->vs[s].len && rc == 0; i++) {
+            if (!query__ok(&in->vs[s], i))
                 continue;
             if (idx == (size_t)-1)
                 idx = query__out_series(&o, query__labels_drop_name(c, in->vs[s].labels));
-            rc = query__out_put(&o, idx, i, query__date_part(id, in->vs[s].v[i]));
+            rc = query__out_put(&o, idx, i, query__date_part(id, query__v(&in->vs[s], i)));
         }
     }
     if (rc < 0) {

@@ -65,8 +65,9 @@ size_t query__value_samples(const query_value *v, size_t n_steps)
         return n_steps;
     case QUERY_V_VECTOR:
         for (size_t i = 0; i < v->n_vs; i++)
-            for (size_t j = 0; j < n_steps; j++)
+            for (size_t j = 0; j < v->vs[i].len; j++)
                 n += v->vs[i].ok[j];
+        (void)n_steps;
         return n;
     case QUERY_V_MATRIX:
         for (size_t i = 0; i < v->n_rs; i++)
@@ -154,8 +155,38 @@ query_vseries *query__vseries_new(query_eval_ctx *c, size_t n_steps, size_t coun
     for (size_t i = 0; i < count; i++) {
         s[i].v = tsdb_arena_alloc(c->a, n_steps * sizeof(double));
         s[i].ok = tsdb_arena_calloc(c->a, n_steps, 1);
+        s[i].off = 0;
+        s[i].len = s[i].cap = n_steps;
     }
     return s;
+}
+
+size_t query__vseries_from_dense(query_eval_ctx *c, query_vseries *s, const double *v,
+                                 const uint8_t *ok, const int64_t *ts, size_t n_steps)
+{
+    size_t first = 0, last = n_steps, cnt = 0;
+    while (first < n_steps && !ok[first])
+        first++;
+    while (last > first && !ok[last - 1])
+        last--;
+    s->off = first;
+    s->len = s->cap = last - first;
+    s->v = NULL;
+    s->ok = NULL;
+    s->ts = NULL;
+    if (s->len == 0)
+        return 0;
+    s->v = tsdb_arena_alloc(c->a, s->len * sizeof(double));
+    s->ok = tsdb_arena_alloc(c->a, s->len);
+    memcpy(s->v, v + first, s->len * sizeof(double));
+    memcpy(s->ok, ok + first, s->len);
+    if (ts) {
+        s->ts = tsdb_arena_alloc(c->a, s->len * sizeof(int64_t));
+        memcpy(s->ts, ts + first, s->len * sizeof(int64_t));
+    }
+    for (size_t k = 0; k < s->len; k++)
+        cnt += s->ok[k];
+    return cnt;
 }
 
 double *query__scalar_new(query_eval_ctx *c, size_t n_steps)
@@ -192,23 +223,73 @@ size_t query__out_series(query_out *o, tsdb_labels l)
     }
     idx = o->n++;
     query_vseries *s = &o->s[idx];
+    memset(s, 0, sizeof *s);
     s->labels = l;
-    s->v = tsdb_arena_alloc(o->c->a, o->st->n * sizeof(double));
-    s->ok = tsdb_arena_calloc(o->c->a, o->st->n, 1);
-    s->ts = NULL;
     query__map_put(&o->m, h, idx);
     return idx;
+}
+
+/* Makes step i addressable in s: the span starts at the first step written and grows
+ * (doubling, in the arena) as later steps are written. */
+static void out_cover(query_out *o, query_vseries *s, size_t i)
+{
+    if (s->cap == 0) {
+        size_t cap = o->st->n - i < 16 ? o->st->n - i : 16;
+        s->off = i;
+        s->v = tsdb_arena_alloc(o->c->a, cap * sizeof(double));
+        s->ok = tsdb_arena_calloc(o->c->a, cap, 1);
+        s->cap = cap;
+    } else if (i < s->off) {
+        /* Not expected (steps are written in order), but handled: rebase the span. */
+        size_t shift = s->off - i, cap = s->len + shift;
+        double *v = tsdb_arena_alloc(o->c->a, cap * sizeof(double));
+        uint8_t *ok = tsdb_arena_calloc(o->c->a, cap, 1);
+        memcpy(v + shift, s->v, s->len * sizeof(double));
+        memcpy(ok + shift, s->ok, s->len);
+        s->v = v;
+        s->ok = ok;
+        s->off = i;
+        s->len += shift;
+        s->cap = cap;
+        return;
+    } else if (i - s->off >= s->cap) {
+        size_t need = i - s->off + 1, cap = s->cap * 2;
+        if (cap < need)
+            cap = need;
+        if (cap > o->st->n - s->off)
+            cap = o->st->n - s->off;
+        s->v = tsdb_arena_realloc(o->c->a, s->v, s->cap * sizeof(double), cap * sizeof(double));
+        uint8_t *ok = tsdb_arena_calloc(o->c->a, cap, 1);
+        memcpy(ok, s->ok, s->cap);
+        s->ok = ok;
+        s->cap = cap;
+    }
+    if (i - s->off >= s->len)
+        s->len = i - s->off + 1;
 }
 
 int query__out_put(query_out *o, size_t idx, size_t i, double v)
 {
     query_vseries *s = &o->s[idx];
-    if (s->ok[i])
+    if (query__ok(s, i))
         return query__errf(o->c, TSDB_EEXEC,
                            "vector cannot contain metrics with the same labelset");
-    s->ok[i] = 1;
-    s->v[i] = v;
+    out_cover(o, s, i);
+    s->ok[i - s->off] = 1;
+    s->v[i - s->off] = v;
     return 0;
+}
+
+void query__out_add(query_out *o, size_t idx, size_t i, double v)
+{
+    query_vseries *s = &o->s[idx];
+    if (query__ok(s, i)) {
+        s->v[i - s->off] += v;
+        return;
+    }
+    out_cover(o, s, i);
+    s->ok[i - s->off] = 1;
+    s->v[i - s->off] = v;
 }
 
 int query__out_finish(query_out *o, query_value *out)
@@ -217,7 +298,7 @@ int query__out_finish(query_out *o, query_value *out)
     query_vseries *vs = tsdb_arena_alloc(o->c->a, (o->n ? o->n : 1) * sizeof *vs);
     for (size_t k = 0; k < o->n; k++) {
         size_t cnt = 0;
-        for (size_t i = 0; i < o->st->n; i++)
+        for (size_t i = 0; i < o->s[k].len; i++)
             cnt += o->s[k].ok[i];
         if (cnt) {
             vs[n++] = o->s[k];

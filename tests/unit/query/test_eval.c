@@ -93,6 +93,23 @@ static int setup(void **state)
     put("ctr", "b", c2, 40, 15000);
     put("gauge", "a", g1, 40, 15000);
     put("gauge", "b", c2, 40, 15000);
+    /* Churn: 200 series, each alive for 10 samples, one after the other. */
+    for (int k = 0; k < 200; k++) {
+        char job[16];
+        snprintf(job, sizeof job, "c%03d", k);
+        double v[10];
+        for (int i = 0; i < 10; i++)
+            v[i] = k + i;
+        tsdb_label l[2] = {{TSDB_STR("__name__"), TSDB_STR("churn")},
+                           {TSDB_STR("job"), tsdb_str_c(job)}};
+        tsdb_sample s[10];
+        for (int i = 0; i < 10; i++)
+            s[i] = (tsdb_sample){(int64_t)k * 150000 + i * 15000, v[i]};
+        tsdb_batch_series bs = {{l, 2}, s, 10};
+        tsdb_batch b = {&bs, 1};
+        tsdb_append_stats ast;
+        assert_int_equal(tsdb_append(db, &b, &ast, NULL), 0);
+    }
     return 0;
 }
 
@@ -332,13 +349,40 @@ static void test_exec_errors(void **state)
     tsdb_arena_fini(&a);
 }
 
+/* A range query over series that come and go holds only the steps each series is present in:
+ * 200 series x 2,067 steps would take megabytes as dense arrays. */
+static void test_churn_memory(void **state)
+{
+    (void)state;
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb_err err;
+    query_result r;
+    query_expr *e = parse(&a, "churn * 2 + on(job) churn");
+    size_t before = tsdb_arena_used(&a);
+    assert_int_equal(query_exec_range(db, e, 0, 31000000, 15000, NULL, &a, &r, &err), 0);
+    size_t used = tsdb_arena_used(&a) - before;
+    assert_int_equal(r.n_series, 200);
+    size_t pts = 0;
+    for (size_t s = 0; s < r.n_series; s++) {
+        pts += r.series[s].n_pts;
+        if (r.series[s].n_pts != 30)
+            fail_msg("%s: %zu points from %lld to %lld", tsdb_labels_format(r.series[s].labels, &a),
+                     r.series[s].n_pts, (long long)r.series[s].pts[0].t,
+                     (long long)r.series[s].pts[r.series[s].n_pts - 1].t);
+    }
+    assert_int_equal(pts, 6000);
+    if (used > 1500000)
+        fail_msg("%zu bytes of arena for %zu points", used, pts);
+    tsdb_arena_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_range_matches_instant),
-        cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_limits_and_cancel),
-        cmocka_unit_test(test_exec_errors),
+        cmocka_unit_test(test_range_matches_instant), cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_limits_and_cancel),     cmocka_unit_test(test_exec_errors),
+        cmocka_unit_test(test_churn_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
