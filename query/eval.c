@@ -234,7 +234,9 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
     uint8_t *sok = xmalloc(st->n);
     int64_t *sts = c->ts_node == e ? xmalloc(st->n * sizeof *sts) : NULL;
     size_t k = 0, pts = 0;
-    for (size_t s = 0; s < n; s++) {
+    for (size_t s = 0; s < n && rc == 0; s++) {
+        if ((rc = query__check_deadline(c)) < 0)
+            break;
         const tsdb_sample *p = rs[s].pts;
         size_t np = rs[s].n, j = 0, any = 0;
         memset(sok, 0, st->n);
@@ -263,6 +265,8 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
     free(sv);
     free(sok);
     free(sts);
+    if (rc < 0)
+        return rc;
     /* The raw samples are no longer held once reduced to steps. */
     size_t raw = 0;
     for (size_t s = 0; s < n; s++)
