@@ -153,6 +153,8 @@ int query__func_hist(query_eval_ctx *c, const query_expr *e, const query_steps *
     query__out_init(&o, c, st, ng);
     int rc = 0;
     for (size_t i = 0; i < st->n && rc == 0; i++) {
+        if ((rc = query__check_deadline(c)) < 0)
+            break;
         memset(cnt, 0, (ng + 1) * sizeof *cnt);
         for (size_t s = 0; s < ns; s++) {
             if (gid[s] == (size_t)-1 || !query__ok(&in->vs[s], i))
