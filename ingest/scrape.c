@@ -410,14 +410,40 @@ static int address_has_port(tsdb_str a)
     return memchr(a.p, ':', a.len) != NULL;
 }
 
-static void url_append_param(tsdb_buf *u, int *first, tsdb_str name, tsdb_str value)
+/* Go's url.QueryEscape: unreserved bytes as they are, space as '+', the rest as %XX. */
+static void url_query_escape(tsdb_buf *u, tsdb_str s)
 {
-    char *n = curl_easy_escape(NULL, name.p, (int)name.len);
-    char *v = curl_easy_escape(NULL, value.p, (int)value.len);
-    tsdb_buf_printf(u, "%c%s=%s", *first ? '?' : '&', n ? n : "", v ? v : "");
-    *first = 0;
-    curl_free(n);
-    curl_free(v);
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            tsdb_buf_putc(u, c);
+        } else if (c == ' ') {
+            tsdb_buf_putc(u, '+');
+        } else {
+            tsdb_buf_putc(u, '%');
+            tsdb_buf_putc(u, (unsigned char)hex[c >> 4]);
+            tsdb_buf_putc(u, (unsigned char)hex[c & 15]);
+        }
+    }
+}
+
+/* Query parameters in url.Values.Encode order: by name, values of one name as given. */
+static void url_put_params(tsdb_buf *u, tsdb_label *qp, size_t n, int first)
+{
+    for (size_t i = 1; i < n; i++) /* insertion sort: stable, and n is small */
+        for (size_t k = i; k > 0 && tsdb_str_cmp(qp[k - 1].name, qp[k].name) > 0; k--) {
+            tsdb_label x = qp[k];
+            qp[k] = qp[k - 1];
+            qp[k - 1] = x;
+        }
+    for (size_t i = 0; i < n; i++) {
+        tsdb_buf_putc(u, first && i == 0 ? '?' : '&');
+        url_query_escape(u, qp[i].name);
+        tsdb_buf_putc(u, '=');
+        url_query_escape(u, qp[i].value);
+    }
 }
 
 /* Builds one target from a discovered address and its group (Prometheus' PopulateLabels).
@@ -493,6 +519,8 @@ static target *target_build(ingest_scraper *s, pool *p, const ingest_tgroup *g, 
     tsdb_buf_printf(&u, "%.*s://%.*s%s%.*s", (int)scheme.len, scheme.p, (int)address.len, address.p,
                     (path.len && path.p[0] == '/') ? "" : "/", (int)path.len, path.p);
     int first = !memchr(path.p, '?', path.len);
+    tsdb_label *qp = tsdb_arena_alloc(&tmp, (cfg->n_params + lb.n + 1) * sizeof *qp);
+    size_t n_qp = 0;
     for (size_t i = 0; i < cfg->n_params; i++) {
         int seen = 0;
         for (size_t k = 0; k < i; k++)
@@ -505,7 +533,7 @@ static target *target_build(ingest_scraper *s, pool *p, const ingest_tgroup *g, 
             if (lv.len)
                 v = lv;
         }
-        url_append_param(&u, &first, cfg->params[i].name, v);
+        qp[n_qp++] = (tsdb_label){cfg->params[i].name, v};
     }
     for (size_t i = 0; i < lb.n; i++) {
         if (!has_prefix(lb.v[i].name, "__param_"))
@@ -515,8 +543,9 @@ static target *target_build(ingest_scraper *s, pool *p, const ingest_tgroup *g, 
         for (size_t k = 0; k < cfg->n_params; k++)
             in_cfg |= tsdb_str_eq(cfg->params[k].name, pn);
         if (!in_cfg)
-            url_append_param(&u, &first, pn, lb.v[i].value);
+            qp[n_qp++] = (tsdb_label){pn, lb.v[i].value};
     }
+    url_put_params(&u, qp, n_qp, first);
     t->url = tsdb_arena_strndup(&t->arena, (const char *)u.p, u.len);
     if (cfg->tls_server_name.len && has_prefix(scheme, "https")) {
         /* Go sets tls.Config.ServerName; libcurl gets the same effect by naming server_name in

@@ -39,6 +39,8 @@ wait_port() {
   return 1
 }
 P_NODE=$(free_port) P_OM=$(free_port) P_PROM=$(free_port) P_CAIRN=$(free_port)
+# Closed ports: targets that exist in the configuration but refuse connections.
+P_C1=$(free_port) P_C2=$(free_port) P_C3=$(free_port) P_C4=$(free_port) P_C5=$(free_port)
 
 cat >"$TMP/om.py" <<'EOF'
 import http.server, sys
@@ -94,7 +96,26 @@ scrape_configs:
   - job_name: om_honor
     honor_labels: true
     static_configs: [{targets: ['127.0.0.1:$P_OM']}]
+  - job_name: targets
+    scrape_interval: 2s
+    scrape_timeout: 1500ms
+    params: {module: [m1, m2], other: ['a b']}
+    static_configs:
+      - targets: ['127.0.0.1:$P_OM', 'localhost:$P_OM', '127.0.0.1:$P_C1', '127.0.0.1:$P_C2',
+                  '127.0.0.1:$P_C3', '127.0.0.1:$P_C4', '127.0.0.1']
+        labels: {__meta_zone: z1, rack: r1}
+    file_sd_configs:
+      - files: ['$TMP/sd/*.json']
+    relabel_configs:
+      - {source_labels: [__address__], modulus: 2, target_label: __tmp_shard, action: hashmod}
+      - {source_labels: [__tmp_shard], regex: '1', action: drop}
+      - {regex: '__meta_(.+)', replacement: 'meta_\$1', action: labelmap}
+      - {source_labels: [rack], regex: 'r(.*)', target_label: __param_module, replacement: 'mod\$1'}
+      - {source_labels: [__address__], regex: 'localhost:.*', target_label: __metrics_path__, replacement: /other}
+      - {target_label: instance_copy, source_labels: [__address__]}
 EOF
+mkdir -p "$TMP/sd"
+printf '[{"targets": ["127.0.0.1:%s"], "labels": {"sd": "x"}}]\n' $P_C5 >"$TMP/sd/a.json"
 
 "$NODE_EXPORTER" --web.listen-address=127.0.0.1:$P_NODE >"$TMP/node.log" 2>&1 &
 pids+=($!)
@@ -110,9 +131,9 @@ pids+=($!)
 wait_port $P_PROM && wait_port $P_CAIRN || { echo "servers did not start"; echo "0 passed, 1 failed"; exit 1; }
 
 # Both have scraped every target at least twice once each reports scrape_series_added == 0 for
-# all three jobs (the first scrape adds the series).
+# the three scraped jobs (the first scrape adds the series).
 ready() { # port
-  curl -s --get --data-urlencode 'query=count(scrape_series_added == 0 and up == 1)' \
+  curl -s --get --data-urlencode 'query=count(scrape_series_added{job=~"node|om|om_honor"} == 0 and up == 1)' \
     "http://127.0.0.1:$1/api/v1/query" |
     python3 -c "import json,sys
 r=json.load(sys.stdin)['data']['result']
@@ -123,7 +144,8 @@ if ready $P_PROM && ready $P_CAIRN; then ok "both servers scraped all targets"; 
 
 # Series of every job, as sorted JSON lines; values of the stable ones.
 dump() { # port, file
-  curl -s --get --data-urlencode 'match[]={job=~".+"}' "http://127.0.0.1:$1/api/v1/series" |
+  curl -s --get --data-urlencode 'match[]={job=~"node|om|om_honor"}' \
+    "http://127.0.0.1:$1/api/v1/series" |
     python3 -c "import json,sys
 d=json.load(sys.stdin)['data']
 print('\n'.join(sorted(json.dumps(x,sort_keys=True) for x in d)))" >"$2.series"
@@ -136,6 +158,13 @@ print('\n'.join(sorted(json.dumps([x['metric'],x['value'][1]],sort_keys=True) fo
     python3 -c "import json,sys
 d=json.load(sys.stdin)['data']
 print(json.dumps({k:sorted(v,key=json.dumps) for k,v in d.items()},sort_keys=True,indent=0))" >"$2.meta"
+  curl -s "http://127.0.0.1:$1/api/v1/targets" |
+    python3 -c "import json,sys
+d=json.load(sys.stdin)['data']
+keep=('discoveredLabels','labels','scrapePool','scrapeUrl','scrapeInterval','scrapeTimeout')
+a=[json.dumps({k:t[k] for k in keep},sort_keys=True) for t in d['activeTargets']]
+b=[json.dumps(t['discoveredLabels'],sort_keys=True) for t in d['droppedTargets']]
+print('\\n'.join(['active '+x for x in sorted(a)]+['dropped '+x for x in sorted(b)]))" >"$2.targets"
 }
 dump $P_PROM "$TMP/p"
 dump $P_CAIRN "$TMP/c"
@@ -152,6 +181,13 @@ same() { # name, file suffix
 same "identical series sets" series
 same "identical values of the OpenMetrics series and report counts" values
 same "identical metadata" meta
+same "identical active and dropped targets (relabel_configs, params, file_sd)" targets
+if grep -q '^dropped' "$TMP/c.targets" && grep -q 'meta_zone' "$TMP/c.targets" &&
+  grep -q '__meta_filepath' "$TMP/c.targets"; then
+  ok "targets cover drops, labelmap and file_sd"
+else
+  bad "targets cover drops, labelmap and file_sd"
+fi
 check_nonempty() { # file, min lines
   [ "$(wc -l <"$1")" -ge "$2" ]
 }

@@ -304,7 +304,7 @@ static void test_scrape_store_and_staleness(void **state)
     char req[4096];
     memcpy(req, f.h.last_req, sizeof req);
     pthread_mutex_unlock(&f.h.mu);
-    assert_non_null(strstr(req, "GET /metrics?module=m1&a%20b=x%26y HTTP/1.1"));
+    assert_non_null(strstr(req, "GET /metrics?a+b=x%26y&module=m1 HTTP/1.1"));
     assert_non_null(strstr(req, "Accept: application/openmetrics-text;version=1.0.0,"));
     assert_non_null(strstr(req, "text/plain;version=0.0.4;q=0.5"));
     assert_non_null(strstr(req, "X-Prometheus-Scrape-Timeout-Seconds: 0.1\r\n"));
@@ -326,7 +326,7 @@ static void test_scrape_store_and_staleness(void **state)
     snprintf(want, sizeof want,
              "\"labels\":{\"instance\":\"127.0.0.1:%u\",\"job\":\"unit\",\"team\":\"a\"},"
              "\"scrapePool\":\"unit\",\"scrapeUrl\":\"http://127.0.0.1:%u/"
-             "metrics?module=m1&a%%20b=x%%26y\"",
+             "metrics?a+b=x%%26y&module=m1\"",
              f.h.port, f.h.port);
     assert_non_null(strstr(targets, want));
     assert_non_null(strstr(targets, "\"health\":\"up\""));
