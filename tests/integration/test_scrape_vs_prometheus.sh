@@ -41,6 +41,7 @@ wait_port() {
 P_NODE=$(free_port) P_OM=$(free_port) P_PROM=$(free_port) P_CAIRN=$(free_port)
 # Closed ports: targets that exist in the configuration but refuse connections.
 P_C1=$(free_port) P_C2=$(free_port) P_C3=$(free_port) P_C4=$(free_port) P_C5=$(free_port)
+P_TXT=$(free_port)
 
 cat >"$TMP/om.py" <<'EOF'
 import http.server, sys
@@ -77,6 +78,45 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 EOF
 
+# A text-format page with the format's corners: escapes in label values and HELP, a trailing
+# comma, an empty label value, NaN/Inf/exponents, an explicit ms timestamp, untyped, comments.
+TS=$(($(date +%s) * 1000 - 10000))
+cat >"$TMP/txt.prom" <<EOF
+# HELP weird_total A \\\\ backslash, a \\n newline and "quotes".
+# TYPE weird_total counter
+weird_total{a="tab\\there",b="q\\"uote",c="nl\\nx",d="",} 1e3
+weird_total{a="2"} +Inf
+# TYPE g gauge
+g NaN
+g2{x="y"} -0.0000012345
+# a plain comment
+# TYPE u untyped
+u 42 $TS
+# TYPE h histogram
+h_bucket{le="1"} 1
+h_bucket{le="+Inf"} 2
+h_sum 3
+h_count 2
+# TYPE s summary
+s{quantile="0.5"} 1
+s_sum 2
+s_count 3
+EOF
+cat >"$TMP/txt.py" <<'EOF'
+import http.server, sys
+body = open(sys.argv[2], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+
 cat >"$TMP/scrape.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -96,6 +136,8 @@ scrape_configs:
   - job_name: om_honor
     honor_labels: true
     static_configs: [{targets: ['127.0.0.1:$P_OM']}]
+  - job_name: txt
+    static_configs: [{targets: ['127.0.0.1:$P_TXT']}]
   - job_name: targets
     scrape_interval: 2s
     scrape_timeout: 1500ms
@@ -121,7 +163,9 @@ printf '[{"targets": ["127.0.0.1:%s"], "labels": {"sd": "x"}}]\n' $P_C5 >"$TMP/s
 pids+=($!)
 python3 "$TMP/om.py" $P_OM >"$TMP/om.log" 2>&1 &
 pids+=($!)
-wait_port $P_NODE && wait_port $P_OM || { echo "targets did not start"; echo "0 passed, 1 failed"; exit 1; }
+python3 "$TMP/txt.py" $P_TXT "$TMP/txt.prom" >"$TMP/txt.log" 2>&1 &
+pids+=($!)
+wait_port $P_NODE && wait_port $P_OM && wait_port $P_TXT || { echo "targets did not start"; echo "0 passed, 1 failed"; exit 1; }
 "$PROMETHEUS" --config.file="$TMP/scrape.yml" --web.listen-address=127.0.0.1:$P_PROM \
   --storage.tsdb.path="$TMP/prom" >"$TMP/prom.log" 2>&1 &
 pids+=($!)
@@ -131,25 +175,25 @@ pids+=($!)
 wait_port $P_PROM && wait_port $P_CAIRN || { echo "servers did not start"; echo "0 passed, 1 failed"; exit 1; }
 
 # Both have scraped every target at least twice once each reports scrape_series_added == 0 for
-# the three scraped jobs (the first scrape adds the series).
+# the four scraped jobs (the first scrape adds the series).
 ready() { # port
-  curl -s --get --data-urlencode 'query=count(scrape_series_added{job=~"node|om|om_honor"} == 0 and up == 1)' \
+  curl -s --get --data-urlencode 'query=count(scrape_series_added{job=~"node|om|om_honor|txt"} == 0 and up == 1)' \
     "http://127.0.0.1:$1/api/v1/query" |
     python3 -c "import json,sys
 r=json.load(sys.stdin)['data']['result']
-sys.exit(0 if r and r[0]['value'][1]=='3' else 1)" 2>/dev/null
+sys.exit(0 if r and r[0]['value'][1]=='4' else 1)" 2>/dev/null
 }
 for _ in $(seq 1 60); do ready $P_PROM && ready $P_CAIRN && break; sleep 0.5; done
 if ready $P_PROM && ready $P_CAIRN; then ok "both servers scraped all targets"; else bad "both servers scraped all targets"; fi
 
 # Series of every job, as sorted JSON lines; values of the stable ones.
 dump() { # port, file
-  curl -s --get --data-urlencode 'match[]={job=~"node|om|om_honor"}' \
+  curl -s --get --data-urlencode 'match[]={job=~"node|om|om_honor|txt"}' \
     "http://127.0.0.1:$1/api/v1/series" |
     python3 -c "import json,sys
 d=json.load(sys.stdin)['data']
 print('\n'.join(sorted(json.dumps(x,sort_keys=True) for x in d)))" >"$2.series"
-  curl -s --get --data-urlencode 'query={job=~"om|om_honor",__name__!~"scrape_duration_seconds"}' \
+  curl -s --get --data-urlencode 'query={job=~"om|om_honor|txt",__name__!~"scrape_duration_seconds"}' \
     "http://127.0.0.1:$1/api/v1/query" |
     python3 -c "import json,sys
 r=json.load(sys.stdin)['data']['result']
@@ -179,7 +223,7 @@ same() { # name, file suffix
   fi
 }
 same "identical series sets" series
-same "identical values of the OpenMetrics series and report counts" values
+same "identical values of the OpenMetrics and text series and report counts" values
 same "identical metadata" meta
 same "identical active and dropped targets (relabel_configs, params, file_sd)" targets
 if grep -q '^dropped' "$TMP/c.targets" && grep -q 'meta_zone' "$TMP/c.targets" &&
