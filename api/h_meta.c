@@ -194,6 +194,9 @@ void api__h_series(api_ctx *c, api_req *r, api_resp *w)
                 cap = ncap;
             }
             all[n++] = tsdb_labels_copy(l, r->arena);
+            /* One set comes sorted and unique: one past the limit shows the truncation. */
+            if (n_sets == 1 && limit > 0 && n > limit)
+                break;
         }
     }
     tsdb_querier_close(q);
