@@ -423,6 +423,24 @@ static size_t series_lower_bound(const tsdb__block *b, uint64_t id)
     return lo;
 }
 
+size_t tsdb__block_series_overlaps(const tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt)
+{
+    if (b->meta.maxt <= mint || b->meta.mint > maxt)
+        return 0;
+    size_t i = series_lower_bound(b, id);
+    uint64_t sid;
+    uint32_t first, count;
+    if (tsdb__block_series_at(b, i, &sid, &first, &count) != TSDB_OK || sid != id)
+        return 0;
+    size_t n = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        const unsigned char *e = b->map + b->meta_off + (uint64_t)(first + k) * META_W;
+        if (get_i64(e + 8) >= mint && get_i64(e) <= maxt)
+            n++;
+    }
+    return n;
+}
+
 int tsdb__block_has_series(const tsdb__block *b, uint64_t id)
 {
     size_t i = series_lower_bound(b, id);

@@ -44,6 +44,9 @@ uint32_t tsdb__block_seq(const tsdb__block *b); /* from the file name; 0 if none
  * the arena. 0 chunks if the block lacks the series. */
 int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
                        tsdb__chunk_ref **out, size_t *n, tsdb_err *err);
+/* Number of series id's chunks overlapping [mint, maxt], from the meta table alone (no chunk
+ * is read); 0 if the block lacks the series. */
+size_t tsdb__block_series_overlaps(const tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt);
 /* Does the block hold series id? */
 int tsdb__block_has_series(const tsdb__block *b, uint64_t id);
 /* Positional access for compaction and tools. */

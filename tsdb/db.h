@@ -73,6 +73,10 @@ struct tsdb {
     _Atomic int wal_replayed;
 };
 
+/* querier.c: bytes of read block chunks a querier keeps (0 = default); process-wide, for
+ * tests. Call it before any querier is open. */
+void tsdb__querier_set_budget(size_t bytes);
+
 /* compact.c */
 int tsdb__cut(tsdb *db, int force, tsdb_err *err); /* blocks written (0/1) or error */
 int tsdb__compact(tsdb *db, tsdb_err *err);        /* merges written or error */

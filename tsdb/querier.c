@@ -3,14 +3,22 @@
  * A querier pins a snapshot: references to the blocks overlapping its range (taken under the
  * block-list lock, held only to copy them) and one index read transaction. Selecting a series
  * copies its head chunks into the querier's arena under the series' stripe lock, so nothing
- * points into mutable head memory afterwards; block chunks point into the block maps, which
- * the references keep alive.
+ * points into mutable head memory afterwards, and notes which blocks hold data for it in range
+ * (from the chunk-meta table alone).
+ *
+ * Block chunks are read lazily, when an iterator first moves: plain chunks point into the block
+ * maps, which the references keep alive; compressed runs are decompressed into the iterator's
+ * own arena. An exhausted iterator releases that memory at once, and a querier keeps at most
+ * QUERIER_MAT_BUDGET bytes of it (tests may lower it): beyond that the least recently used iterator
+ * lets go and, if used again, reads its chunks again and continues after the last sample it
+ * returned. So a query over many series costs memory for the series it is reading, not for all it
+ * selected.
  *
  * An iterator walks a series' chunks sorted by mint. Chunks normally do not overlap, but they
  * may (a block and the head chunk it was cut from, for the moment between publishing a block
- * and truncating the head; a forced cut), so the iterator merges the active chunks and yields
- * a timestamp once (the first source wins). Samples outside [mint, maxt] or inside a tombstone
- * are skipped.
+ * and truncating the head; out-of-order samples; a forced cut), so the iterator merges the
+ * active chunks and yields a timestamp once (the first source wins: blocks before the head).
+ * Samples outside [mint, maxt] or inside a tombstone are skipped.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,21 +26,42 @@
 #include "tsdb/chunk.h"
 #include "tsdb/db.h"
 
+#define QUERIER_MAT_BUDGET ((size_t)32 << 20)
+
+static size_t mat_budget = QUERIER_MAT_BUDGET;
+
+void tsdb__querier_set_budget(size_t bytes)
+{
+    mat_budget = bytes ? bytes : QUERIER_MAT_BUDGET;
+}
+
 typedef struct act {
     tsdb_chunk_it it;
     tsdb_sample cur;
 } act;
 
 struct tsdb_iter {
-    tsdb__chunk_ref *chunks; /* sorted by mint */
-    size_t n_chunks, next;   /* next chunk to activate */
-    act *act;                /* active chunk iterators, each holding a current sample */
-    size_t n_act;
+    /* Set at select (querier arena). */
+    tsdb_querier *q;
+    uint64_t id;
+    uint32_t *blk; /* indexes into q->blocks of blocks with data for the series */
+    size_t n_blk;
+    tsdb__chunk_ref *head; /* head chunk copies */
+    size_t n_head;
     const int64_t *tombs; /* pairs mint, maxt (inclusive) */
     size_t n_tombs;
     int64_t mint, maxt, floor; /* floor: samples below were consumed or skipped by a seek */
     tsdb_sample last;
     int started, done, err;
+    /* Materialized chunks (own arena), see the file comment. */
+    int mat;
+    tsdb_arena ma;
+    size_t mat_bytes;
+    tsdb_iter *lru_prev, *lru_next;
+    tsdb__chunk_ref *chunks; /* sorted by mint */
+    size_t n_chunks, next;   /* next chunk to activate */
+    act *act;                /* active chunk iterators, each holding a current sample */
+    size_t n_act;
 };
 
 typedef struct qseries {
@@ -52,6 +81,8 @@ struct tsdb_querier {
     tsdb__block **blocks; /* references, sorted by mint */
     size_t n_blocks;
     tsdb_index_rd *rd;
+    tsdb_iter *lru_head, *lru_tail; /* materialized iterators, most recent first */
+    size_t mat_total;
 };
 
 /* ---- Iterator ----------------------------------------------------------------------------------
@@ -127,20 +158,130 @@ static int iter_step(tsdb_iter *it, tsdb_sample *out)
     }
 }
 
+static void lru_unlink(tsdb_querier *q, tsdb_iter *it)
+{
+    if (it->lru_prev)
+        it->lru_prev->lru_next = it->lru_next;
+    else
+        q->lru_head = it->lru_next;
+    if (it->lru_next)
+        it->lru_next->lru_prev = it->lru_prev;
+    else
+        q->lru_tail = it->lru_prev;
+    it->lru_prev = it->lru_next = NULL;
+}
+
+/* Drops the iterator's chunks; its position (last, floor) stays. */
+static void release(tsdb_iter *it)
+{
+    if (!it->mat)
+        return;
+    lru_unlink(it->q, it);
+    it->q->mat_total -= it->mat_bytes;
+    tsdb_arena_fini(&it->ma);
+    it->mat = 0;
+    it->mat_bytes = 0;
+    it->chunks = NULL;
+    it->act = NULL;
+    it->n_chunks = it->next = it->n_act = 0;
+}
+
+/* Reads the series' block chunks (decompressing runs) and merges them with its head copies. */
+static int materialize(tsdb_iter *it)
+{
+    tsdb_querier *q = it->q;
+    tsdb_arena_init(&it->ma, 4096);
+    it->mat = 1;
+    size_t total = it->n_head;
+    tsdb__chunk_ref **parts = tsdb_arena_alloc(&it->ma, (it->n_blk + 1) * sizeof(*parts));
+    size_t *counts = tsdb_arena_alloc(&it->ma, (it->n_blk + 1) * sizeof(*counts));
+    for (size_t i = 0; i < it->n_blk; i++) {
+        int rc = tsdb__block_series(q->blocks[it->blk[i]], it->id, q->mint, q->maxt, &it->ma,
+                                    &parts[i], &counts[i], NULL);
+        if (rc) {
+            tsdb_arena_fini(&it->ma);
+            it->mat = 0;
+            return rc;
+        }
+        total += counts[i];
+    }
+    tsdb__chunk_ref *all = tsdb_arena_alloc(&it->ma, (total ? total : 1) * sizeof(*all));
+    size_t k = 0;
+    for (size_t i = 0; i < it->n_blk; i++) {
+        if (counts[i])
+            memcpy(all + k, parts[i], counts[i] * sizeof(*all));
+        k += counts[i];
+    }
+    if (it->n_head)
+        memcpy(all + k, it->head, it->n_head * sizeof(*all));
+    k += it->n_head;
+    /* Insertion sort by mint keeps source order among equal mints (blocks before head). */
+    for (size_t i = 1; i < k; i++) {
+        tsdb__chunk_ref c = all[i];
+        size_t j = i;
+        while (j > 0 && all[j - 1].mint > c.mint) {
+            all[j] = all[j - 1];
+            j--;
+        }
+        all[j] = c;
+    }
+    it->chunks = all;
+    it->n_chunks = k;
+    it->next = it->n_act = 0;
+    it->act = tsdb_arena_alloc(&it->ma, (k ? k : 1) * sizeof(*it->act));
+    if (it->started && it->last.t >= it->floor)
+        it->floor = it->last.t + 1;
+    /* Least recently used iterators let go while the querier is over its budget. */
+    it->mat_bytes = tsdb_arena_used(&it->ma);
+    q->mat_total += it->mat_bytes;
+    it->lru_next = q->lru_head;
+    it->lru_prev = NULL;
+    if (q->lru_head)
+        q->lru_head->lru_prev = it;
+    else
+        q->lru_tail = it;
+    q->lru_head = it;
+    while (q->mat_total > mat_budget && q->lru_tail && q->lru_tail != it)
+        release(q->lru_tail);
+    return TSDB_OK;
+}
+
+/* Makes it the most recently used; materializes it when needed. */
+static int touch(tsdb_iter *it)
+{
+    if (!it->mat)
+        return materialize(it);
+    tsdb_querier *q = it->q;
+    if (q->lru_head != it) {
+        lru_unlink(q, it);
+        it->lru_next = q->lru_head;
+        if (q->lru_head)
+            q->lru_head->lru_prev = it;
+        else
+            q->lru_tail = it;
+        q->lru_head = it;
+    }
+    return TSDB_OK;
+}
+
 int tsdb_iter_next(tsdb_iter *it, tsdb_sample *out)
 {
     if (it->err)
         return it->err;
     if (it->done)
         return 0;
+    int rc = touch(it);
     tsdb_sample s;
-    int rc = iter_step(it, &s);
+    if (rc == TSDB_OK)
+        rc = iter_step(it, &s);
     if (rc < 0) {
         it->err = rc;
+        release(it);
         return rc;
     }
     if (rc == 0) {
         it->done = 1;
+        release(it);
         return 0;
     }
     it->last = s;
@@ -172,6 +313,7 @@ int tsdb_iter_seek(tsdb_iter *it, int64_t t, tsdb_sample *out)
             int rc = tsdb_chunk_it_seek(&it->act[i].it, t, &it->act[i].cur);
             if (rc < 0) {
                 it->err = rc;
+                release(it);
                 return rc;
             }
             if (rc == 0)
@@ -221,6 +363,8 @@ void tsdb_querier_close(tsdb_querier *q)
     if (!q)
         return;
     tsdb__index_rd_end(q->rd);
+    while (q->lru_head)
+        release(q->lru_head);
     for (size_t i = 0; i < q->n_blocks; i++)
         tsdb__block_unref(q->blocks[i]);
     free(q->blocks);
@@ -228,112 +372,53 @@ void tsdb_querier_close(tsdb_querier *q)
     free(q);
 }
 
-static int cmp_chunk(const void *a, const void *b)
-{
-    const tsdb__chunk_ref *x = a, *y = b;
-    if (x->mint != y->mint)
-        return x->mint < y->mint ? -1 : 1;
-    /* Stable enough: earlier sources (blocks) come first because of the pointer order below. */
-    return 0;
-}
-
-/* Gathers the chunks and tombstones of one series; n_chunks 0 when it has no data in range. */
-static int gather(tsdb_querier *q, uint64_t id, tsdb_iter *it, tsdb_err *err)
+/* Notes the series' data sources: blocks with chunks in range (from their meta tables), head
+ * chunk copies, tombstones. it->n_blk + it->n_head == 0 when it has no data in range. */
+static int gather(tsdb_querier *q, uint64_t id, tsdb_iter *it)
 {
     tsdb_arena *a = &q->arena;
-    tsdb__chunk_ref *parts[65];
-    size_t counts[65], total = 0, np = 0;
-    int64_t *tparts[65];
-    size_t tcounts[65], ttotal = 0;
-    size_t nb = q->n_blocks < 64 ? q->n_blocks : 64;
-    /* More than 64 overlapping blocks are read in groups; the common case is a handful. */
-    tsdb__chunk_ref *extra = NULL;
-    size_t n_extra = 0;
-    for (size_t i = 0; i < q->n_blocks; i++) {
-        tsdb__chunk_ref *r;
-        size_t n;
-        int rc = tsdb__block_series(q->blocks[i], id, q->mint, q->maxt, a, &r, &n, err);
-        if (rc)
-            return rc;
-        if (n == 0)
-            continue;
-        if (i < nb) {
-            parts[np] = r;
-            counts[np++] = n;
-        } else {
-            tsdb__chunk_ref *e = tsdb_arena_alloc(a, (n_extra + n) * sizeof(*e));
-            if (n_extra)
-                memcpy(e, extra, n_extra * sizeof(*e));
-            memcpy(e + n_extra, r, n * sizeof(*e));
-            extra = e;
-            n_extra += n;
-        }
-        total += n;
-        int64_t *tr;
-        size_t tn = tsdb__block_tomb_get(q->blocks[i], id, a, &tr);
-        if (tn && ttotal < 64) {
-            tparts[ttotal] = tr;
-            tcounts[ttotal++] = tn;
-        }
-    }
-    tsdb__chunk_ref *hr = NULL;
-    size_t hn = tsdb__head_copy(q->db->head, id, q->mint, q->maxt, a, &hr);
-    total += hn;
-    if (total == 0) {
-        it->n_chunks = 0;
-        return TSDB_OK;
-    }
-    int64_t *htr;
-    size_t htn = tsdb__head_tomb_get(q->db->head, id, a, &htr);
-    if (htn && ttotal < 64) {
-        tparts[ttotal] = htr;
-        tcounts[ttotal++] = htn;
-    }
-    tsdb__chunk_ref *all = tsdb_arena_alloc(a, total * sizeof(*all));
-    size_t k = 0;
-    for (size_t i = 0; i < np; i++) {
-        memcpy(all + k, parts[i], counts[i] * sizeof(*all));
-        k += counts[i];
-    }
-    if (n_extra) {
-        memcpy(all + k, extra, n_extra * sizeof(*all));
-        k += n_extra;
-    }
-    if (hn) {
-        memcpy(all + k, hr, hn * sizeof(*all));
-        k += hn;
-    }
-    /* Insertion sort by mint keeps source order among equal mints (blocks before head). */
-    for (size_t i = 1; i < k; i++) {
-        tsdb__chunk_ref c = all[i];
-        size_t j = i;
-        while (j > 0 && cmp_chunk(&all[j - 1], &c) > 0) {
-            all[j] = all[j - 1];
-            j--;
-        }
-        all[j] = c;
-    }
-    size_t nt = 0;
-    for (size_t i = 0; i < ttotal; i++)
-        nt += tcounts[i];
-    int64_t *tombs = NULL;
-    if (nt) {
-        tombs = tsdb_arena_alloc(a, nt * 2 * sizeof(int64_t));
-        size_t o = 0;
-        for (size_t i = 0; i < ttotal; i++) {
-            memcpy(tombs + o, tparts[i], tcounts[i] * 2 * sizeof(int64_t));
-            o += tcounts[i] * 2;
-        }
-    }
     memset(it, 0, sizeof(*it));
-    it->chunks = all;
-    it->n_chunks = k;
-    it->act = tsdb_arena_alloc(a, k * sizeof(*it->act));
-    it->tombs = tombs;
-    it->n_tombs = nt;
+    it->q = q;
+    it->id = id;
     it->mint = q->mint;
     it->maxt = q->maxt;
     it->floor = q->mint;
+    int64_t *tparts[65];
+    size_t tcounts[65], nparts = 0, nt = 0;
+    for (size_t i = 0; i < q->n_blocks; i++) {
+        if (tsdb__block_series_overlaps(q->blocks[i], id, q->mint, q->maxt) == 0)
+            continue;
+        if (!it->blk)
+            it->blk = tsdb_arena_alloc(a, q->n_blocks * sizeof(*it->blk));
+        it->blk[it->n_blk++] = (uint32_t)i;
+        int64_t *tr;
+        size_t tn = tsdb__block_tomb_get(q->blocks[i], id, a, &tr);
+        if (tn && nparts < 64) {
+            tparts[nparts] = tr;
+            tcounts[nparts++] = tn;
+            nt += tn;
+        }
+    }
+    it->n_head = tsdb__head_copy(q->db->head, id, q->mint, q->maxt, a, &it->head);
+    if (it->n_blk + it->n_head == 0)
+        return TSDB_OK;
+    int64_t *htr;
+    size_t htn = tsdb__head_tomb_get(q->db->head, id, a, &htr);
+    if (htn && nparts < 65) {
+        tparts[nparts] = htr;
+        tcounts[nparts++] = htn;
+        nt += htn;
+    }
+    if (nt) {
+        int64_t *tombs = tsdb_arena_alloc(a, nt * 2 * sizeof(int64_t));
+        size_t o = 0;
+        for (size_t i = 0; i < nparts; i++) {
+            memcpy(tombs + o, tparts[i], tcounts[i] * 2 * sizeof(int64_t));
+            o += tcounts[i] * 2;
+        }
+        it->tombs = tombs;
+        it->n_tombs = nt;
+    }
     return TSDB_OK;
 }
 
@@ -354,10 +439,8 @@ static int select_ids(tsdb_querier *q, const tsdb_matcher *const *ms, size_t n, 
     qseries *v = tsdb_arena_alloc(&q->arena, (n_ids ? n_ids : 1) * sizeof(*v));
     size_t k = 0;
     for (size_t i = 0; i < n_ids; i++) {
-        rc = gather(q, ids[i], &v[k].it, err);
-        if (rc)
-            return rc;
-        if (v[k].it.n_chunks == 0)
+        gather(q, ids[i], &v[k].it);
+        if (v[k].it.n_blk + v[k].it.n_head == 0)
             continue;
         rc = tsdb__index_rd_labels(q->rd, ids[i], &q->arena, &v[k].lbls);
         if (rc == TSDB_ENOTFOUND)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tsdb/base.h"
+#include "tsdb/db.h"
 #include "tsdb/os.h"
 #include "tsdb/record.h"
 #include "tsdb/tsdb.h"
@@ -427,6 +428,70 @@ static void test_empty_series_gc(void **state)
     rm_dir(dir);
 }
 
+/* Iterators used round-robin under a tiny memory budget let go of their chunks and read them
+ * again, continuing where they were; the samples match a sequential read. */
+static void test_iterator_budget(void **state)
+{
+    (void)state;
+    const char *dir = mktemp_dir();
+    tsdb *db = open_db(dir, 100000);
+    for (int64_t t = 0; t < 300000; t += 250) {
+        put(db, "lru", "a", t, 1, 1, (double)(t % 7));
+        put(db, "lru", "b", t, 1, 1, (double)(t % 11));
+        put(db, "lru", "c", t, 1, 1, (double)(t % 13));
+    }
+    assert_true(tsdb_cut_head(db, NULL) == 1); /* [0, 100000) in a block, the rest in the head */
+    static tsdb_sample ref[3][1300];
+    size_t nref[3] = {0, 0, 0};
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb_matcher *m;
+    tsdb_matcher_new(TSDB_MATCH_EQ, TSDB_STR("__name__"), TSDB_STR("lru"), &a, &m, NULL);
+    const tsdb_matcher *ms[1] = {m};
+    for (int pass = 0; pass < 2; pass++) {
+        tsdb__querier_set_budget(pass == 0 ? 0 : 1);
+        tsdb_querier *q;
+        assert_int_equal(tsdb_querier_open(db, 50000, 250000, &q, NULL), TSDB_OK);
+        tsdb_series_set *set;
+        assert_int_equal(tsdb_querier_select(q, ms, 1, &set, NULL), TSDB_OK);
+        tsdb_iter *its[3];
+        tsdb_labels l;
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(tsdb_series_next(set, &l, &its[i]), 1);
+        if (pass == 0) {
+            for (int i = 0; i < 3; i++) {
+                tsdb_sample x;
+                while (tsdb_iter_next(its[i], &x) > 0)
+                    ref[i][nref[i]++] = x;
+            }
+            assert_int_equal(nref[0], 801);
+        } else {
+            size_t got[3] = {0, 0, 0};
+            for (int step = 0; step < 4000; step++) {
+                int i = step % 3;
+                tsdb_sample x;
+                int rc = step % 50 == 7 ? tsdb_iter_seek(its[i], ref[i][got[i]].t, &x)
+                                        : tsdb_iter_next(its[i], &x);
+                if (rc <= 0)
+                    continue;
+                if (step % 50 == 7 && got[i] > 0 && x.t == ref[i][got[i] - 1].t)
+                    continue; /* seek to the current sample stays there */
+                assert_true(got[i] < nref[i]);
+                assert_int_equal(x.t, ref[i][got[i]].t);
+                assert_true(x.v == ref[i][got[i]].v);
+                got[i]++;
+            }
+            for (int i = 0; i < 3; i++)
+                assert_int_equal(got[i], nref[i]);
+        }
+        tsdb_querier_close(q);
+    }
+    tsdb__querier_set_budget(0);
+    tsdb_arena_fini(&a);
+    tsdb_close(db);
+    rm_dir(dir);
+}
+
 static void test_delete(void **state)
 {
     (void)state;
@@ -632,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_cut_and_compact),
         cmocka_unit_test(test_checkpoint_chunks),
         cmocka_unit_test(test_empty_series_gc),
+        cmocka_unit_test(test_iterator_budget),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_snapshot_and_cardinality),
