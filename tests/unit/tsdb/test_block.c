@@ -224,6 +224,50 @@ static void test_compressed_runs(void **state)
     tsdb__os_remove_all(dir, NULL);
 }
 
+/* The v1 block in tests/golden/tsdb (written by the first format version) keeps opening with
+ * the same content: series 3 = 200 samples t = i s, v = i / 2 in a compressed run; series 9 =
+ * 5 staleness markers in a plain chunk. */
+static void test_golden_v1(void **state)
+{
+    (void)state;
+    tsdb__block *b;
+    assert_int_equal(tsdb__block_open("tests/golden/tsdb/v1-block.blk", &b, NULL), TSDB_OK);
+    const tsdb__block_meta *m = tsdb__block_meta_get(b);
+    assert_int_equal(m->mint, 0);
+    assert_int_equal(m->maxt, 200000);
+    assert_int_equal(m->level, 1);
+    assert_int_equal(m->n_series, 2);
+    assert_int_equal(m->n_chunks, 3);
+    assert_int_equal(m->n_samples, 205);
+    assert_int_equal(tsdb__block_verify(b, NULL), TSDB_OK);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb__chunk_ref *r;
+    size_t n, k = 0;
+    assert_int_equal(tsdb__block_series(b, 3, INT64_MIN, INT64_MAX, &a, &r, &n, NULL), TSDB_OK);
+    assert_int_equal(n, 2);
+    for (size_t c = 0; c < n; c++) {
+        tsdb_chunk_it it;
+        tsdb_sample x;
+        assert_int_equal(tsdb_chunk_it_init(&it, r[c].p, r[c].len), TSDB_OK);
+        while (tsdb_chunk_it_next(&it, &x) > 0) {
+            assert_int_equal(x.t, (int64_t)k * 1000);
+            assert_true(x.v == (double)k * 0.5);
+            k++;
+        }
+    }
+    assert_int_equal(k, 200);
+    assert_int_equal(tsdb__block_series(b, 9, INT64_MIN, INT64_MAX, &a, &r, &n, NULL), TSDB_OK);
+    assert_int_equal(n, 1);
+    tsdb_sample all[8];
+    assert_int_equal(tsdb_chunk_decode_all(r[0].p, r[0].len, all, 8, &n), TSDB_OK);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++)
+        assert_true(tsdb_is_stale_nan(all[i].v));
+    tsdb_arena_fini(&a);
+    tsdb__block_unref(b);
+}
+
 static void test_corruption(void **state)
 {
     (void)state;
@@ -311,6 +355,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_compressed_runs),
+        cmocka_unit_test(test_golden_v1),
         cmocka_unit_test(test_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

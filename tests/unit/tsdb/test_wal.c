@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tsdb/os.h"
+#include "tsdb/record.h"
 #include "tsdb/tsdb.h"
 #include "tsdb/wal.h"
 
@@ -182,6 +183,69 @@ static void test_torn_segment(void **state)
     tsdb__os_remove_all(dir, NULL);
 }
 
+/* The v1 WAL segment in tests/golden/tsdb keeps decoding to the same records: SERIES
+ * {__name__="up", job="node"} as id 3, 100 samples t = 15 s * i, v = i % 2, one tombstone. */
+typedef struct golden {
+    int n[5];
+} golden;
+
+static int on_golden(void *ctx, const unsigned char *p, size_t len)
+{
+    golden *g = ctx;
+    int type = tsdb__rec_type(p, len);
+    assert_true(type > 0 && type < 5);
+    g->n[type]++;
+    if (type == TSDB__REC_SERIES) {
+        tsdb_arena a;
+        tsdb_arena_init(&a, 0);
+        tsdb__rec_series *v = NULL;
+        size_t n = 0, cap = 0;
+        assert_int_equal(tsdb__rec_series_decode(p, len, &a, &v, &n, &cap), TSDB_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(v[0].id, 3);
+        assert_true(tsdb_str_eq(tsdb_labels_get(v[0].labels, TSDB_STR("job")), TSDB_STR("node")));
+        free(v);
+        tsdb_arena_fini(&a);
+    } else if (type == TSDB__REC_SAMPLES) {
+        tsdb__rec_sample *v = NULL;
+        size_t n = 0, cap = 0;
+        assert_int_equal(tsdb__rec_samples_decode(p, len, &v, &n, &cap), TSDB_OK);
+        assert_int_equal(n, 100);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(v[i].id, 3);
+            assert_int_equal(v[i].t, (int64_t)i * 15000);
+            assert_true(v[i].v == (double)(i % 2));
+        }
+        free(v);
+    } else if (type == TSDB__REC_TOMBSTONES) {
+        tsdb__rec_tomb *v = NULL;
+        size_t n = 0, cap = 0;
+        assert_int_equal(tsdb__rec_tombs_decode(p, len, &v, &n, &cap), TSDB_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(v[0].mint, 15000);
+        assert_int_equal(v[0].maxt, 30000);
+        free(v);
+    }
+    return 0;
+}
+
+static void test_golden_v1(void **state)
+{
+    (void)state;
+    tsdb_buf img;
+    tsdb_buf_init(&img);
+    assert_int_equal(tsdb__os_read_file("tests/golden/tsdb/v1-wal-segment", 1 << 20, &img, NULL),
+                     TSDB_OK);
+    golden g = {{0}};
+    size_t good;
+    assert_int_equal(tsdb__wal_scan(img.p, img.len, on_golden, &g, &good), TSDB_OK);
+    assert_int_equal(good, img.len);
+    assert_int_equal(g.n[TSDB__REC_SERIES], 1);
+    assert_int_equal(g.n[TSDB__REC_SAMPLES], 1);
+    assert_int_equal(g.n[TSDB__REC_TOMBSTONES], 1);
+    tsdb_buf_fini(&img);
+}
+
 /* ---- Through the database ---------------------------------------------------------------------
  */
 
@@ -301,6 +365,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_torn_segment),
+        cmocka_unit_test(test_golden_v1),
         cmocka_unit_test(test_torn_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
