@@ -289,6 +289,13 @@ static int vector_vector(query_eval_ctx *c, const query_binary *b, const query_s
     int rc = 0;
     for (size_t i = 0; i < st->n && rc == 0; i++) {
         size_t mark = i + 1;
+        /* As in Prometheus, a step where one side has no sample matches nothing and checks
+         * nothing: duplicates on the other side are no error there. */
+        int m_any = 0;
+        for (size_t s = 0; s < mv->n_vs && !m_any; s++)
+            m_any = query__ok(&mv->vs[s], i);
+        if (!m_any)
+            continue;
         for (size_t s = 0; s < ov->n_vs && rc == 0; s++) {
             if (!query__ok(&ov->vs[s], i))
                 continue;
