@@ -104,9 +104,9 @@ s_count 3
 EOF
 cat >"$TMP/txt.py" <<'EOF'
 import http.server, sys
-body = open(sys.argv[2], "rb").read()
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        body = open(sys.argv[2], "rb").read()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.send_header("Content-Length", str(len(body)))
@@ -163,6 +163,7 @@ printf '[{"targets": ["127.0.0.1:%s"], "labels": {"sd": "x"}}]\n' $P_C5 >"$TMP/s
 pids+=($!)
 python3 "$TMP/om.py" $P_OM >"$TMP/om.log" 2>&1 &
 pids+=($!)
+OM_PID=$!
 python3 "$TMP/txt.py" $P_TXT "$TMP/txt.prom" >"$TMP/txt.log" 2>&1 &
 pids+=($!)
 wait_port $P_NODE && wait_port $P_OM && wait_port $P_TXT || { echo "targets did not start"; echo "0 passed, 1 failed"; exit 1; }
@@ -241,6 +242,29 @@ if grep -q '"shard"' "$TMP/c.series" && grep -q '"x_device"' "$TMP/c.series" &&
   ok "relabel results present (hashmod, labelmap, replace)"
 else
   bad "relabel results present (hashmod, labelmap, replace)"
+fi
+
+# Staleness, compared: a series leaves the text page and the OpenMetrics target goes away.
+# After a few scrapes both servers must answer the same instant query: g2 and the OpenMetrics
+# series are gone (stale), up is 0 for the om jobs, the report counts are 0.
+grep -v '^g2' "$TMP/txt.prom" >"$TMP/txt.new" && mv "$TMP/txt.new" "$TMP/txt.prom"
+kill $OM_PID
+settled() { # port
+  curl -s --get --data-urlencode 'query=count(up{job=~"om|om_honor"} == 0) and count(absent(g2))' \
+    "http://127.0.0.1:$1/api/v1/query" |
+    python3 -c "import json,sys
+r=json.load(sys.stdin)['data']['result']
+sys.exit(0 if r and r[0]['value'][1]=='2' else 1)" 2>/dev/null
+}
+for _ in $(seq 1 40); do settled $P_PROM && settled $P_CAIRN && break; sleep 0.5; done
+sleep 2.5 # a couple more scrapes on both sides, so the report series settle too
+dump $P_PROM "$TMP/p"
+dump $P_CAIRN "$TMP/c"
+same "after a series and a target went away: identical current values" values
+if grep -q '"g2"' "$TMP/c.values" || grep -q 'om_requests_total' "$TMP/c.values"; then
+  bad "stale series are not returned"
+else
+  ok "stale series are not returned"
 fi
 
 if [ $failed -gt 0 ]; then echo "--- cairn log"; tail -20 "$TMP/cairn.log"; fi
