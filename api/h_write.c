@@ -4,10 +4,10 @@
  * "...;proto=prometheus.WriteRequest" is 1.0, "...;proto=io.prometheus.write.v2.Request" 2.0;
  * anything else, or a Content-Encoding other than snappy, is 415. Status codes follow the spec
  * and Prometheus' write_handler: 204 when everything was stored; 400 with the reason for a
- * malformed body or for samples refused as out of order, duplicate or too old (the accepted
- * ones are kept, and a 4xx tells the sender not to retry); 413 for bodies over the limit; 5xx
- * only when storage failed as a whole, so the sender retries. 2.0 answers carry the
- * X-Prometheus-Remote-Write-*-Written headers.
+ * malformed body, for series with invalid labels and for samples refused as out of order,
+ * duplicate or too old (the acceptable ones are kept, and a 4xx tells the sender not to retry); 413
+ * for bodies over the limit; 5xx only when storage failed as a whole, so the sender retries. 2.0
+ * answers carry the X-Prometheus-Remote-Write-*-Written headers.
  */
 #include "api/http.h"
 
@@ -107,6 +107,17 @@ void api__h_write(api_ctx *c, api_req *r, api_resp *w)
         api__resp_text(
             w, rc == TSDB_EINVAL ? 400 : 500, "text/plain; charset=utf-8",
             tsdb_arena_sprintf(r->arena, "%s\n", err.msg[0] ? err.msg : tsdb_strerror(rc)));
+        return;
+    }
+    atomic_fetch_add(&c->m.rw_rejected_invalid, wr.n_invalid_samples);
+    if (wr.n_invalid_series > 0) {
+        /* The valid series were stored; the sender must not retry the invalid ones. */
+        api__resp_text(w, 400, "text/plain; charset=utf-8",
+                       tsdb_arena_sprintf(r->arena,
+                                          "%s (%zu series with %zu samples dropped for invalid "
+                                          "labels; %zu samples stored)\n",
+                                          wr.invalid_reason ? wr.invalid_reason : "invalid labels",
+                                          wr.n_invalid_series, wr.n_invalid_samples, st.accepted));
         return;
     }
     size_t rejected = st.out_of_order + st.duplicate + st.too_old + st.invalid;

@@ -28,15 +28,20 @@ typedef struct ingest_write {
     tsdb_batch batch;
     const ingest_metadata *meta;
     size_t n_meta;
-    size_t n_samples; /* over all series */
+    size_t n_samples;                 /* over all series */
     size_t n_histograms, n_exemplars; /* received (2.0) but not stored */
+    /* Series dropped for invalid labels (no metric name, bad or duplicate label names, limits);
+     * the others are in batch. invalid_reason: the first one's, in the arena; NULL if none. */
+    size_t n_invalid_series, n_invalid_samples;
+    const char *invalid_reason;
 } ingest_write;
 
 /* Remote-write versions, chosen from the Content-Type proto= parameter. */
 enum ingest_rw_version { INGEST_RW_V1, INGEST_RW_V2 };
 
 /* Decodes a snappy-compressed remote-write body. Errors: TSDB_ELIMIT (too large),
- * TSDB_EINVAL (malformed snappy/protobuf or invalid labels), with a message. */
+ * TSDB_EINVAL (malformed snappy/protobuf, label references out of range), with a message. A
+ * series with an invalid label set is left out of the batch and counted in n_invalid_*. */
 int ingest_rw_decode(tsdb_arena *a, enum ingest_rw_version ver, const void *body, size_t len,
                      const ingest_limits *lim, ingest_write *out, tsdb_err *err);
 /* Encodes a batch as a snappy-compressed remote-write 1.0 body (for tools and tests). */

@@ -130,6 +130,21 @@ static int finish_labels(tsdb_label *v, size_t *n, const ingest_limits *lim, siz
     return TSDB_OK;
 }
 
+/* Validates one series' labels; an invalid one is counted in out (the first reason kept) and
+ * left out. Returns 1 to keep the series. */
+static int keep_series(tsdb_label *lv, size_t *nl, const ingest_limits *lim, size_t i,
+                       size_t n_samples, tsdb_arena *a, ingest_write *out)
+{
+    tsdb_err e = {0};
+    if (finish_labels(lv, nl, lim, i, a, &e) == TSDB_OK)
+        return 1;
+    out->n_invalid_series++;
+    out->n_invalid_samples += n_samples;
+    if (!out->invalid_reason)
+        out->invalid_reason = tsdb_arena_strndup(a, e.msg, strlen(e.msg));
+    return 0;
+}
+
 static tsdb_str cstr(const char *s)
 {
     return s ? (tsdb_str){s, strlen(s)} : (tsdb_str){"", 0};
@@ -161,7 +176,7 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
         return tsdb_errf(err, TSDB_ELIMIT, -1, "%zu series in one request, more than the limit %zu",
                          req->n_timeseries, lim->max_series);
     tsdb_batch_series *bs = tsdb_arena_calloc(a, req->n_timeseries + 1, sizeof *bs);
-    size_t n_samples = 0, n_hist = 0, n_ex = 0;
+    size_t n_samples = 0, n_hist = 0, n_ex = 0, n_kept = 0;
     for (size_t i = 0; i < req->n_timeseries; i++) {
         const Prometheus__TimeSeries *ts = req->timeseries[i];
         n_hist += ts->n_histograms;
@@ -172,17 +187,17 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
             lv[k].name = cstr(ts->labels[k]->name);
             lv[k].value = cstr(ts->labels[k]->value);
         }
-        int rc = finish_labels(lv, &nl, lim, i, a, err);
-        if (rc != TSDB_OK)
-            return rc;
+        if (!keep_series(lv, &nl, lim, i, ts->n_samples, a, out))
+            continue;
         tsdb_sample *sv = tsdb_arena_alloc(a, (ts->n_samples + 1) * sizeof *sv);
         for (size_t k = 0; k < ts->n_samples; k++) {
             sv[k].t = ts->samples[k]->timestamp;
             sv[k].v = ts->samples[k]->value;
         }
-        bs[i].labels = (tsdb_labels){lv, nl};
-        bs[i].samples = sv;
-        bs[i].n_samples = ts->n_samples;
+        bs[n_kept].labels = (tsdb_labels){lv, nl};
+        bs[n_kept].samples = sv;
+        bs[n_kept].n_samples = ts->n_samples;
+        n_kept++;
         n_samples += ts->n_samples;
     }
     ingest_metadata *md = tsdb_arena_calloc(a, req->n_metadata + 1, sizeof *md);
@@ -194,7 +209,7 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
         md[i].unit = cstr(m->unit);
     }
     out->batch.series = bs;
-    out->batch.n_series = req->n_timeseries;
+    out->batch.n_series = n_kept;
     out->meta = md;
     out->n_meta = req->n_metadata;
     out->n_samples = n_samples;
@@ -227,7 +242,7 @@ static int decode_v2(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
 
     tsdb_batch_series *bs = tsdb_arena_calloc(a, req->n_timeseries + 1, sizeof *bs);
     ingest_metadata *md = tsdb_arena_calloc(a, req->n_timeseries + 1, sizeof *md);
-    size_t n_md = 0, n_samples = 0, n_hist = 0, n_ex = 0;
+    size_t n_md = 0, n_samples = 0, n_hist = 0, n_ex = 0, n_kept = 0;
     for (size_t i = 0; i < req->n_timeseries; i++) {
         const Io__Prometheus__Write__V2__TimeSeries *ts = req->timeseries[i];
         if (ts->n_labels_refs % 2 != 0)
@@ -243,17 +258,17 @@ static int decode_v2(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
             lv[k].name = sym[rn];
             lv[k].value = sym[rv];
         }
-        int rc = finish_labels(lv, &nl, lim, i, a, err);
-        if (rc != TSDB_OK)
-            return rc;
+        if (!keep_series(lv, &nl, lim, i, ts->n_samples, a, out))
+            continue;
         tsdb_sample *sv = tsdb_arena_alloc(a, (ts->n_samples + 1) * sizeof *sv);
         for (size_t k = 0; k < ts->n_samples; k++) {
             sv[k].t = ts->samples[k]->timestamp;
             sv[k].v = ts->samples[k]->value;
         }
-        bs[i].labels = (tsdb_labels){lv, nl};
-        bs[i].samples = sv;
-        bs[i].n_samples = ts->n_samples;
+        bs[n_kept].labels = (tsdb_labels){lv, nl};
+        bs[n_kept].samples = sv;
+        bs[n_kept].n_samples = ts->n_samples;
+        n_kept++;
         n_samples += ts->n_samples;
         n_hist += ts->n_histograms;
         n_ex += ts->n_exemplars;
@@ -262,7 +277,7 @@ static int decode_v2(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
             if (m->help_ref >= nsym || m->unit_ref >= nsym)
                 return tsdb_errf(err, TSDB_EINVAL, -1,
                                  "series %zu: metadata reference out of range", i);
-            md[n_md].metric = tsdb_labels_get(bs[i].labels, TSDB_STR("__name__"));
+            md[n_md].metric = tsdb_labels_get(bs[n_kept - 1].labels, TSDB_STR("__name__"));
             md[n_md].type = type_name((int)m->type);
             md[n_md].help = sym[m->help_ref];
             md[n_md].unit = sym[m->unit_ref];
@@ -270,7 +285,7 @@ static int decode_v2(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
         }
     }
     out->batch.series = bs;
-    out->batch.n_series = req->n_timeseries;
+    out->batch.n_series = n_kept;
     out->meta = md;
     out->n_meta = n_md;
     out->n_samples = n_samples;

@@ -373,6 +373,23 @@ static void test_remote_write(void **state)
         "42");
     done(&c);
 
+    /* One valid and one nameless series: 400, and the valid one is stored anyway. */
+    tsdb_label l2[] = {{TSDB_STR("job"), TSDB_STR("x")}};
+    tsdb_label l3[] = {{TSDB_STR("__name__"), TSDB_STR("rw_partial")}};
+    tsdb_sample s3[] = {{6100000, 7}};
+    tsdb_batch_series bs2[] = {{{l2, 1}, s3, 1}, {{l3, 1}, s3, 1}};
+    tsdb_batch b2 = {bs2, 2};
+    assert_int_equal(ingest_rw_encode(&b2, &a, &body), TSDB_OK);
+    run(f, &c, "POST", "/api/v1/write", NULL, body.p, body.len, "application/x-protobuf");
+    assert_int_equal(c.w.status, 400);
+    tsdb_buf_putc(&c.w.body, '\0');
+    assert_non_null(strstr((char *)c.w.body.p, "1 series with 1 samples dropped"));
+    done(&c);
+    run(f, &c, "GET", "/api/v1/query", "query=rw_partial&time=6100", NULL, 0, NULL);
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "data"), "result")), 1);
+    done(&c);
+
     /* Re-sending the same samples with other values: rejected as duplicates -> 400. */
     s[0].v = 10;
     s[1].v = 20;
