@@ -9,6 +9,7 @@
 #include "api/http.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- Shared parameter handling ------------------------------------------------------------------
@@ -78,16 +79,67 @@ static void observe(api_ctx *c, int kind, int64_t t0_ns)
 /* ---- Result encoding
  * ------------------------------------------------------------------------------ */
 
+/* A scalar answer's value as Go's strconv.FormatFloat(v, 'f', -1, 64), never with an exponent,
+ * which is how Prometheus 2.42 marshals a scalar (vector and matrix points use the 'e' layout
+ * for very small and large values). Same shortest digits as api__fmt_float, decimal point moved;
+ * out holds at least 400 bytes (1e308 has 309 digits). */
+static size_t fmt_scalar_f(double v, char *out)
+{
+    char s[32];
+    size_t n = api__fmt_float(v, s);
+    const char *e = memchr(s, 'e', n);
+    if (!e) {
+        memcpy(out, s, n + 1);
+        return n;
+    }
+    size_t o = 0, nd = 0;
+    char digits[32];
+    const char *p = s;
+    if (*p == '-')
+        out[o++] = *p++;
+    for (; p < e; p++)
+        if (*p != '.')
+            digits[nd++] = *p;
+    int point = 1 + atoi(e + 1); /* digits before the decimal point */
+    if (point <= 0) {
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int k = 0; k < -point; k++)
+            out[o++] = '0';
+        memcpy(out + o, digits, nd);
+        o += nd;
+    } else if ((size_t)point >= nd) {
+        memcpy(out + o, digits, nd);
+        o += nd;
+        for (size_t k = nd; k < (size_t)point; k++)
+            out[o++] = '0';
+    } else {
+        memcpy(out + o, digits, (size_t)point);
+        o += (size_t)point;
+        out[o++] = '.';
+        memcpy(out + o, digits + point, nd - (size_t)point);
+        o += nd - (size_t)point;
+    }
+    out[o] = 0;
+    return o;
+}
+
 /* Writes the members of data: resultType and result. */
 static void write_result(api_json *j, const query_result *res)
 {
     api__json_key(j, "resultType");
     switch (res->type) {
-    case QUERY_SCALAR:
+    case QUERY_SCALAR: {
+        char buf[400];
+        size_t n = fmt_scalar_f(res->scalar.v, buf);
         api__json_str(j, "scalar");
         api__json_key(j, "result");
-        api__json_point(j, res->scalar.t, res->scalar.v);
+        api__json_arr_begin(j);
+        api__json_ts(j, res->scalar.t);
+        api__json_strn(j, (tsdb_str){buf, n});
+        api__json_arr_end(j);
         break;
+    }
     case QUERY_STRING:
         api__json_str(j, "string");
         api__json_key(j, "result");

@@ -329,6 +329,143 @@ def short(obj, n=600):
     return s if len(s) <= n else s[:n] + "...(%d chars)" % len(s)
 
 
+
+# ---- Random queries --------------------------------------------------------------------------
+
+
+class QueryGen:
+    """Random, type-correct PromQL over the loaded series, reproducible from a seed. Most of
+    what it makes is valid; some of it fails at run time (many-to-many matches, duplicate label
+    sets), which both servers must then report alike."""
+
+    SELECTORS = [
+        "node_load1", "node_load5", 'node_cpu_seconds_total{cpu="0"}',
+        'node_cpu_seconds_total{mode=~"user|idle",cpu="1"}', "node_memory_MemFree_bytes",
+        'node_network_receive_bytes_total{device="eth0"}', "hm_gauge", 'hm_gauge{case!="esc"}',
+        "hm_counter", 'hm_gauge{case=~"nan|inf|neg"}', 'hm_gauge{case="stale"}', "hm_info",
+        'hm_gauge{case="jitter"}', 'hm_counter{case="gap"}', "nonexistent_metric",
+        '{__name__=~"node_load.*"}', 'http_request_duration_seconds_bucket{le=~"0.1|1|\\\\+Inf"}',
+    ]
+    LABELS = ["instance", "job", "mode", "case", "cpu", "le", "src", "device", "__name__"]
+    RANGE_FNS = ["rate", "irate", "increase", "delta", "idelta", "deriv", "changes", "resets",
+                 "avg_over_time", "min_over_time", "max_over_time", "sum_over_time",
+                 "count_over_time", "last_over_time", "present_over_time", "stddev_over_time",
+                 "stdvar_over_time", "absent_over_time"]
+    MATH_FNS = ["abs", "ceil", "floor", "round", "sqrt", "exp", "ln", "log2", "log10", "sgn",
+                "sin", "cos", "atan", "tanh", "deg", "rad", "-", "timestamp", "sort",
+                "sort_desc", "absent", "hour", "day_of_week", "minute"]
+    AGGS = ["sum", "avg", "min", "max", "count", "group", "stddev", "stdvar"]
+    ARITH = ["+", "-", "*", "/", "%", "^", "atan2"]
+    CMP = ["==", "!=", ">", "<", ">=", "<="]
+    SETS = ["and", "or", "unless"]
+    RANGES = ["30s", "1m", "2m", "5m", "7m", "10m", "1h"]
+    STEPS = ["", "15s", "30s", "1m", "45s", "2m"]
+    OFFSETS = ["", "", "", " offset 1m", " offset 5m", " offset -2m", " @ 1700001000",
+               " @ end()", " @ start() offset -10m", " offset 31s"]
+
+    def __init__(self, seed):
+        import random
+        self.r = random.Random(seed)
+
+    def c(self, seq):
+        return self.r.choice(seq)
+
+    def grouping(self):
+        if self.r.random() < 0.4:
+            return ""
+        labs = self.r.sample(self.LABELS, self.r.randint(0, 2))
+        return " %s (%s)" % (self.c(["by", "without"]), ", ".join(labs))
+
+    def scalar(self, d):
+        k = self.r.random()
+        if d <= 0 or k < 0.5:
+            return self.c(["0", "1", "2", "0.5", "-1", "100", "1e-3", "NaN", "Inf", "0.99"])
+        if k < 0.7:
+            return "scalar(%s)" % self.vector(d - 1)
+        if k < 0.8:
+            return "time()"
+        return "(%s %s %s)" % (self.scalar(d - 1), self.c(self.ARITH), self.scalar(d - 1))
+
+    def rangev(self, d):
+        if d > 0 and self.r.random() < 0.25:
+            return "(%s)[%s:%s]%s" % (self.vector(d - 1), self.c(self.RANGES), self.c(self.STEPS),
+                                      self.c(self.OFFSETS))
+        return "%s[%s]%s" % (self.c(self.SELECTORS), self.c(self.RANGES), self.c(self.OFFSETS))
+
+    def matching(self, setop=False):
+        k = self.r.random()
+        if k < 0.5:
+            return ""
+        labs = ", ".join(self.r.sample(self.LABELS[:6], self.r.randint(0, 2)))
+        m = " %s (%s)" % (self.c(["on", "ignoring"]), labs)
+        if not setop and self.r.random() < 0.3:
+            m += " %s" % self.c(["group_left", "group_right"])
+            if self.r.random() < 0.5:
+                m += " (%s)" % self.c(self.LABELS[:6])
+        return m
+
+    def vector(self, d):
+        k = self.r.random()
+        if d <= 0 or k < 0.15:
+            return self.c(self.SELECTORS) + self.c(self.OFFSETS)
+        if k < 0.35:
+            fn = self.c(self.RANGE_FNS + ["quantile_over_time", "predict_linear", "holt_winters"])
+            if fn == "quantile_over_time":
+                return "%s(%s, %s)" % (fn, self.c(["0.5", "0.9", "0", "1"]), self.rangev(d - 1))
+            if fn == "predict_linear":
+                return "%s(%s, %s)" % (fn, self.rangev(d - 1), self.c(["60", "-300", "3600"]))
+            if fn == "holt_winters":
+                return "%s(%s, 0.5, 0.3)" % (fn, self.rangev(d - 1))
+            return "%s(%s)" % (fn, self.rangev(d - 1))
+        if k < 0.45:
+            fn = self.c(self.MATH_FNS)
+            if fn == "-":
+                return "-(%s)" % self.vector(d - 1)
+            return "%s(%s)" % (fn, self.vector(d - 1))
+        if k < 0.62:
+            agg = self.c(self.AGGS + ["topk", "bottomk", "quantile", "count_values"])
+            g = self.grouping()
+            if agg in ("topk", "bottomk"):
+                return "%s%s (%s, %s)" % (agg, g, self.c(["1", "2", "5"]), self.vector(d - 1))
+            if agg == "quantile":
+                return "%s%s (%s, %s)" % (agg, g, self.c(["0.5", "0.9", "0", "1"]),
+                                          self.vector(d - 1))
+            if agg == "count_values":
+                return '%s%s ("val", %s)' % (agg, g, self.vector(d - 1))
+            return "%s%s (%s)" % (agg, g, self.vector(d - 1))
+        if k < 0.72:
+            op = self.c(self.ARITH + self.CMP)
+            b = " bool" if op in self.CMP and self.r.random() < 0.4 else ""
+            if self.r.random() < 0.5:
+                return "(%s %s%s %s)" % (self.vector(d - 1), op, b, self.scalar(d - 1))
+            return "(%s %s%s %s)" % (self.scalar(d - 1), op, b, self.vector(d - 1))
+        if k < 0.86:
+            op = self.c(self.ARITH + self.CMP + self.SETS)
+            setop = op in self.SETS
+            b = " bool" if op in self.CMP and self.r.random() < 0.4 else ""
+            return "(%s %s%s%s %s)" % (self.vector(d - 1), op, b, self.matching(setop),
+                                       self.vector(d - 1))
+        if k < 0.9:
+            return 'label_replace(%s, "%s", "$1", "%s", "%s")' % (
+                self.vector(d - 1), self.c(["x", "instance", "case", "__name__"]),
+                self.c(self.LABELS), self.c(["(.*)", "host-(.*):.*", "(n|i).*", ".+(.)"]))
+        if k < 0.93:
+            return "clamp(%s, %s, %s)" % (self.vector(d - 1), self.scalar(d - 1),
+                                          self.scalar(d - 1))
+        if k < 0.96:
+            return "histogram_quantile(%s, %s)" % (
+                self.c(["0.5", "0.9", "0.99"]),
+                self.c(["rate(hm_hist_bucket[5m])", "sum by (le) (rate(hm_hist_bucket[2m]))",
+                        "http_request_duration_seconds_bucket",
+                        "sum by (le, instance) (increase(http_request_duration_seconds_bucket[5m]))"]))
+        return "vector(%s)" % self.scalar(d - 1)
+
+    def query(self):
+        if self.r.random() < 0.1:
+            return self.scalar(2)
+        return self.vector(self.r.randint(1, 4))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prom", required=True)
@@ -338,6 +475,8 @@ def main():
     ap.add_argument("--write", action="store_true", help="remote-write the hand-made series")
     ap.add_argument("--only", default="", help="run only queries containing this text")
     ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--random", type=int, default=0, help="also run N generated queries")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the generated queries")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
 
@@ -366,6 +505,13 @@ def main():
          {"start": str(S - 600), "end": str(S + 600), "step": "30"}),
     ]
     queries = [q for q in load_queries(a.queries) if a.only in q]
+    gen = QueryGen(a.seed)
+    generated = []
+    while len(generated) < a.random:
+        q = gen.query()
+        if q not in generated and q not in queries:
+            generated.append(q)
+    queries += generated
     prom, cairn = Client(a.prom), Client(a.cairn)
     # Guard against a vacuous pass: both servers must hold both data sets.
     for name, cl in (("prometheus", prom), ("cairn", cairn)):
