@@ -1,7 +1,7 @@
 /* Concurrency test (run under TSan by `make tsan`): an appender thread, query threads and a
- * maintenance thread (cuts, merges, retention) work on one database for a bounded time. Readers
- * check that every series they see is in ascending time order with the values the writers
- * wrote, and afterwards every appended sample is readable. */
+ * maintenance thread (cuts, merges, retention, deletions, statistics) work on one database for a
+ * bounded time. Readers check that every series they see is in ascending time order with the
+ * values the writer wrote, and afterwards every appended sample is readable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,23 +28,26 @@ static atomic_long reads, read_errors;
 static void *writer(void *arg)
 {
     int w = (int)(intptr_t)arg;
-    char names[SERIES_PER_WR][16];
-    tsdb_label l[SERIES_PER_WR][2];
-    tsdb_sample s[SERIES_PER_WR];
-    tsdb_batch_series bs[SERIES_PER_WR];
+    char names[SERIES_PER_WR + 1][16];
+    tsdb_label l[SERIES_PER_WR + 1][2];
+    tsdb_sample s[SERIES_PER_WR + 1];
+    tsdb_batch_series bs[SERIES_PER_WR + 1];
     for (int i = 0; i < SERIES_PER_WR; i++) {
         snprintf(names[i], sizeof(names[i]), "w%d-%d", w, i);
         l[i][0] = (tsdb_label){TSDB_STR("__name__"), TSDB_STR("cc")};
         l[i][1] = (tsdb_label){TSDB_STR("s"), tsdb_str_c(names[i])};
     }
+    /* One more series that the maintenance thread keeps deleting from. */
+    l[SERIES_PER_WR][0] = (tsdb_label){TSDB_STR("__name__"), TSDB_STR("victim")};
+    l[SERIES_PER_WR][1] = (tsdb_label){TSDB_STR("s"), TSDB_STR("v")};
     for (int b = 0; b < BATCHES; b++) {
-        for (int i = 0; i < SERIES_PER_WR; i++) {
+        for (int i = 0; i <= SERIES_PER_WR; i++) {
             s[i] = (tsdb_sample){(int64_t)b * 1000, (double)b};
             bs[i] = (tsdb_batch_series){{l[i], 2}, &s[i], 1};
         }
-        tsdb_batch batch = {bs, SERIES_PER_WR};
+        tsdb_batch batch = {bs, SERIES_PER_WR + 1};
         tsdb_append_stats st;
-        if (tsdb_append(db, &batch, &st, NULL) != TSDB_OK || st.accepted != SERIES_PER_WR)
+        if (tsdb_append(db, &batch, &st, NULL) != TSDB_OK || st.accepted != SERIES_PER_WR + 1)
             atomic_fetch_add(&read_errors, 1);
     }
     atomic_fetch_add(&writers_done, 1);
@@ -106,11 +109,25 @@ static void *reader(void *arg)
 static void *maint(void *arg)
 {
     (void)arg;
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb_matcher *m;
+    tsdb_matcher_new(TSDB_MATCH_EQ, TSDB_STR("__name__"), TSDB_STR("victim"), &a, &m, NULL);
+    const tsdb_matcher *ms[1] = {m};
     for (int i = 0; i < 2000 && atomic_load(&writers_done) < WRITERS; i++) {
         tsdb_maintain(db, NULL);
+        if (i % 5 == 0)
+            tsdb_delete(db, ms, 1, (int64_t)i * 500, (int64_t)i * 500 + 3000, NULL);
+        if (i % 7 == 0) {
+            tsdb_stats st;
+            tsdb_stats_get(db, &st);
+            tsdb_cardinality c;
+            tsdb_cardinality_get(db, 5, &a, &c, NULL);
+        }
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
+    tsdb_arena_fini(&a);
     return NULL;
 }
 
