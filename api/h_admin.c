@@ -398,6 +398,16 @@ void api__h_alerts(api_ctx *c, api_req *r, api_resp *w)
     api__resp_json_end(w, &j, NULL, 0);
 }
 
+void api__h_alertmanagers(api_ctx *c, api_req *r, api_resp *w)
+{
+    (void)c;
+    (void)r;
+    api_json j;
+    api__resp_json_begin(w, &j);
+    api__json_raw(&j, "{\"activeAlertmanagers\":[],\"droppedAlertmanagers\":[]}");
+    api__resp_json_end(w, &j, NULL, 0);
+}
+
 void api__h_targets(api_ctx *c, api_req *r, api_resp *w)
 {
     api_json j;

@@ -141,6 +141,7 @@ void api__h_exemplars(api_ctx *c, api_req *r, api_resp *w);
 void api__h_rules(api_ctx *c, api_req *r, api_resp *w);
 void api__h_alerts(api_ctx *c, api_req *r, api_resp *w);
 void api__h_targets(api_ctx *c, api_req *r, api_resp *w);
+void api__h_alertmanagers(api_ctx *c, api_req *r, api_resp *w);
 void api__h_admin_delete(api_ctx *c, api_req *r, api_resp *w);
 void api__h_admin_clean(api_ctx *c, api_req *r, api_resp *w);
 void api__h_admin_snapshot(api_ctx *c, api_req *r, api_resp *w);

@@ -38,6 +38,7 @@ static const api_route routes[] = {
     {M_GET, "/api/v1/rules", api__h_rules, 0},
     {M_GET, "/api/v1/alerts", api__h_alerts, 0},
     {M_GET, "/api/v1/targets", api__h_targets, 0},
+    {M_GET, "/api/v1/alertmanagers", api__h_alertmanagers, 0},
     {M_POST, "/api/v1/write", api__h_write, 0},
     {M_POST, "/api/v1/read", api__h_read, 0},
     {M_GET, "/api/v1/status/buildinfo", api__h_buildinfo, 0},
