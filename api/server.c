@@ -24,6 +24,7 @@
 #include <zlib.h>
 #include <crypt.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,14 +444,28 @@ static int parse_addr(const char *addr, uint16_t port, struct sockaddr_storage *
         *v6 = 1;
         return 0;
     }
-    if (!strcmp(host, "localhost")) {
-        s4->sin_family = AF_INET;
+    /* A host name: the first address it resolves to. */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+        return -1;
+    int rc = -1;
+    if (res->ai_family == AF_INET && res->ai_addrlen <= sizeof *ss) {
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
         s4->sin_port = htons(port);
-        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         *len = sizeof *s4;
-        return 0;
+        rc = 0;
+    } else if (res->ai_family == AF_INET6 && res->ai_addrlen <= sizeof *ss) {
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
+        s6->sin6_port = htons(port);
+        *len = sizeof *s6;
+        *v6 = 1;
+        rc = 0;
     }
-    return -1;
+    freeaddrinfo(res);
+    return rc;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
