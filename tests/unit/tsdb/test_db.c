@@ -218,6 +218,26 @@ static void test_ingest_rules(void **state)
     assert_int_equal(st.invalid, 1);
     assert_int_equal(e.code, TSDB_EINVAL);
 
+    /* The same new series twice in one batch: one series, samples of both entries. */
+    {
+        tsdb_label d1[2] = {{TSDB_STR("__name__"), TSDB_STR("twice")},
+                            {TSDB_STR("k"), TSDB_STR("v")}};
+        tsdb_label d2[2] = {{TSDB_STR("k"), TSDB_STR("v")},
+                            {TSDB_STR("__name__"), TSDB_STR("twice")}};
+        tsdb_sample s1[2] = {{100000, 1}, {101000, 2}}, s2[2] = {{102000, 3}, {101000, 9}};
+        tsdb_batch_series two[2] = {{{d1, 2}, s1, 2}, {{d2, 2}, s2, 2}};
+        tsdb_batch tb = {two, 2};
+        assert_int_equal(tsdb_append(db, &tb, &st, NULL), TSDB_OK);
+        assert_int_equal(st.new_series, 1);
+        assert_int_equal(st.accepted, 3);
+        assert_int_equal(st.out_of_order, 1);
+        tsdb_sample out[8];
+        size_t ns;
+        assert_int_equal(read_series(db, "twice", 0, INT64_MAX, out, 8, &ns), 3);
+        assert_int_equal(ns, 1);
+        assert_true(out[2].v == 3.0);
+    }
+
     /* Staleness NaN survives bit for bit. */
     tsdb_label l[2] = {{TSDB_STR("__name__"), TSDB_STR("m")}, {TSDB_STR("job"), TSDB_STR("a")}};
     smp = (tsdb_sample){110000, tsdb_stale_nan()};
