@@ -274,6 +274,12 @@ tsdb__hseries *tsdb__head_get(tsdb__head *h, uint64_t hash, tsdb_labels l)
     return NULL;
 }
 
+void tsdb__head_prefetch(tsdb__head *h, uint64_t hash)
+{
+    const struct hmap *m = h->by_hash;
+    __builtin_prefetch(&m->e[hm_slot(m, hash)]);
+}
+
 tsdb__hseries *tsdb__head_get_id(tsdb__head *h, uint64_t id)
 {
     size_t pos = SIZE_MAX;
