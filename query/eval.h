@@ -5,8 +5,9 @@
  * one step. Values:
  *
  *   scalar         one double per step (always present);
- *   instant vector a list of series, each with a dense value array over the steps and a
- *                  presence byte per step (NaN is a legitimate value, so presence is separate);
+ *   instant vector a list of series, each with a value array and a presence byte per step
+ *                  (NaN is a legitimate value, so presence is separate) over the span of
+ *                  steps from its first to its last point;
  *   range vector   raw samples per series plus the window geometry (range, offset, @): range
  *                  functions slide a window over the samples, one window per step;
  *   string         a literal.
