@@ -7,6 +7,7 @@
  */
 #include "query/query.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,8 @@ int query_exec_range(tsdb *db, const query_expr *e, int64_t start, int64_t end, 
                          "Try a positive integer");
     if (end < start)
         return tsdb_errf(err, TSDB_EINVAL, -1, "end timestamp must not be before start time");
+    if (start < 0 && end > INT64_MAX + start)
+        return tsdb_errf(err, TSDB_EINVAL, -1, "query range too long");
     enum query_type ty = query_expr_type(e);
     if (ty != QUERY_SCALAR && ty != QUERY_VECTOR)
         return tsdb_errf(err, TSDB_EINVAL, -1,

@@ -271,6 +271,9 @@ static void test_shapes(void **state)
     assert_non_null(strstr(err.msg, "range vector"));
     assert_int_equal(query_exec_range(db, parse(&a, "ctr"), 0, 1000, 0, NULL, &a, &r, &err),
                      TSDB_EINVAL);
+    assert_int_equal(
+        query_exec_range(db, parse(&a, "1"), INT64_MIN, INT64_MAX, 1, NULL, &a, &r, &err),
+        TSDB_EINVAL);
     /* Lookback: the staleness marker of ctr{job="b"} at 375 s hides it right away; after the
      * next sample it is back. */
     assert_int_equal(
