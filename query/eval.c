@@ -58,10 +58,10 @@ static void ref_span(const query_eval_ctx *c, const query_time_mod *tm, const qu
 {
     int64_t at;
     if (resolve_at(c, tm, &at)) {
-        *lo = *hi = at - tm->offset_ms;
+        *lo = *hi = query__sub_sat(at, tm->offset_ms);
     } else {
-        *lo = st->start - tm->offset_ms;
-        *hi = query__step_t(st, st->n - 1) - tm->offset_ms;
+        *lo = query__sub_sat(st->start, tm->offset_ms);
+        *hi = query__sub_sat(query__step_t(st, st->n - 1), tm->offset_ms);
     }
 }
 
@@ -73,15 +73,18 @@ static int subquery_steps(const query_eval_ctx *c, const query_expr *e, const qu
     int64_t lo, hi;
     ref_span(c, &sq->tm, st, &lo, &hi);
     int64_t step = sq->step_ms > 0 ? sq->step_ms : c->sub_step;
-    int64_t from = lo - sq->range_ms;
+    int64_t from = query__sub_sat(lo, sq->range_ms);
     int64_t start = step * (from / step);
-    if (start < from)
+    if (start < from) {
+        if (start > INT64_MAX - step)
+            return 0;
         start += step;
+    }
     if (hi < start)
         return 0;
     inner->start = start;
     inner->step = step;
-    inner->n = (size_t)((hi - start) / step) + 1;
+    inner->n = (size_t)(((uint64_t)hi - (uint64_t)start) / (uint64_t)step) + 1;
     return 1;
 }
 
@@ -103,11 +106,11 @@ void query__plan(query_eval_ctx *c, const query_expr *e, const query_steps *st)
         return;
     case QUERY_NODE_VECTOR_SEL:
         ref_span(c, &e->u.vs.tm, st, &lo, &hi);
-        plan_window(c, lo - c->lookback, hi);
+        plan_window(c, query__sub_sat(lo, c->lookback), hi);
         return;
     case QUERY_NODE_MATRIX_SEL:
         ref_span(c, &e->u.ms.vs->u.vs.tm, st, &lo, &hi);
-        plan_window(c, lo - e->u.ms.range_ms, hi);
+        plan_window(c, query__sub_sat(lo, e->u.ms.range_ms), hi);
         return;
     case QUERY_NODE_SUBQUERY: {
         query_steps inner;
@@ -225,7 +228,7 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
     ref_span(c, &vs->tm, st, &lo, &hi);
     query_rseries *rs;
     size_t n;
-    int rc = fetch(c, vs, lo - c->lookback, hi, 0, &rs, &n);
+    int rc = fetch(c, vs, query__sub_sat(lo, c->lookback), hi, 0, &rs, &n);
     if (rc < 0)
         return rc;
     query_vseries *out_s = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *out_s);
@@ -241,14 +244,14 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
         size_t np = rs[s].n, j = 0, any = 0;
         memset(sok, 0, st->n);
         for (size_t i = 0; i < st->n; i++) {
-            int64_t ref = (has_at ? at : query__step_t(st, i)) - vs->tm.offset_ms;
+            int64_t ref = query__sub_sat(has_at ? at : query__step_t(st, i), vs->tm.offset_ms);
             while (j < np && p[j].t <= ref)
                 j++;
             /* p[j-1] is the newest sample at or before ref */
             if (j == 0)
                 continue;
             const tsdb_sample *last = &p[j - 1];
-            if (last->t < ref - c->lookback || tsdb_is_stale_nan(last->v))
+            if (last->t < query__sub_sat(ref, c->lookback) || tsdb_is_stale_nan(last->v))
                 continue;
             sok[i] = 1;
             sv[i] = last->v;
@@ -332,7 +335,7 @@ int query__eval_range(query_eval_ctx *c, const query_expr *e, const query_steps 
         out->range = e->u.ms.range_ms;
         out->offset = vs->tm.offset_ms;
         out->has_at = resolve_at(c, &vs->tm, &out->at);
-        int rc = fetch(c, vs, lo - out->range, hi, 1, &out->rs, &out->n_rs);
+        int rc = fetch(c, vs, query__sub_sat(lo, out->range), hi, 1, &out->rs, &out->n_rs);
         for (size_t s = 0; rc == 0 && s < out->n_rs; s++)
             out->held += out->rs[s].n;
         return rc;

@@ -37,6 +37,16 @@ typedef struct query_steps {
     size_t n;      /* number of steps (>= 1) */
 } query_steps;
 
+/* a - b, saturated to the int64 range: absurd @ and offset values must not overflow. */
+static inline int64_t query__sub_sat(int64_t a, int64_t b)
+{
+    if (b > 0 && a < INT64_MIN + b)
+        return INT64_MIN;
+    if (b < 0 && a > INT64_MAX + b)
+        return INT64_MAX;
+    return a - b;
+}
+
 static inline int64_t query__step_t(const query_steps *st, size_t i)
 {
     return st->start + (int64_t)i * st->step;
@@ -115,7 +125,7 @@ typedef struct query_value {
 /* Window end of step i for a range value. */
 static inline int64_t query__wend(const query_value *m, const query_steps *st, size_t i)
 {
-    return (m->has_at ? m->at : query__step_t(st, i)) - m->offset;
+    return query__sub_sat(m->has_at ? m->at : query__step_t(st, i), m->offset);
 }
 
 /* ---- Output builder: series keyed by label set ------------------------------------------------

@@ -83,7 +83,7 @@ int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opt
         if (rc == 0) {
             query_series *ss = tsdb_arena_calloc(a, v.n_rs ? v.n_rs : 1, sizeof *ss);
             size_t n = 0;
-            int64_t we = query__wend(&v, &st, 0), ws = we - v.range;
+            int64_t we = query__wend(&v, &st, 0), ws = query__sub_sat(we, v.range);
             for (size_t s = 0; s < v.n_rs; s++) {
                 const query_rseries *rs = &v.rs[s];
                 size_t lo = 0, hi;

@@ -219,7 +219,7 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
             const query_rseries *r = &m->rs[s];
             size_t lo = 0, hi = 0;
             for (size_t i = 0; i < st->n; i++) {
-                int64_t we = query__wend(m, st, i), ws = we - m->range;
+                int64_t we = query__wend(m, st, i), ws = query__sub_sat(we, m->range);
                 while (lo < r->n && r->pts[lo].t < ws)
                     lo++;
                 if (hi < lo)
@@ -250,7 +250,7 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
         memset(sok, 0, st->n);
         size_t lo = 0, hi = 0, any = 0;
         for (size_t i = 0; i < st->n; i++) {
-            int64_t we = query__wend(m, st, i), ws = we - m->range;
+            int64_t we = query__wend(m, st, i), ws = query__sub_sat(we, m->range);
             while (lo < r->n && r->pts[lo].t < ws)
                 lo++;
             if (hi < lo)
