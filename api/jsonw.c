@@ -75,6 +75,23 @@ static int digits15(double a, char dig[24], int *exp10)
     return 0;
 }
 
+/* Raises the last mantissa digit of a printf "%e" string by one unit (carrying); 0 when the
+ * carry would run out of the first digit. */
+static int decimal_up(char *s)
+{
+    char *e = strchr(s, 'e');
+    for (char *p = e ? e - 1 : s - 1; p >= s; p--) {
+        if (*p == '.')
+            continue;
+        if (*p >= '0' && *p < '9') {
+            (*p)++;
+            return 1;
+        }
+        *p = '0';
+    }
+    return 0;
+}
+
 /* Shortest digits of |v| (v finite, non-zero): digits without a dot, and the decimal exponent of
  * the first digit (v = d.ddd * 10^exp10). Returns the digit count. */
 static int shortest_digits(double v, char dig[24], int *exp10)
@@ -92,7 +109,13 @@ static int shortest_digits(double v, char dig[24], int *exp10)
     char tmp[40];
     for (int prec = first; prec <= 16; prec++) {
         snprintf(tmp, sizeof tmp, "%.*e", prec, v);
-        if (prec == 16 || strtod(tmp, NULL) == v)
+        double back = strtod(tmp, NULL);
+        if (prec == 16 || back == v)
+            break;
+        /* At a power of two the rounding interval is twice as wide above v as below, so the
+         * nearest decimal may fall below it while the next one up still reads back as v
+         * (2^89 is 6.189700196426902e+26, 16 digits, as Go prints it). */
+        if (back < v && decimal_up(tmp) && strtod(tmp, NULL) == v)
             break;
     }
     /* tmp = "d.dddde[+-]XX" */
