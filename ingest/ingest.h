@@ -131,10 +131,11 @@ typedef struct ingest_text_entry {
     tsdb_str text;            /* HELP text (unescaped), TYPE name, UNIT; empty for SERIES */
     const tsdb_label *labels; /* SERIES: __name__ first, then labels in written order, unescaped */
     size_t n_labels;
-    double v;  /* SERIES: the value */
-    int64_t t; /* SERIES: timestamp in ms when has_t */
-    int has_t; /* 1 if the line carried a timestamp */
-    int line;  /* 1-based line number */
+    double v;        /* SERIES: the value */
+    int64_t t;       /* SERIES: timestamp in ms when has_t */
+    int has_t;       /* 1 if the line carried a timestamp */
+    int line;        /* 1-based line number */
+    tsdb_str series; /* SERIES: the name and label set exactly as written (a cache key) */
 } ingest_text_entry;
 
 typedef struct ingest_text ingest_text; /* opaque pull parser */

@@ -136,6 +136,117 @@ static int sset_add(sset *s, tsdb_labels l, uint64_t h, int explicit_ts)
     return 1;
 }
 
+/* ---- Label cache (per target) ---------------------------------------------------------------- */
+
+/* Maps the raw text naming a series on the page (name and label set as written) to the label set
+ * stored for it after target labels and metric relabeling, as Prometheus' scrapeCache does, so
+ * an unchanged line skips building, relabeling, sorting, validating and hashing its labels. The
+ * mapping depends only on that text and the job's configuration: the cache is emptied when a
+ * reload hands the target a new configuration. Entries not seen by the last successful scrape
+ * are dropped once they outnumber the live ones. */
+typedef struct cent {
+    uint64_t kh;   /* hash of key */
+    tsdb_str key;  /* raw series text */
+    tsdb_labels l; /* sorted final labels; n == 0: dropped by metric relabeling */
+    uint64_t lh;   /* tsdb_labels_hash(l) */
+    uint32_t gen;  /* last scrape that saw it */
+} cent;
+
+typedef struct scache {
+    tsdb_arena a; /* keys and labels */
+    cent *v;
+    size_t n, cap;
+    uint32_t *idx; /* open addressing: 0 empty, else index + 1 */
+    size_t idx_cap;
+    uint32_t gen;
+    size_t seen; /* entries seen in generation gen */
+} scache;
+
+static void scache_init(scache *c)
+{
+    memset(c, 0, sizeof *c);
+    tsdb_arena_init(&c->a, 0);
+}
+
+static void scache_fini(scache *c)
+{
+    tsdb_arena_fini(&c->a);
+    free(c->v);
+    free(c->idx);
+    memset(c, 0, sizeof *c);
+}
+
+static cent *scache_find(scache *c, tsdb_str key, uint64_t kh)
+{
+    if (!c->idx_cap)
+        return NULL;
+    size_t mask = c->idx_cap - 1;
+    for (size_t i = kh & mask;; i = (i + 1) & mask) {
+        uint32_t k = c->idx[i];
+        if (!k)
+            return NULL;
+        cent *e = &c->v[k - 1];
+        if (e->kh == kh && tsdb_str_eq(e->key, key))
+            return e;
+    }
+}
+
+static void scache_reindex(scache *c, size_t cap)
+{
+    free(c->idx);
+    c->idx = xcalloc(cap, sizeof *c->idx);
+    c->idx_cap = cap;
+    for (size_t k = 0; k < c->n; k++) {
+        size_t i = c->v[k].kh & (cap - 1);
+        while (c->idx[i])
+            i = (i + 1) & (cap - 1);
+        c->idx[i] = (uint32_t)(k + 1);
+    }
+}
+
+/* Adds key -> l (both copied), seen in the current generation. */
+static const cent *scache_put(scache *c, tsdb_str key, uint64_t kh, tsdb_labels l, uint64_t lh)
+{
+    if ((c->n + 1) * 2 > c->idx_cap)
+        scache_reindex(c, c->idx_cap ? c->idx_cap * 2 : 256);
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        c->v = xrealloc(c->v, c->cap * sizeof *c->v);
+    }
+    cent *e = &c->v[c->n];
+    *e = (cent){kh, tsdb_arena_str(&c->a, key), l.n ? tsdb_labels_copy(l, &c->a) : l, lh, c->gen};
+    size_t i = kh & (c->idx_cap - 1);
+    while (c->idx[i])
+        i = (i + 1) & (c->idx_cap - 1);
+    c->idx[i] = (uint32_t)(c->n + 1);
+    c->n++;
+    c->seen++;
+    return e;
+}
+
+static void scache_touch(scache *c, cent *e)
+{
+    if (e->gen != c->gen) {
+        e->gen = c->gen;
+        c->seen++;
+    }
+}
+
+/* After a successful scrape: keeps only what it saw once the rest dominates. */
+static void scache_compact(scache *c)
+{
+    if (c->n <= 2 * c->seen + 1024)
+        return;
+    scache nc;
+    scache_init(&nc);
+    nc.gen = c->gen;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].gen == c->gen)
+            scache_put(&nc, c->v[i].key, c->v[i].kh, c->v[i].l, c->v[i].lh);
+    scache_fini(c);
+    *c = nc;
+}
+
 /* ---- Metadata store -------------------------------------------------------------------------- */
 
 typedef struct meta_ent {
@@ -242,6 +353,7 @@ typedef struct target {
     char curl_err[CURL_ERROR_SIZE];
     int64_t start_ms, start_mono;
     sset prev;      /* series written by the last scrape */
+    scache cache;   /* raw series text -> final labels */
     int64_t last_t; /* time of the last scrape (for zombie markers) */
     int scraped_once;
     /* zombie state */
@@ -598,6 +710,7 @@ static target *target_build(ingest_scraper *s, pool *p, const ingest_tgroup *g, 
     if (t->next_ms < now)
         t->next_ms += interval;
     sset_init(&t->prev);
+    scache_init(&t->cache);
     tsdb_buf_init(&t->body);
     tsdb_arena_fini(&tmp);
     return t;
@@ -632,6 +745,7 @@ static void target_free(ingest_scraper *s, target *t)
     curl_slist_free_all(t->connect_list);
     tsdb_buf_fini(&t->body);
     sset_fini(&t->prev);
+    scache_fini(&t->cache);
     tsdb_arena_fini(&t->arena);
     free(t);
 }
@@ -786,6 +900,9 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
     size_t n_fams = 0, cap_fams = 0;
     int rc = 0, r;
     ingest_lb lb = {0};
+    scache *sc = &t->cache;
+    sc->gen++;
+    sc->seen = 0;
     while ((r = ingest_text_next(p, &e, &perr)) > 0) {
         if (e.kind != INGEST_TEXT_SERIES) {
             if (!tsdb_str_eq(fam.name, e.name)) {
@@ -802,35 +919,56 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
             continue;
         }
         res->scraped++;
+        uint64_t kh = tsdb_hash(e.series.p, e.series.len);
+        cent *ce = scache_find(sc, e.series, kh);
+        tsdb_labels l;
+        uint64_t h;
+        if (ce) {
+            scache_touch(sc, ce);
+            if (!ce->l.n)
+                continue; /* dropped by metric relabeling */
+            res->post_relabel++;
+            if (cfg->sample_limit && res->post_relabel > cfg->sample_limit) {
+                snprintf(res->err, sizeof res->err, "sample limit exceeded (limit: %llu)",
+                         (unsigned long long)cfg->sample_limit);
+                rc = TSDB_ELIMIT;
+                break;
+            }
+            l = ce->l;
+            h = ce->lh;
+            goto store;
+        }
         lb.n = 0;
         for (size_t i = 0; i < e.n_labels; i++) {
-            tsdb_label l = e.labels[i];
-            if (!l.value.len)
+            tsdb_label sl = e.labels[i];
+            if (!sl.value.len)
                 continue;
             /* Strings outside the body live in the parser's scratch: copy them. */
-            if (l.name.p < body0 || l.name.p >= body1)
-                l.name = tsdb_arena_str(a, l.name);
-            if (l.value.p < body0 || l.value.p >= body1)
-                l.value = tsdb_arena_str(a, l.value);
-            if (ingest__lb_get(&lb, l.name).len) {
+            if (sl.name.p < body0 || sl.name.p >= body1)
+                sl.name = tsdb_arena_str(a, sl.name);
+            if (sl.value.p < body0 || sl.value.p >= body1)
+                sl.value = tsdb_arena_str(a, sl.value);
+            if (ingest__lb_get(&lb, sl.name).len) {
                 snprintf(res->err, sizeof res->err,
                          "line %d: label name \"%.*s\" is not unique: invalid sample", e.line,
-                         (int)(l.name.len > 100 ? 100 : l.name.len), l.name.p);
+                         (int)(sl.name.len > 100 ? 100 : sl.name.len), sl.name.p);
                 rc = TSDB_EINVAL;
                 break;
             }
-            ingest__lb_set(&lb, l.name, l.value, a);
+            ingest__lb_set(&lb, sl.name, sl.value, a);
         }
         if (rc < 0)
             break;
         attach_target_labels(t, cfg->honor_labels, &lb, a);
         if (cfg->n_metric_relabel &&
-            !ingest__relabel(cfg->metric_relabel, cfg->n_metric_relabel, &lb, a))
+            !ingest__relabel(cfg->metric_relabel, cfg->n_metric_relabel, &lb, a)) {
+            scache_put(sc, e.series, kh, (tsdb_labels){NULL, 0}, 0);
             continue;
+        }
         if (cfg->label_limit && lb.n > cfg->label_limit) {
             snprintf(res->err, sizeof res->err,
                      "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %llu)",
-                     (int)(e.name.len > 100 ? 100 : e.name.len), e.name.p, lb.n,
+                     (int)(e.name.len > 50 ? 50 : e.name.len), e.name.p, lb.n,
                      (unsigned long long)cfg->label_limit);
             rc = TSDB_ELIMIT;
             break;
@@ -845,7 +983,7 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
         tsdb_label *v = tsdb_arena_alloc(a, lb.n * sizeof *v);
         memcpy(v, lb.v, lb.n * sizeof *v);
         qsort(v, lb.n, sizeof *v, label_cmp);
-        tsdb_labels l = {v, lb.n};
+        l = (tsdb_labels){v, lb.n};
         tsdb_err verr;
         if (tsdb_labels_validate(l, 1, &verr) < 0) {
             snprintf(res->err, sizeof res->err, "invalid metric name or label names: %.200s",
@@ -853,8 +991,10 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
             rc = TSDB_EINVAL;
             break;
         }
+        h = tsdb_labels_hash(l);
+        scache_put(sc, e.series, kh, l, h);
+    store:;
         int explicit_ts = e.has_t && cfg->honor_timestamps;
-        uint64_t h = tsdb_labels_hash(l);
         if (!sset_add(cur, l, h, explicit_ts))
             continue; /* the same series twice in one page: keep the first */
         if (!sset_find(&t->prev, l, h))
@@ -867,6 +1007,7 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
     }
     ingest_text_free(p);
     if (rc == 0) {
+        scache_compact(sc);
         flush_fam(&fam, &fams, &n_fams, &cap_fams, a);
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < n_fams; i++)
@@ -1139,6 +1280,9 @@ static void pool_sync(ingest_scraper *s, pool *p, int64_t now)
                 }
                 if (keep) {
                     keep->pool = p;
+                    /* The new configuration may relabel differently. */
+                    scache_fini(&keep->cache);
+                    scache_init(&keep->cache);
                     pthread_mutex_lock(&s->mu); /* the targets JSON reads the durations */
                     keep->interval_ms = t->interval_ms;
                     keep->timeout_ms = t->timeout_ms;

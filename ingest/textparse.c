@@ -513,6 +513,7 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
         if (rc < 0)
             return rc;
     }
+    const char *series_end = s;
     if (name.len == 0)
         return fail(p, p->ls, err, "sample has no metric name");
     if (s >= le || !is_ws(*s))
@@ -566,6 +567,7 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
     memset(e, 0, sizeof *e);
     e->kind = INGEST_TEXT_SERIES;
     e->name = name;
+    e->series = (tsdb_str){p->ls, (size_t)(series_end - p->ls)};
     e->labels = p->lbl;
     e->n_labels = p->n_lbl;
     e->v = v;

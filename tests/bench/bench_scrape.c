@@ -71,6 +71,10 @@ static void run(const char *name, const char *page, size_t len, int relabel)
     int64_t t0 = 1700000000000LL;
     target *t =
         target_build(&s, &p, &p.cfg->static_groups[0], p.cfg->static_groups[0].targets[0], t0);
+    /* BENCH_SCRAPES=n runs exactly n scrapes per page, for instruction counts (perf stat,
+     * callgrind) that a busy machine cannot disturb. */
+    const char *env = getenv("BENCH_SCRAPES");
+    size_t fixed = env ? (size_t)strtoul(env, NULL, 10) : 0;
     size_t scrapes = 0, samples = 0;
     int64_t start = tsdb_mono_ns(), now;
     do {
@@ -85,7 +89,7 @@ static void run(const char *name, const char *page, size_t len, int relabel)
         samples += t->prev.n;
         scrapes++;
         now = tsdb_mono_ns();
-    } while (now - start < 2000000000LL || scrapes < 3);
+    } while (fixed ? scrapes < fixed : (now - start < 2000000000LL || scrapes < 3));
     double secs = (double)(now - start) / 1e9;
     printf("%-36s %8zu %9zu %10.2f %12.0f %10.1f\n", name, len, samples / scrapes,
            (double)scrapes / secs, (double)samples / secs,

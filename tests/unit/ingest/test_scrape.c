@@ -36,6 +36,7 @@ typedef struct httpd {
     pthread_mutex_t mu;
     int stop;
     char page[4096];
+    const char *big; /* when set, served instead of page */
     char ctype[128];
     int status;
     char last_req[4096];
@@ -69,17 +70,20 @@ static void *httpd_main(void *arg)
                 break;
         }
         req[n] = 0;
-        char resp[8192];
+        char head[512];
         pthread_mutex_lock(&h->mu);
         memcpy(h->last_req, req, n + 1);
         h->n_req++;
-        int len = snprintf(resp, sizeof resp,
+        const char *body = h->big ? h->big : h->page;
+        size_t blen = strlen(body);
+        int len = snprintf(head, sizeof head,
                            "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                           "Connection: close\r\n\r\n%s",
-                           h->status, h->ctype, strlen(h->page), h->page);
+                           "Connection: close\r\n\r\n",
+                           h->status, h->ctype, blen);
+        ssize_t w = write(c, head, (size_t)len);
+        for (size_t off = 0; w >= 0 && off < blen; off += (size_t)w)
+            w = write(c, body + off, blen - off);
         pthread_mutex_unlock(&h->mu);
-        ssize_t w = write(c, resp, (size_t)len);
-        (void)w;
         close(c);
     }
     return NULL;
@@ -118,8 +122,17 @@ static void httpd_stop(httpd *h)
 static void httpd_set(httpd *h, int status, const char *page)
 {
     pthread_mutex_lock(&h->mu);
+    h->big = NULL;
     h->status = status;
     snprintf(h->page, sizeof h->page, "%s", page);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Serves big (borrowed until the next httpd_set*) instead of the small page. */
+static void httpd_set_big(httpd *h, const char *big)
+{
+    pthread_mutex_lock(&h->mu);
+    h->big = big;
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -569,12 +582,82 @@ static void test_reload_and_bad_config(void **state)
     fx_close(&f);
 }
 
+/* A reload that changes metric_relabel_configs of a kept target applies the new rules at once (its
+ * label cache is dropped), and a page that swaps most of its series keeps storing them right. */
+static void test_relabel_change_and_cache_turnover(void **state)
+{
+    (void)state;
+    fx f;
+    fx_open(&f, "global: {scrape_interval: 100ms, scrape_timeout: 100ms}\n"
+                "scrape_configs:\n"
+                "  - job_name: one\n"
+                "    static_configs: [{targets: ['127.0.0.1:PORT']}]\n");
+    httpd_set(&f.h, 200, "r 1\n");
+    ingest_scraper *s;
+    tsdb_err err;
+    assert_int_equal(ingest_scraper_start(f.db, f.cfg, &s, &err), 0);
+    wait_scrapes(&f.h, 3);
+    FILE *c = fopen(f.cfg, "w");
+    fprintf(c,
+            "global: {scrape_interval: 100ms, scrape_timeout: 100ms}\n"
+            "scrape_configs:\n  - job_name: one\n"
+            "    static_configs: [{targets: ['127.0.0.1:%u']}]\n"
+            "    metric_relabel_configs: [{target_label: added, replacement: 'yes'}]\n",
+            f.h.port);
+    fclose(c);
+    assert_int_equal(ingest_scraper_reload(s, &err), 0);
+    wait_scrapes(&f.h, 3);
+
+    /* 1500 series, then a page with none of them, then the 1500 again. */
+    char *big = malloc(64 * 1500);
+    size_t n = 0;
+    for (int i = 0; i < 1500; i++)
+        n += (size_t)snprintf(big + n, 64 * 1500 - n, "big{i=\"%d\"} %d\n", i, i);
+    pthread_mutex_lock(&f.h.mu);
+    f.h.status = 200;
+    pthread_mutex_unlock(&f.h.mu);
+    httpd_set_big(&f.h, big);
+    wait_scrapes(&f.h, 3);
+    httpd_set(&f.h, 200, "r 2\n");
+    wait_scrapes(&f.h, 3);
+    httpd_set_big(&f.h, big);
+    wait_scrapes(&f.h, 3);
+    ingest_scraper_stop(s);
+    free(big);
+
+    tsdb_sample sm[256];
+    /* The rule applies from the first scrape after the reload. */
+    size_t m = read_series(f.db, "r", "added", "yes", sm, 256, NULL, 0);
+    assert_true(m >= 3);
+    assert_true(sm[0].v == 1.0);
+    assert_true(is_stale(sm[m - 1].v));
+    /* The series without the label ended with a stale marker at the reload. */
+    m = read_series(f.db, "r", "added", "", sm, 256, NULL, 0);
+    assert_true(m >= 2);
+    assert_true(is_stale(sm[m - 1].v));
+    /* big{i="1499"}: its value in both periods, a stale marker in between and at the end. */
+    m = read_series(f.db, "big", "i", "1499", sm, 256, NULL, 0);
+    size_t vals = 0, stale = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (is_stale(sm[i].v))
+            stale++;
+        else if (sm[i].v == 1499.0)
+            vals++;
+        else
+            fail_msg("unexpected value %g", sm[i].v);
+    }
+    assert_true(vals >= 4);
+    assert_true(stale >= 2);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scrape_store_and_staleness),
         cmocka_unit_test(test_failures_store_nothing),
         cmocka_unit_test(test_reload_and_bad_config),
+        cmocka_unit_test(test_relabel_change_and_cache_turnover),
     };
     tsdb_log_set_level(TSDB_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
