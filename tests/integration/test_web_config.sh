@@ -73,7 +73,22 @@ tls_server_config:
   key_file: $TMP/key.pem
 YML
   check "start with TLS" start --web.config.file="$TMP/tls.yml"
-  check "HTTPS query: 200" test "$(code --cacert "$TMP/cert.pem" "https://127.0.0.1:$port/-/healthy")" = 200
+  # A client may retry a failed TLS handshake; one in about a hundred first handshakes right
+  # after start failed under heavy machine load ("handshake message out of context" from GnuTLS).
+  https_ok() {
+    local i
+    for i in 1 2 3; do
+      [ "$(code --cacert "$TMP/cert.pem" "https://127.0.0.1:$port/-/healthy")" = 200 ] && return 0
+      sleep 0.2
+    done
+    return 1
+  }
+  check "HTTPS query: 200" https_ok
+  n_ok=0
+  for _ in $(seq 1 20); do
+    [ "$(code --cacert "$TMP/cert.pem" "https://127.0.0.1:$port/api/v1/query?query=1")" = 200 ] && n_ok=$((n_ok + 1))
+  done
+  check "20 HTTPS queries on a warm server ($n_ok ok)" test "$n_ok" -eq 20
   check "plain HTTP refused" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:$port/-/healthy)\" != 200 ]"
   stop
 else
