@@ -16,10 +16,13 @@
  *
  *   chunk region, from 64: chunk records, each
  *           len u32 · encoding u8 · data[len] · crc32c u32 of encoding and data
- *           encoding 1: data is one XOR chunk (Prometheus' bytes)
- *           encoding 2: data is one zstd frame holding a run: every chunk of one series,
- *                       each as len u32 · XOR bytes, in meta order; all the series' metas
- *                       point at this record. Used when it saves at least an eighth.
+ *           encoding 1:    data is one XOR chunk (Prometheus' bytes)
+ *           encoding 0x81: data is one DENSE chunk (tsdb/chunk_dense.c); the writer stores
+ *                          each chunk in whichever of XOR and DENSE is smaller
+ *           encoding 2:    data is one zstd frame holding a run: every chunk of one series,
+ *                          each as len u32 · encoding u8 (1 or 0x81) · bytes, in meta order;
+ *                          all the series' metas point at this record. Used when it saves at
+ *                          least an eighth.
  *
  *   series table at series_off: n_series × 16 bytes, ids strictly ascending
  *           id u64 · first u32 (index of its first chunk meta) · count u32
@@ -58,6 +61,7 @@
 #include <zstd.h>
 
 #include "tsdb/chunk.h"
+#include "tsdb/chunk_dense.h"
 #include "tsdb/os.h"
 
 #define BLOCK_MAGIC   "CAIRNBLK"
@@ -70,6 +74,34 @@
 #define RUN_MIN_BYTES 256         /* shorter series are not worth a zstd frame */
 #define RUN_MAX_BYTES (64u << 20) /* largest decompressed run a reader accepts */
 #define ZSTD_LEVEL    3
+
+/* ---- Chunk encodings --------------------------------------------------------------------- */
+
+size_t tsdb__bchunk_count(const tsdb__bchunk *c)
+{
+    return c->enc == TSDB__ENC_DENSE ? tsdb_dense_count(c->p, c->len)
+                                     : tsdb_chunk_count(c->p, c->len);
+}
+
+int tsdb__bchunk_decode(const tsdb__bchunk *c, tsdb_sample *out, size_t cap, size_t *n)
+{
+    int rc = c->enc == TSDB__ENC_DENSE ? tsdb_dense_decode(c->p, c->len, out, cap, n)
+                                       : tsdb_chunk_decode_all(c->p, c->len, out, cap, n);
+    return rc == TSDB_OK ? TSDB_OK : TSDB_ECORRUPT;
+}
+
+/* On-disk encoding byte <-> chunk_ref encoding; -1 for an unknown byte. */
+static int enc_from_disk(unsigned char e)
+{
+    return e == TSDB_CHUNK_ENC_XOR     ? TSDB__ENC_XOR
+           : e == TSDB_CHUNK_ENC_DENSE ? TSDB__ENC_DENSE
+                                       : -1;
+}
+
+static unsigned char enc_to_disk(uint8_t enc)
+{
+    return enc == TSDB__ENC_DENSE ? TSDB_CHUNK_ENC_DENSE : TSDB_CHUNK_ENC_XOR;
+}
 
 struct tsdb__block {
     char path[4096];          /* immutable; "" for a memory image */
@@ -331,7 +363,7 @@ int tsdb__block_series_at(const tsdb__block *b, size_t i, uint64_t *id, uint32_t
     return TSDB_OK;
 }
 
-int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err *err)
+static int chunk_at(tsdb__block *b, uint32_t k, tsdb__bchunk *out, tsdb_err *err)
 {
     if (k >= b->meta.n_chunks)
         return tsdb_errf(err, TSDB_EINVAL, -1, "chunk %u out of range", k);
@@ -346,9 +378,11 @@ int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err
         return tsdb_errf(err, TSDB_EINVAL, -1,
                          "block %s: chunk %u is in a compressed run (read it by series)", b->path,
                          k);
+    int ce = enc_from_disk(*enc);
+    if (ce < 0)
+        return TSDB_CORRUPT(err, "block %s: chunk %u has unknown encoding %u", b->path, k, *enc);
     if (!atomic_load_explicit(&b->checked[k], memory_order_acquire)) {
-        if (*enc != TSDB_CHUNK_ENC_XOR ||
-            tsdb_crc32c(0, enc, (size_t)len + 1) != tsdb_get_u32le(enc + 1 + len))
+        if (tsdb_crc32c(0, enc, (size_t)len + 1) != tsdb_get_u32le(enc + 1 + len))
             return TSDB_CORRUPT(err, "block %s: chunk %u checksum mismatch", b->path, k);
         atomic_store_explicit(&b->checked[k], 1, memory_order_release);
     }
@@ -356,13 +390,23 @@ int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err
     out->maxt = get_i64(e + 8);
     out->p = enc + 1;
     out->len = len;
+    out->enc = (uint8_t)ce;
     return TSDB_OK;
+}
+
+int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err *err)
+{
+    tsdb__bchunk c;
+    int rc = chunk_at(b, k, &c, err);
+    if (rc == TSDB_OK)
+        *out = (tsdb__chunk_ref){c.mint, c.maxt, c.p, c.len};
+    return rc;
 }
 
 /* Decompresses the run at off (CRC-checked) into the arena and returns the chunks of metas
  * first .. first+count-1 that overlap [mint, maxt]. */
 static int read_run(tsdb__block *b, uint32_t first, uint32_t count, uint64_t off, int64_t mint,
-                    int64_t maxt, tsdb_arena *a, tsdb__chunk_ref **out, size_t *n, tsdb_err *err)
+                    int64_t maxt, tsdb_arena *a, tsdb__bchunk **out, size_t *n, tsdb_err *err)
 {
     uint32_t len = tsdb_get_u32le(b->map + off);
     if ((uint64_t)len > b->series_off - off - 9)
@@ -374,7 +418,7 @@ static int read_run(tsdb__block *b, uint32_t first, uint32_t count, uint64_t off
                             (unsigned long long)off);
     unsigned long long raw = ZSTD_getFrameContentSize(enc + 1, len);
     if (raw == ZSTD_CONTENTSIZE_UNKNOWN || raw == ZSTD_CONTENTSIZE_ERROR || raw > RUN_MAX_BYTES ||
-        raw < (unsigned long long)count * 4)
+        raw < (unsigned long long)count * 5)
         return TSDB_CORRUPT(err, "block %s: run at %llu has a bad frame header", b->path,
                             (unsigned long long)off);
     unsigned char *dst = tsdb_arena_alloc(a, (size_t)raw ? (size_t)raw : 1);
@@ -382,14 +426,21 @@ static int read_run(tsdb__block *b, uint32_t first, uint32_t count, uint64_t off
     if (ZSTD_isError(got) || got != raw)
         return TSDB_CORRUPT(err, "block %s: run at %llu does not decompress", b->path,
                             (unsigned long long)off);
-    tsdb__chunk_ref *r = tsdb_arena_alloc(a, count * sizeof(*r));
+    tsdb__bchunk *r = tsdb_arena_alloc(a, count * sizeof(*r));
     size_t pos = 0, k = 0;
     for (uint32_t i = 0; i < count; i++) {
         if (raw - pos < 4)
             return TSDB_CORRUPT(err, "block %s: run at %llu is short", b->path,
                                 (unsigned long long)off);
+        if (raw - pos < 5)
+            return TSDB_CORRUPT(err, "block %s: run at %llu is short", b->path,
+                                (unsigned long long)off);
         uint32_t cl = tsdb_get_u32le(dst + pos);
-        pos += 4;
+        int ce = enc_from_disk(dst[pos + 4]);
+        pos += 5;
+        if (ce < 0)
+            return TSDB_CORRUPT(err, "block %s: run at %llu holds an unknown encoding", b->path,
+                                (unsigned long long)off);
         if (cl > raw - pos)
             return TSDB_CORRUPT(err, "block %s: run at %llu is short", b->path,
                                 (unsigned long long)off);
@@ -397,7 +448,7 @@ static int read_run(tsdb__block *b, uint32_t first, uint32_t count, uint64_t off
         if (tsdb_get_u64le(e + 16) != off)
             return TSDB_CORRUPT(err, "block %s: series metas disagree about their run", b->path);
         if (get_i64(e + 8) >= mint && get_i64(e) <= maxt)
-            r[k++] = (tsdb__chunk_ref){get_i64(e), get_i64(e + 8), dst + pos, cl};
+            r[k++] = (tsdb__bchunk){get_i64(e), get_i64(e + 8), dst + pos, cl, (uint8_t)ce};
         pos += cl;
     }
     if (pos != raw)
@@ -447,8 +498,8 @@ int tsdb__block_has_series(const tsdb__block *b, uint64_t id)
     return i < b->meta.n_series && tsdb_get_u64le(b->map + b->series_off + i * SERIES_W) == id;
 }
 
-int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
-                       tsdb__chunk_ref **out, size_t *n, tsdb_err *err)
+int tsdb__block_series_raw(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
+                           tsdb__bchunk **out, size_t *n, tsdb_err *err)
 {
     *n = 0;
     if (b->meta.maxt <= mint || b->meta.mint > maxt)
@@ -466,7 +517,7 @@ int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, 
     uint64_t off0 = tsdb_get_u64le(m0 + 16);
     if (b->map[off0 + 4] == ENC_ZSTD_RUN)
         return read_run(b, first, count, off0, mint, maxt, a, out, n, err);
-    tsdb__chunk_ref *r = NULL;
+    tsdb__bchunk *r = NULL;
     size_t k = 0;
     for (uint32_t i = 0; i < count; i++) {
         const unsigned char *e = b->map + b->meta_off + (uint64_t)(first + i) * META_W;
@@ -474,12 +525,51 @@ int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, 
             continue;
         if (!r)
             r = tsdb_arena_alloc(a, (count - i) * sizeof(*r));
-        int rc = tsdb__block_chunk(b, first + i, &r[k], err);
+        int rc = chunk_at(b, first + i, &r[k], err);
         if (rc)
             return rc;
         k++;
     }
     *out = r;
+    *n = k;
+    return TSDB_OK;
+}
+
+int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
+                       tsdb__chunk_ref **out, size_t *n, tsdb_err *err)
+{
+    tsdb__bchunk *r;
+    size_t k;
+    int rc = tsdb__block_series_raw(b, id, mint, maxt, a, &r, &k, err);
+    if (rc)
+        return rc;
+    *n = 0;
+    if (k == 0)
+        return TSDB_OK;
+    tsdb__chunk_ref *x = tsdb_arena_alloc(a, k * sizeof(*x));
+    for (size_t i = 0; i < k; i++) {
+        if (r[i].enc == TSDB__ENC_XOR) {
+            x[i] = (tsdb__chunk_ref){r[i].mint, r[i].maxt, r[i].p, r[i].len};
+            continue;
+        }
+        /* DENSE: decode and encode as XOR in the arena. */
+        size_t cnt = tsdb__bchunk_count(&r[i]), got;
+        tsdb_sample *v = tsdb_arena_alloc(a, (cnt ? cnt : 1) * sizeof(*v));
+        if (tsdb__bchunk_decode(&r[i], v, cnt, &got) != TSDB_OK || got == 0)
+            return TSDB_CORRUPT(err, "block %s: a chunk of series %llu does not decode", b->path,
+                                (unsigned long long)id);
+        tsdb_chunk_app app;
+        tsdb_chunk_app_init(&app);
+        for (size_t j = 0; j < got; j++)
+            tsdb_chunk_app_add(&app, v[j].t, v[j].v);
+        size_t len;
+        const unsigned char *bytes = tsdb_chunk_app_bytes(&app, &len);
+        unsigned char *p = tsdb_arena_alloc(a, len);
+        memcpy(p, bytes, len);
+        tsdb_chunk_app_fini(&app);
+        x[i] = (tsdb__chunk_ref){r[i].mint, r[i].maxt, p, len};
+    }
+    *out = x;
     *n = k;
     return TSDB_OK;
 }
@@ -494,16 +584,16 @@ int tsdb__block_verify(tsdb__block *b, tsdb_err *err)
         uint64_t id;
         uint32_t first, count;
         tsdb__block_series_at(b, (size_t)i, &id, &first, &count);
-        tsdb__chunk_ref *c;
+        tsdb__bchunk *c;
         size_t nc;
         tsdb_arena_reset(&a);
-        rc = tsdb__block_series(b, id, INT64_MIN, INT64_MAX, &a, &c, &nc, err);
+        rc = tsdb__block_series_raw(b, id, INT64_MIN, INT64_MAX, &a, &c, &nc, err);
         if (rc == TSDB_OK && nc != count)
             rc = TSDB_CORRUPT(err, "block %s: series %llu lost chunks", b->path,
                               (unsigned long long)id);
         for (size_t k = 0; rc == TSDB_OK && k < nc; k++) {
             size_t n;
-            if (tsdb_chunk_decode_all(c[k].p, c[k].len, buf, 65536, &n) != TSDB_OK)
+            if (tsdb__bchunk_decode(&c[k], buf, 65536, &n) != TSDB_OK)
                 rc = TSDB_CORRUPT(err, "block %s: a chunk of series %llu does not decode", b->path,
                                   (unsigned long long)id);
             else if (n > 0 && (buf[0].t < c[k].mint || buf[n - 1].t > c[k].maxt))
@@ -608,6 +698,13 @@ struct tsdb__block_writer {
     int compress;    /* write series as zstd runs when that pays */
     tsdb_buf run, z; /* run scratch */
     ZSTD_CCtx *cctx;
+    tsdb_buf dense;   /* DENSE encodings of the current series' chunks */
+    tsdb_sample *smp; /* decode scratch */
+    size_t cap_smp;
+    tsdb__bchunk *sel; /* the chosen encoding of each chunk */
+    size_t cap_sel;
+    tsdb__bchunk *in; /* tsdb__block_writer_add's chunks, tagged XOR */
+    size_t cap_in;
 };
 
 void tsdb__block_writer_compress(tsdb__block_writer *w, int on)
@@ -646,6 +743,7 @@ int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint3
     tsdb_buf_init(&w->metas);
     tsdb_buf_init(&w->run);
     tsdb_buf_init(&w->z);
+    tsdb_buf_init(&w->dense);
     w->fd = -1;
     int rc = tsdb__os_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &w->fd, err);
     if (rc) {
@@ -662,21 +760,72 @@ int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint3
 int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk_ref *c, size_t n,
                            tsdb_err *err)
 {
+    if (n > w->cap_in) {
+        w->cap_in = n * 2;
+        w->in = xrealloc(w->in, w->cap_in * sizeof(*w->in));
+    }
+    for (size_t i = 0; i < n; i++)
+        w->in[i] = (tsdb__bchunk){c[i].mint, c[i].maxt, c[i].p, c[i].len, TSDB__ENC_XOR};
+    return tsdb__block_writer_add_raw(w, id, w->in, n, err);
+}
+
+int tsdb__block_writer_add_raw(tsdb__block_writer *w, uint64_t id, const tsdb__bchunk *c, size_t n,
+                               tsdb_err *err)
+{
     if (n == 0)
         return TSDB_OK;
     if (w->n_series > 0 && id <= w->last_id)
         return tsdb_errf(err, TSDB_EINVAL, -1, "block writer: series %llu out of order",
                          (unsigned long long)id);
+    /* Each chunk in whichever of XOR and DENSE is smaller (when packing). */
+    if (n > w->cap_sel) {
+        w->cap_sel = n * 2;
+        w->sel = xrealloc(w->sel, w->cap_sel * sizeof(*w->sel));
+    }
+    size_t *dense_off = NULL;
+    w->dense.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        w->sel[i] = c[i];
+        if (!w->compress || c[i].enc != TSDB__ENC_XOR)
+            continue;
+        size_t cnt = tsdb_chunk_count(c[i].p, c[i].len), got;
+        if (cnt > w->cap_smp) {
+            w->cap_smp = cnt < 256 ? 256 : cnt;
+            w->smp = xrealloc(w->smp, w->cap_smp * sizeof(*w->smp));
+        }
+        if (cnt == 0 ||
+            tsdb_chunk_decode_all(c[i].p, c[i].len, w->smp, w->cap_smp, &got) != TSDB_OK)
+            continue;
+        size_t before = w->dense.len;
+        if (tsdb_dense_encode(w->smp, got, &w->dense) != TSDB_OK)
+            continue;
+        if (w->dense.len - before >= c[i].len) {
+            w->dense.len = before;
+            continue;
+        }
+        if (!dense_off)
+            dense_off = xcalloc(n, sizeof(*dense_off));
+        dense_off[i] = before + 1; /* 0 = not dense */
+        w->sel[i].len = w->dense.len - before;
+        w->sel[i].enc = TSDB__ENC_DENSE;
+    }
+    for (size_t i = 0; dense_off && i < n; i++)
+        if (dense_off[i])
+            w->sel[i].p = w->dense.p + dense_off[i] - 1;
+    free(dense_off);
+    c = w->sel;
+
     tsdb_buf_put_u64le(&w->series, id);
     tsdb_buf_put_u32le(&w->series, (uint32_t)w->n_chunks);
     tsdb_buf_put_u32le(&w->series, (uint32_t)n);
     size_t raw = 0;
     for (size_t i = 0; i < n; i++)
-        raw += 4 + c[i].len;
+        raw += 5 + c[i].len;
     if (w->compress && raw >= RUN_MIN_BYTES && raw <= RUN_MAX_BYTES) {
         w->run.len = 0;
         for (size_t i = 0; i < n; i++) {
             tsdb_buf_put_u32le(&w->run, (uint32_t)c[i].len);
+            tsdb_buf_putc(&w->run, enc_to_disk(c[i].enc));
             tsdb_buf_put(&w->run, c[i].p, c[i].len);
         }
         if (!w->cctx)
@@ -692,7 +841,7 @@ int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk
                 tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].mint);
                 tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].maxt);
                 tsdb_buf_put_u64le(&w->metas, off);
-                w->n_samples += tsdb_chunk_count(c[i].p, c[i].len);
+                w->n_samples += tsdb__bchunk_count(&c[i]);
             }
             size_t start = w->out.len;
             tsdb_buf_put_u32le(&w->out, (uint32_t)zn);
@@ -712,11 +861,11 @@ int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk
         tsdb_buf_put_u64le(&w->metas, w->off);
         size_t start = w->out.len;
         tsdb_buf_put_u32le(&w->out, (uint32_t)c[i].len);
-        tsdb_buf_putc(&w->out, TSDB_CHUNK_ENC_XOR);
+        tsdb_buf_putc(&w->out, enc_to_disk(c[i].enc));
         tsdb_buf_put(&w->out, c[i].p, c[i].len);
         tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->out.p + start + 4, c[i].len + 1));
         w->off += c[i].len + 9;
-        w->n_samples += tsdb_chunk_count(c[i].p, c[i].len);
+        w->n_samples += tsdb__bchunk_count(&c[i]);
     }
     w->n_chunks += n;
     w->n_series++;
@@ -768,6 +917,10 @@ int tsdb__block_writer_commit(tsdb__block_writer *w, tsdb_err *err)
     tsdb_buf_fini(&w->metas);
     tsdb_buf_fini(&w->run);
     tsdb_buf_fini(&w->z);
+    tsdb_buf_fini(&w->dense);
+    free(w->smp);
+    free(w->sel);
+    free(w->in);
     ZSTD_freeCCtx(w->cctx);
     free(w);
     return TSDB_OK;
@@ -784,6 +937,10 @@ void tsdb__block_writer_abort(tsdb__block_writer *w)
     tsdb_buf_fini(&w->metas);
     tsdb_buf_fini(&w->run);
     tsdb_buf_fini(&w->z);
+    tsdb_buf_fini(&w->dense);
+    free(w->smp);
+    free(w->sel);
+    free(w->in);
     ZSTD_freeCCtx(w->cctx);
     free(w);
 }

@@ -25,6 +25,21 @@ typedef struct tsdb__block_meta {
 
 typedef struct tsdb__block tsdb__block;
 
+/* A block chunk in its stored encoding. */
+#define TSDB__ENC_XOR   0
+#define TSDB__ENC_DENSE 1
+typedef struct tsdb__bchunk {
+    int64_t mint, maxt;
+    const unsigned char *p;
+    size_t len;
+    uint8_t enc; /* TSDB__ENC_XOR or TSDB__ENC_DENSE */
+} tsdb__bchunk;
+
+/* Samples a chunk of either encoding declares (0 if too short). */
+size_t tsdb__bchunk_count(const tsdb__bchunk *c);
+/* Decodes a whole chunk of either encoding into out (capacity cap); TSDB_ECORRUPT if bad. */
+int tsdb__bchunk_decode(const tsdb__bchunk *c, tsdb_sample *out, size_t cap, size_t *n);
+
 /* Maps and validates path (header, footer, table CRCs, table consistency). */
 int tsdb__block_open(const char *path, tsdb__block **out, tsdb_err *err);
 /* Validates an image in borrowed memory (fuzzing, tools): no file, no tombstones. */
@@ -44,6 +59,9 @@ uint32_t tsdb__block_seq(const tsdb__block *b); /* from the file name; 0 if none
  * the arena. 0 chunks if the block lacks the series. */
 int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
                        tsdb__chunk_ref **out, size_t *n, tsdb_err *err);
+/* The same chunks in their stored encodings (DENSE ones are not converted to XOR). */
+int tsdb__block_series_raw(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
+                           tsdb__bchunk **out, size_t *n, tsdb_err *err);
 /* Number of series id's chunks overlapping [mint, maxt], from the meta table alone (no chunk
  * is read); 0 if the block lacks the series. */
 size_t tsdb__block_series_overlaps(const tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt);
@@ -52,8 +70,9 @@ int tsdb__block_has_series(const tsdb__block *b, uint64_t id);
 /* Positional access for compaction and tools. */
 int tsdb__block_series_at(const tsdb__block *b, size_t i, uint64_t *id, uint32_t *first,
                           uint32_t *count);
-/* Chunk k of an uncompressed series (pointing into the map). TSDB_EINVAL for a chunk inside a
- * compressed run: read those through tsdb__block_series. */
+/* Chunk k of an uncompressed series, its bytes as stored (pointing into the map): XOR, or DENSE
+ * (tsdb_chunk_count works on both; tsdb__block_series gives XOR). TSDB_EINVAL for a chunk
+ * inside a compressed run: read those through tsdb__block_series. */
 int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err *err);
 /* Deep check: every chunk's CRC and encoding. */
 int tsdb__block_verify(tsdb__block *b, tsdb_err *err);
@@ -68,10 +87,14 @@ size_t tsdb__block_tomb_count(tsdb__block *b);
 typedef struct tsdb__block_writer tsdb__block_writer;
 int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint32_t level,
                              tsdb__block_writer **out, tsdb_err *err);
-/* Stores series as zstd-compressed runs when that saves at least an eighth (default off). */
+/* Packs (default off): each XOR chunk becomes DENSE when that is smaller (tsdb/chunk_dense.h),
+ * and a series' chunks become one zstd-compressed run when that saves at least an eighth. */
 void tsdb__block_writer_compress(tsdb__block_writer *w, int on);
 int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk_ref *c, size_t n,
                            tsdb_err *err);
+/* Same, for chunks in either encoding (a merge copying stored chunks). */
+int tsdb__block_writer_add_raw(tsdb__block_writer *w, uint64_t id, const tsdb__bchunk *c, size_t n,
+                               tsdb_err *err);
 /* Writes tables, footer and header, fsyncs, renames path.tmp to path, fsyncs the directory.
  * Frees w in every case. */
 int tsdb__block_writer_commit(tsdb__block_writer *w, tsdb_err *err);

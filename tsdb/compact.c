@@ -54,17 +54,17 @@ static int in_ranges(const int64_t *r, size_t n, int64_t t)
 
 /* Decodes chunks (sorted by mint), merges them by t (first wins), drops deleted samples and
  * re-encodes into chunks of at most TSDB_CHUNK_SAMPLES_MAX samples in the arena. */
-static int rechunk(const tsdb__chunk_ref *in, size_t n, const int64_t *tombs, size_t n_tombs,
-                   tsdb_arena *a, tsdb__chunk_ref **out, size_t *n_out, tsdb_err *err)
+static int rechunk(const tsdb__bchunk *in, size_t n, const int64_t *tombs, size_t n_tombs,
+                   tsdb_arena *a, tsdb__bchunk **out, size_t *n_out, tsdb_err *err)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += tsdb_chunk_count(in[i].p, in[i].len);
+        total += tsdb__bchunk_count(&in[i]);
     tsdb_sample *s = xmalloc((total ? total : 1) * sizeof(*s));
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         size_t got;
-        if (tsdb_chunk_decode_all(in[i].p, in[i].len, s + k, total - k, &got) != TSDB_OK) {
+        if (tsdb__bchunk_decode(&in[i], s + k, total - k, &got) != TSDB_OK) {
             free(s);
             return TSDB_CORRUPT(err, "chunk does not decode during compaction");
         }
@@ -87,7 +87,7 @@ static int rechunk(const tsdb__chunk_ref *in, size_t n, const int64_t *tombs, si
         s[m++] = s[i];
     }
     size_t nc = (m + TSDB_CHUNK_SAMPLES_MAX - 1) / TSDB_CHUNK_SAMPLES_MAX;
-    tsdb__chunk_ref *r = tsdb_arena_alloc(a, (nc ? nc : 1) * sizeof(*r));
+    tsdb__bchunk *r = tsdb_arena_alloc(a, (nc ? nc : 1) * sizeof(*r));
     for (size_t c = 0; c < nc; c++) {
         size_t lo = c * TSDB_CHUNK_SAMPLES_MAX;
         size_t hi = lo + TSDB_CHUNK_SAMPLES_MAX < m ? lo + TSDB_CHUNK_SAMPLES_MAX : m;
@@ -100,7 +100,7 @@ static int rechunk(const tsdb__chunk_ref *in, size_t n, const int64_t *tombs, si
         unsigned char *p = tsdb_arena_alloc(a, len);
         memcpy(p, b, len);
         tsdb_chunk_app_fini(&app);
-        r[c] = (tsdb__chunk_ref){s[lo].t, s[hi - 1].t, p, len};
+        r[c] = (tsdb__bchunk){s[lo].t, s[hi - 1].t, p, len, TSDB__ENC_XOR};
     }
     free(s);
     *out = r;
@@ -109,7 +109,7 @@ static int rechunk(const tsdb__chunk_ref *in, size_t n, const int64_t *tombs, si
 }
 
 /* Does any tombstone touch a chunk, or do chunks overlap? Then the series must be re-encoded. */
-static int needs_rechunk(const tsdb__chunk_ref *c, size_t n, const int64_t *tombs, size_t nt)
+static int needs_rechunk(const tsdb__bchunk *c, size_t n, const int64_t *tombs, size_t nt)
 {
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && c[i].mint <= c[i - 1].maxt)
@@ -310,12 +310,13 @@ int tsdb__cut(tsdb *db, int force, tsdb_err *err)
     tsdb_arena_init(&a, 0);
     for (size_t i = 0; rc == TSDB_OK && i < n; i++) {
         tsdb_arena_reset(&a);
-        tsdb__chunk_ref *r;
-        size_t k = tsdb__head_copy_series(db->head, v[i], a0, end - 1, &a, &r);
+        tsdb__chunk_ref *hr;
+        size_t k = tsdb__head_copy_series(db->head, v[i], a0, end - 1, &a, &hr);
+        tsdb__bchunk *r = tsdb_arena_alloc(&a, (k ? k : 1) * sizeof(*r));
         size_t m = 0;
         for (size_t j = 0; j < k; j++)
-            if (r[j].mint < end)
-                r[m++] = r[j];
+            if (hr[j].mint < end)
+                r[m++] = (tsdb__bchunk){hr[j].mint, hr[j].maxt, hr[j].p, hr[j].len, TSDB__ENC_XOR};
         if (m == 0)
             continue;
         int64_t *tombs = NULL;
@@ -327,7 +328,7 @@ int tsdb__cut(tsdb *db, int force, tsdb_err *err)
         }
         if (m == 0)
             continue;
-        rc = tsdb__block_writer_add(w, v[i]->id, r, m, err);
+        rc = tsdb__block_writer_add_raw(w, v[i]->id, r, m, err);
         n_written++;
     }
     tsdb_arena_fini(&a);
@@ -420,7 +421,7 @@ static int merge_blocks(tsdb *db, tsdb__block **src, size_t ns, uint32_t level, 
             break;
         tsdb_arena_reset(&a);
         size_t total = 0, cap = 0;
-        tsdb__chunk_ref *r = NULL;
+        tsdb__bchunk *r = NULL;
         int64_t *tombs = NULL;
         size_t nt = 0;
         for (size_t i = 0; i < ns && rc == TSDB_OK; i++) {
@@ -429,14 +430,14 @@ static int merge_blocks(tsdb *db, tsdb__block **src, size_t ns, uint32_t level, 
             if (tsdb__block_series_at(src[i], pos[i], &sid, &f, &c) != TSDB_OK || sid != id)
                 continue;
             pos[i]++;
-            tsdb__chunk_ref *sr;
+            tsdb__bchunk *sr;
             size_t sn;
-            rc = tsdb__block_series(src[i], id, INT64_MIN, INT64_MAX, &a, &sr, &sn, err);
+            rc = tsdb__block_series_raw(src[i], id, INT64_MIN, INT64_MAX, &a, &sr, &sn, err);
             if (rc)
                 break;
             if (total + sn > cap) {
                 size_t nc = (total + sn) * 2;
-                tsdb__chunk_ref *nr = tsdb_arena_alloc(&a, nc * sizeof(*nr));
+                tsdb__bchunk *nr = tsdb_arena_alloc(&a, nc * sizeof(*nr));
                 if (total)
                     memcpy(nr, r, total * sizeof(*nr));
                 r = nr;
@@ -459,7 +460,7 @@ static int merge_blocks(tsdb *db, tsdb__block **src, size_t ns, uint32_t level, 
             break;
         /* Sources come in mint order, so chunks are sorted unless blocks overlap. */
         for (size_t i = 1; i < total; i++) {
-            tsdb__chunk_ref x = r[i];
+            tsdb__bchunk x = r[i];
             size_t j = i;
             while (j > 0 && r[j - 1].mint > x.mint) {
                 r[j] = r[j - 1];
@@ -475,7 +476,7 @@ static int merge_blocks(tsdb *db, tsdb__block **src, size_t ns, uint32_t level, 
         }
         if (m == 0)
             continue;
-        rc = tsdb__block_writer_add(w, id, r, m, err);
+        rc = tsdb__block_writer_add_raw(w, id, r, m, err);
         if (rc)
             break;
         n_written++;

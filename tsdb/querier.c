@@ -35,10 +35,33 @@ void tsdb__querier_set_budget(size_t bytes)
     mat_budget = bytes ? bytes : QUERIER_MAT_BUDGET;
 }
 
+/* An active chunk: an XOR iterator, or a DENSE chunk decoded into an array (arr != NULL). */
 typedef struct act {
     tsdb_chunk_it it;
+    const tsdb_sample *arr;
+    size_t n, pos;
     tsdb_sample cur;
 } act;
+
+static int act_next(act *a)
+{
+    if (!a->arr)
+        return tsdb_chunk_it_next(&a->it, &a->cur);
+    if (a->pos >= a->n)
+        return 0;
+    a->cur = a->arr[a->pos++];
+    return 1;
+}
+
+/* First sample with t >= t0, moving forward only. */
+static int act_seek(act *a, int64_t t0)
+{
+    if (!a->arr)
+        return tsdb_chunk_it_seek(&a->it, t0, &a->cur);
+    while (a->pos < a->n && a->arr[a->pos].t < t0)
+        a->pos++;
+    return act_next(a);
+}
 
 struct tsdb_iter {
     /* Set at select (querier arena). */
@@ -58,9 +81,9 @@ struct tsdb_iter {
     tsdb_arena ma;
     size_t mat_bytes;
     tsdb_iter *lru_prev, *lru_next;
-    tsdb__chunk_ref *chunks; /* sorted by mint */
-    size_t n_chunks, next;   /* next chunk to activate */
-    act *act;                /* active chunk iterators, each holding a current sample */
+    tsdb__bchunk *chunks;  /* sorted by mint */
+    size_t n_chunks, next; /* next chunk to activate */
+    act *act;              /* active chunk iterators, each holding a current sample */
     size_t n_act;
 };
 
@@ -100,10 +123,25 @@ static int in_tomb(const tsdb_iter *it, int64_t t)
 static int activate(tsdb_iter *it, size_t k)
 {
     act *a = &it->act[it->n_act];
-    int rc = tsdb_chunk_it_init(&a->it, it->chunks[k].p, it->chunks[k].len);
-    if (rc < 0)
-        return rc;
-    rc = tsdb_chunk_it_seek(&a->it, it->floor, &a->cur);
+    const tsdb__bchunk *c = &it->chunks[k];
+    int rc;
+    a->arr = NULL;
+    if (c->enc == TSDB__ENC_DENSE) {
+        /* Materialized iterators own an arena (DENSE chunks come only from blocks). */
+        size_t cnt = tsdb__bchunk_count(c), n;
+        tsdb_sample *v = tsdb_arena_alloc(&it->ma, (cnt ? cnt : 1) * sizeof(*v));
+        rc = tsdb__bchunk_decode(c, v, cnt, &n);
+        if (rc < 0)
+            return rc;
+        a->arr = v;
+        a->n = n;
+        a->pos = 0;
+    } else {
+        rc = tsdb_chunk_it_init(&a->it, c->p, c->len);
+        if (rc < 0)
+            return rc;
+    }
+    rc = act_seek(a, it->floor);
     if (rc < 0)
         return rc;
     if (rc > 0)
@@ -139,7 +177,7 @@ static int iter_step(tsdb_iter *it, tsdb_sample *out)
                 i++;
                 continue;
             }
-            int rc = tsdb_chunk_it_next(&it->act[i].it, &it->act[i].cur);
+            int rc = act_next(&it->act[i]);
             if (rc < 0)
                 return rc;
             if (rc == 0)
@@ -193,11 +231,11 @@ static int materialize(tsdb_iter *it)
     tsdb_arena_init(&it->ma, 4096);
     it->mat = 1;
     size_t total = it->n_head;
-    tsdb__chunk_ref **parts = tsdb_arena_alloc(&it->ma, (it->n_blk + 1) * sizeof(*parts));
+    tsdb__bchunk **parts = tsdb_arena_alloc(&it->ma, (it->n_blk + 1) * sizeof(*parts));
     size_t *counts = tsdb_arena_alloc(&it->ma, (it->n_blk + 1) * sizeof(*counts));
     for (size_t i = 0; i < it->n_blk; i++) {
-        int rc = tsdb__block_series(q->blocks[it->blk[i]], it->id, q->mint, q->maxt, &it->ma,
-                                    &parts[i], &counts[i], NULL);
+        int rc = tsdb__block_series_raw(q->blocks[it->blk[i]], it->id, q->mint, q->maxt, &it->ma,
+                                        &parts[i], &counts[i], NULL);
         if (rc) {
             tsdb_arena_fini(&it->ma);
             it->mat = 0;
@@ -205,19 +243,19 @@ static int materialize(tsdb_iter *it)
         }
         total += counts[i];
     }
-    tsdb__chunk_ref *all = tsdb_arena_alloc(&it->ma, (total ? total : 1) * sizeof(*all));
+    tsdb__bchunk *all = tsdb_arena_alloc(&it->ma, (total ? total : 1) * sizeof(*all));
     size_t k = 0;
     for (size_t i = 0; i < it->n_blk; i++) {
         if (counts[i])
             memcpy(all + k, parts[i], counts[i] * sizeof(*all));
         k += counts[i];
     }
-    if (it->n_head)
-        memcpy(all + k, it->head, it->n_head * sizeof(*all));
-    k += it->n_head;
+    for (size_t i = 0; i < it->n_head; i++)
+        all[k++] = (tsdb__bchunk){it->head[i].mint, it->head[i].maxt, it->head[i].p,
+                                  it->head[i].len, TSDB__ENC_XOR};
     /* Insertion sort by mint keeps source order among equal mints (blocks before head). */
     for (size_t i = 1; i < k; i++) {
-        tsdb__chunk_ref c = all[i];
+        tsdb__bchunk c = all[i];
         size_t j = i;
         while (j > 0 && all[j - 1].mint > c.mint) {
             all[j] = all[j - 1];
@@ -310,7 +348,7 @@ int tsdb_iter_seek(tsdb_iter *it, int64_t t, tsdb_sample *out)
                 i++;
                 continue;
             }
-            int rc = tsdb_chunk_it_seek(&it->act[i].it, t, &it->act[i].cur);
+            int rc = act_seek(&it->act[i], t);
             if (rc < 0) {
                 it->err = rc;
                 release(it);

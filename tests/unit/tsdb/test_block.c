@@ -224,9 +224,32 @@ static void test_compressed_runs(void **state)
     tsdb__os_remove_all(dir, NULL);
 }
 
+/* Reads all samples of series id through tsdb__block_series (XOR for every stored encoding). */
+static size_t golden_series(tsdb__block *b, uint64_t id, tsdb_sample *out, size_t cap)
+{
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb__chunk_ref *r;
+    size_t n, k = 0;
+    assert_int_equal(tsdb__block_series(b, id, INT64_MIN, INT64_MAX, &a, &r, &n, NULL), TSDB_OK);
+    for (size_t c = 0; c < n; c++) {
+        tsdb_chunk_it it;
+        tsdb_sample x;
+        assert_int_equal(tsdb_chunk_it_init(&it, r[c].p, r[c].len), TSDB_OK);
+        while (tsdb_chunk_it_next(&it, &x) > 0) {
+            assert_true(k < cap);
+            assert_true(x.t >= r[c].mint && x.t <= r[c].maxt);
+            out[k++] = x;
+        }
+    }
+    tsdb_arena_fini(&a);
+    return k;
+}
+
 /* The v1 block in tests/golden/tsdb (written by the first format version) keeps opening with
- * the same content: series 3 = 200 samples t = i s, v = i / 2 in a compressed run; series 9 =
- * 5 staleness markers in a plain chunk. */
+ * the same content, one series per stored encoding: series 3 = 200 samples t = i s, v = i / 2
+ * as DENSE chunks; series 5 = 240 samples v = i / 3 as XOR chunks in a zstd run; series 9 = 5
+ * staleness markers in a plain XOR chunk. */
 static void test_golden_v1(void **state)
 {
     (void)state;
@@ -234,37 +257,31 @@ static void test_golden_v1(void **state)
     assert_int_equal(tsdb__block_open("tests/golden/tsdb/v1-block.blk", &b, NULL), TSDB_OK);
     const tsdb__block_meta *m = tsdb__block_meta_get(b);
     assert_int_equal(m->mint, 0);
-    assert_int_equal(m->maxt, 200000);
+    assert_int_equal(m->maxt, 240000);
     assert_int_equal(m->level, 1);
-    assert_int_equal(m->n_series, 2);
-    assert_int_equal(m->n_chunks, 3);
-    assert_int_equal(m->n_samples, 205);
+    assert_int_equal(m->n_series, 3);
+    assert_int_equal(m->n_chunks, 5);
+    assert_int_equal(m->n_samples, 445);
     assert_int_equal(tsdb__block_verify(b, NULL), TSDB_OK);
-    tsdb_arena a;
-    tsdb_arena_init(&a, 0);
-    tsdb__chunk_ref *r;
-    size_t n, k = 0;
-    assert_int_equal(tsdb__block_series(b, 3, INT64_MIN, INT64_MAX, &a, &r, &n, NULL), TSDB_OK);
-    assert_int_equal(n, 2);
-    for (size_t c = 0; c < n; c++) {
-        tsdb_chunk_it it;
-        tsdb_sample x;
-        assert_int_equal(tsdb_chunk_it_init(&it, r[c].p, r[c].len), TSDB_OK);
-        while (tsdb_chunk_it_next(&it, &x) > 0) {
-            assert_int_equal(x.t, (int64_t)k * 1000);
-            assert_true(x.v == (double)k * 0.5);
-            k++;
-        }
+    static tsdb_sample s[300];
+    assert_int_equal(golden_series(b, 3, s, 300), 200);
+    for (size_t i = 0; i < 200; i++) {
+        assert_int_equal(s[i].t, (int64_t)i * 1000);
+        assert_true(s[i].v == (double)i * 0.5);
     }
-    assert_int_equal(k, 200);
-    assert_int_equal(tsdb__block_series(b, 9, INT64_MIN, INT64_MAX, &a, &r, &n, NULL), TSDB_OK);
-    assert_int_equal(n, 1);
-    tsdb_sample all[8];
-    assert_int_equal(tsdb_chunk_decode_all(r[0].p, r[0].len, all, 8, &n), TSDB_OK);
-    assert_int_equal(n, 5);
-    for (size_t i = 0; i < n; i++)
-        assert_true(tsdb_is_stale_nan(all[i].v));
-    tsdb_arena_fini(&a);
+    assert_int_equal(golden_series(b, 5, s, 300), 240);
+    for (size_t i = 0; i < 240; i++) {
+        assert_int_equal(s[i].t, (int64_t)i * 1000);
+        assert_true(s[i].v == (double)i / 3.0);
+    }
+    assert_int_equal(golden_series(b, 9, s, 300), 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_true(tsdb_is_stale_nan(s[i].v));
+    /* Positional access: DENSE and XOR chunks as stored; run members only by series. */
+    tsdb__chunk_ref c;
+    assert_int_equal(tsdb__block_chunk(b, 0, &c, NULL), TSDB_OK);
+    assert_int_equal(tsdb_chunk_count(c.p, c.len), 120);
+    assert_int_equal(tsdb__block_chunk(b, 2, &c, NULL), TSDB_EINVAL);
     tsdb__block_unref(b);
 }
 
