@@ -190,15 +190,21 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
         if (!keep_series(lv, &nl, lim, i, ts->n_samples, a, out))
             continue;
         tsdb_sample *sv = tsdb_arena_alloc(a, (ts->n_samples + 1) * sizeof *sv);
+        size_t ns = 0;
         for (size_t k = 0; k < ts->n_samples; k++) {
-            sv[k].t = ts->samples[k]->timestamp;
-            sv[k].v = ts->samples[k]->value;
+            /* A sample older than one before it in the same request is dropped silently, as
+             * Prometheus' receiver does; equal timestamps are left to the storage rules. */
+            if (ns > 0 && ts->samples[k]->timestamp < sv[ns - 1].t)
+                continue;
+            sv[ns].t = ts->samples[k]->timestamp;
+            sv[ns].v = ts->samples[k]->value;
+            ns++;
         }
         bs[n_kept].labels = (tsdb_labels){lv, nl};
         bs[n_kept].samples = sv;
-        bs[n_kept].n_samples = ts->n_samples;
+        bs[n_kept].n_samples = ns;
         n_kept++;
-        n_samples += ts->n_samples;
+        n_samples += ns;
     }
     ingest_metadata *md = tsdb_arena_calloc(a, req->n_metadata + 1, sizeof *md);
     for (size_t i = 0; i < req->n_metadata; i++) {
@@ -261,15 +267,21 @@ static int decode_v2(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
         if (!keep_series(lv, &nl, lim, i, ts->n_samples, a, out))
             continue;
         tsdb_sample *sv = tsdb_arena_alloc(a, (ts->n_samples + 1) * sizeof *sv);
+        size_t ns = 0;
         for (size_t k = 0; k < ts->n_samples; k++) {
-            sv[k].t = ts->samples[k]->timestamp;
-            sv[k].v = ts->samples[k]->value;
+            /* A sample older than one before it in the same request is dropped silently, as
+             * Prometheus' receiver does; equal timestamps are left to the storage rules. */
+            if (ns > 0 && ts->samples[k]->timestamp < sv[ns - 1].t)
+                continue;
+            sv[ns].t = ts->samples[k]->timestamp;
+            sv[ns].v = ts->samples[k]->value;
+            ns++;
         }
         bs[n_kept].labels = (tsdb_labels){lv, nl};
         bs[n_kept].samples = sv;
-        bs[n_kept].n_samples = ts->n_samples;
+        bs[n_kept].n_samples = ns;
         n_kept++;
-        n_samples += ts->n_samples;
+        n_samples += ns;
         n_hist += ts->n_histograms;
         n_ex += ts->n_exemplars;
         const Io__Prometheus__Write__V2__Metadata *m = ts->metadata;

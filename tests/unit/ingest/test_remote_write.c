@@ -107,6 +107,29 @@ static void test_roundtrip_v1_v2(void **state)
     }
 }
 
+/* Within one series, a sample older than an earlier one is dropped silently (Prometheus). */
+static void test_older_samples_in_request_dropped(void **state)
+{
+    (void)state;
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb_label l[] = {{TSDB_STR("__name__"), TSDB_STR("m")}};
+    tsdb_sample s[] = {{1000, 1}, {3000, 3}, {2000, 2}, {3000, 3}, {4000, 4}};
+    tsdb_batch_series bs = {{l, 1}, s, 5};
+    tsdb_batch b = {&bs, 1};
+    tsdb_str body;
+    assert_int_equal(ingest_rw_encode(&b, &a, &body), TSDB_OK);
+    ingest_write w;
+    tsdb_err e = {0};
+    assert_int_equal(ingest_rw_decode(&a, INGEST_RW_V1, body.p, body.len, NULL, &w, &e), TSDB_OK);
+    assert_int_equal(w.batch.series[0].n_samples, 4);
+    assert_int_equal(w.n_samples, 4);
+    static const int64_t want[] = {1000, 3000, 3000, 4000};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(w.batch.series[0].samples[i].t, want[i]);
+    tsdb_arena_fini(&a);
+}
+
 static void test_labels_sorted_and_empty_dropped(void **state)
 {
     (void)state;
@@ -337,6 +360,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_v1_v2),
         cmocka_unit_test(test_labels_sorted_and_empty_dropped),
+        cmocka_unit_test(test_older_samples_in_request_dropped),
         cmocka_unit_test(test_label_validation),
         cmocka_unit_test(test_limits_and_garbage),
         cmocka_unit_test(test_v2_refs_and_metadata),
