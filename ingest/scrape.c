@@ -13,6 +13,8 @@
  * metric_relabel_configs run, sample_limit and label_limit apply, and one tsdb_append writes the
  * samples, the staleness markers and the report series (up, scrape_duration_seconds,
  * scrape_samples_scraped, scrape_samples_post_metric_relabeling, scrape_series_added).
+ * A per-target label cache maps each series' raw text to its final label set, so lines that
+ * did not change since the last scrape skip relabeling, sorting, validation and hashing.
  *
  * Staleness (PROTOCOLS.md 2.12): each target remembers the series of its last scrape. A series
  * missing from the next scrape gets a stale NaN at that scrape's time; a failed scrape stores
