@@ -942,7 +942,8 @@ int tsdb_cardinality_get(tsdb *db, size_t top_n_max, tsdb_arena *a, tsdb_cardina
         tsdb_arena_fini(&scratch);
         return tsdb_errf(err, rc, -1, "cardinality: %s", tsdb_strerror(rc));
     }
-    qsort(c.pairs, c.n, sizeof(*c.pairs), cmp_pair);
+    if (c.n > 0)
+        qsort(c.pairs, c.n, sizeof(*c.pairs), cmp_pair);
     tsdb_card_entry *bm = tsdb_arena_alloc(a, (c.n ? c.n : 1) * sizeof(*bm));
     tsdb_card_entry *bn = tsdb_arena_alloc(a, (c.n ? c.n : 1) * sizeof(*bn));
     tsdb_card_entry *bp = tsdb_arena_alloc(a, (c.n ? c.n : 1) * sizeof(*bp));

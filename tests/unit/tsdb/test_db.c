@@ -591,6 +591,16 @@ static void test_snapshot_and_cardinality(void **state)
     char d2[128];
     snprintf(d2, sizeof(d2), "%s-snap", dir);
     tsdb *db = open_db(dir, 10000);
+    {
+        /* An empty database has an empty summary. */
+        tsdb_arena e0;
+        tsdb_arena_init(&e0, 0);
+        tsdb_cardinality c0;
+        assert_int_equal(tsdb_cardinality_get(db, 10, &e0, &c0, NULL), TSDB_OK);
+        assert_int_equal(c0.n_series, 0);
+        assert_int_equal(c0.n_by_metric + c0.n_by_pair + c0.n_by_label_name, 0);
+        tsdb_arena_fini(&e0);
+    }
     for (int64_t t = 0; t < 40000; t += 1000) {
         put(db, "s", "x", t, 1000, 1, 1);
         put(db, "s", "y", t, 1000, 1, 2);
