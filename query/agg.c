@@ -119,24 +119,53 @@ static int count_values(query_eval_ctx *c, const query_agg *a, const query_steps
     size_t nn = a->n_grouping;
     if (!a->without)
         names[nn++] = label;
+    /* The output label set of a point is its series' grouped labels plus label=value; it is
+     * built only the first time a (series group, value) pair occurs, so repeated values cost
+     * a hash lookup, not an allocation. */
+    int value_kept = !(a->without && query__names_has(a->grouping, a->n_grouping, label));
+    uint64_t *base = xmalloc((in->n_vs + 1) * sizeof *base);
+    tsdb_labels *bl = xmalloc((in->n_vs + 1) * sizeof *bl);
+    for (size_t s = 0; s < in->n_vs; s++) {
+        tsdb_labels l = query__labels_del(c, in->vs[s].labels, &label, 1, 0);
+        bl[s] = a->without ? query__labels_del(c, l, names, nn, 1)
+                           : query__labels_keep(c, l, names, nn);
+        base[s] = query__labels_hash(c, bl[s]);
+    }
+    query_map seen;
+    query__map_init(&seen, in->n_vs);
     query_out o;
     query__out_init(&o, c, st, in->n_vs);
-    for (size_t i = 0; i < st->n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < st->n && rc == 0; i++) {
         for (size_t s = 0; s < in->n_vs; s++) {
             if (!query__ok(&in->vs[s], i))
                 continue;
-            tsdb_labels l = query__labels_set(c, in->vs[s].labels, label,
-                                              query__fmt_float(c, query__v(&in->vs[s], i)));
-            l = a->without ? query__labels_del(c, l, names, nn, 1)
-                           : query__labels_keep(c, l, names, nn);
-            size_t idx = query__out_series(&o, l);
+            double v = query__v(&in->vs[s], i);
+            uint64_t key[2] = {base[s], 0};
+            if (value_kept) {
+                if (isnan(v))
+                    v = NAN; /* every NaN prints as "NaN" */
+                memcpy(&key[1], &v, sizeof v);
+            }
+            uint64_t h = tsdb_hash(key, sizeof key);
+            size_t idx;
+            if (!query__map_get(&seen, h, &idx)) {
+                tsdb_labels l = bl[s];
+                if (value_kept)
+                    l = query__labels_set(c, l, label, query__fmt_float(c, v));
+                idx = query__out_series(&o, l);
+                query__map_put(&seen, h, idx);
+            }
             query__out_add(&o, idx, i, 1);
         }
-        int rc = query__check_deadline(c);
-        if (rc < 0) {
-            query__out_fini(&o);
-            return rc;
-        }
+        rc = query__check_deadline(c);
+    }
+    free(base);
+    free(bl);
+    query__map_fini(&seen);
+    if (rc < 0) {
+        query__out_fini(&o);
+        return rc;
     }
     return query__out_finish(&o, out);
 }
