@@ -37,7 +37,13 @@ typedef struct api_opts {
     ingest_scraper *scraper;
 } api_opts;
 
+/* Starts listening. db may be NULL: until api_server_attach, /-/healthy answers 200, /-/ready
+ * and the query API 503 (as Prometheus does during WAL replay), so orchestrators can tell a
+ * starting server from a dead one. */
 int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *err);
+/* Hands the opened storage (and the scraper, if any) to a server started with db == NULL; it
+ * becomes ready. Call once. */
+void api_server_attach(api_server *s, tsdb *db, ingest_scraper *scraper);
 uint16_t api_server_port(const api_server *s);
 /* Runs the reload hook as POST /-/reload does (for SIGHUP); 0 or its error. */
 int api_server_reload(api_server *s, tsdb_err *err);

@@ -19,6 +19,12 @@
 
 #define PROM_COMPAT_VERSION "2.42.0"
 
+/* The storage, or NULL while it is still opening (WAL replay). */
+static tsdb *ready_db(api_ctx *c)
+{
+    return atomic_load_explicit(&c->db_ready, memory_order_acquire) ? c->db : NULL;
+}
+
 static void rfc3339(int64_t ms, char out[40])
 {
     time_t t = (time_t)(ms / 1000);
@@ -42,8 +48,10 @@ void api__h_ready(api_ctx *c, api_req *r, api_resp *w)
     (void)r;
     tsdb_stats st;
     memset(&st, 0, sizeof st);
-    tsdb_stats_get(c->db, &st);
-    if (!st.wal_replayed) {
+    tsdb *db = ready_db(c);
+    if (db)
+        tsdb_stats_get(db, &st);
+    if (!db || !st.wal_replayed) {
         api__resp_text(w, 503, "text/plain; charset=utf-8", "Service Unavailable\n");
         return;
     }
@@ -160,9 +168,13 @@ void api__h_metrics(api_ctx *c, api_req *r, api_resp *w)
                         (unsigned long long)n);
     }
 
+    tsdb *db = ready_db(c);
+    metric_u(b, "cairn_ready", "gauge", "1 once the storage is open and serving.", db ? 1 : 0);
+    if (!db)
+        return;
     tsdb_stats st;
     memset(&st, 0, sizeof st);
-    tsdb_stats_get(c->db, &st);
+    tsdb_stats_get(db, &st);
     metric_u(b, "cairn_tsdb_head_series", "gauge", "Series in the head.", st.n_series);
     metric_u(b, "cairn_tsdb_head_samples", "gauge", "Samples in the head.", st.n_samples_head);
     metric_u(b, "cairn_tsdb_head_chunks", "gauge", "Chunks in the head.", st.n_chunks_head);
@@ -349,7 +361,9 @@ void api__h_walreplay(api_ctx *c, api_req *r, api_resp *w)
     (void)r;
     tsdb_stats st;
     memset(&st, 0, sizeof st);
-    tsdb_stats_get(c->db, &st);
+    tsdb *db = ready_db(c);
+    if (db)
+        tsdb_stats_get(db, &st);
     api_json j;
     api__resp_json_begin(w, &j);
     api__json_obj_begin(&j);

@@ -63,9 +63,10 @@ typedef struct api_metrics {
 } api_metrics;
 
 typedef struct api_ctx {
-    tsdb *db;         /* borrowed */
-    api_opts opts;    /* copy; immutable */
-    int64_t start_ms; /* process start, for runtimeinfo */
+    tsdb *db;            /* borrowed; written once before db_ready is set, read only after */
+    atomic_int db_ready; /* 1 once db is usable; release/acquire ordering for db */
+    api_opts opts;       /* copy; immutable */
+    int64_t start_ms;    /* process start, for runtimeinfo */
     api_metrics m;
     pthread_mutex_t q_mu; /* guards q_active */
     pthread_cond_t q_cv;
@@ -77,7 +78,10 @@ typedef struct api_ctx {
 /* ---- Context (route.c) -------------------------------------------------------------------------
  */
 
+/* db may be NULL: the server then answers only health, readiness and status endpoints (503 for
+ * the rest, as Prometheus does during startup) until api__ctx_attach. */
 void api__ctx_init(api_ctx *c, tsdb *db, const api_opts *o);
+void api__ctx_attach(api_ctx *c, tsdb *db);
 void api__ctx_fini(api_ctx *c);
 
 /* Routes the request, runs the handler, counts it. Always leaves a complete response in w

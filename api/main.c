@@ -461,20 +461,9 @@ int main(int argc, char **argv)
     to.retention_bytes = retention_bytes;
     to.ooo_window_ms = ooo_ms;
     TSDB_LOG_INFO("main", "starting Cairn %s, data in %s", CAIRN_VERSION, to.dir);
-    int rc = tsdb_open(&to, &db, &err);
-    if (rc != TSDB_OK) {
-        fprintf(stderr, "cairn: opening storage at %s: %s\n", to.dir,
-                err.msg[0] ? err.msg : tsdb_strerror(rc));
-        goto out;
-    }
-    if (config_text) {
-        rc = ingest_scraper_start(db, fval("config.file"), &ap.scraper, &err);
-        if (rc != TSDB_OK) {
-            fprintf(stderr, "cairn: --config.file: %s\n", err.msg[0] ? err.msg : tsdb_strerror(rc));
-            goto out;
-        }
-    }
 
+    /* Listen first: while the WAL replays, /-/healthy answers 200 and /-/ready 503, as with
+     * Prometheus, so a liveness probe does not kill a server that is only slow to start. */
     const char *flag_pairs[2 * N_FLAGS];
     for (size_t i = 0; i < N_FLAGS; i++) {
         flag_pairs[2 * i] = flags[i].name;
@@ -500,14 +489,28 @@ int main(int argc, char **argv)
     ao.n_auth_users = wc.n_users;
     ao.tls_cert_pem = wc.cert_pem;
     ao.tls_key_pem = wc.key_pem;
-    ao.scraper = ap.scraper;
-    rc = api_server_start(db, &ao, &srv, &err);
+    int rc = api_server_start(NULL, &ao, &srv, &err);
     if (rc != TSDB_OK) {
         fprintf(stderr, "cairn: %s\n", err.msg[0] ? err.msg : tsdb_strerror(rc));
         goto out;
     }
     TSDB_LOG_INFO("main", "listening on %s:%u", host, (unsigned)api_server_port(srv));
 
+    rc = tsdb_open(&to, &db, &err);
+    if (rc != TSDB_OK) {
+        fprintf(stderr, "cairn: opening storage at %s: %s\n", to.dir,
+                err.msg[0] ? err.msg : tsdb_strerror(rc));
+        goto out;
+    }
+    if (config_text) {
+        rc = ingest_scraper_start(db, fval("config.file"), &ap.scraper, &err);
+        if (rc != TSDB_OK) {
+            fprintf(stderr, "cairn: --config.file: %s\n", err.msg[0] ? err.msg : tsdb_strerror(rc));
+            goto out;
+        }
+    }
+    api_server_attach(srv, db, ap.scraper);
+    TSDB_LOG_INFO("main", "ready");
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)

@@ -19,11 +19,16 @@
 
 enum { M_GET = 1, M_POST = 2, M_HEAD = 4, M_PUT = 8, M_DELETE = 16 };
 
+enum {
+    R_ADMIN = 1, /* needs --web.enable-admin-api */
+    R_EARLY = 2, /* answered before the storage is open (the rest get 503) */
+};
+
 typedef struct api_route {
     unsigned methods;
     const char *path; /* one '*' segment at most */
     api_handler_fn fn;
-    int admin; /* needs --web.enable-admin-api */
+    int flags; /* R_ADMIN, R_EARLY */
 } api_route;
 
 static const api_route routes[] = {
@@ -41,19 +46,19 @@ static const api_route routes[] = {
     {M_GET, "/api/v1/alertmanagers", api__h_alertmanagers, 0},
     {M_POST, "/api/v1/write", api__h_write, 0},
     {M_POST, "/api/v1/read", api__h_read, 0},
-    {M_GET, "/api/v1/status/buildinfo", api__h_buildinfo, 0},
-    {M_GET, "/api/v1/status/runtimeinfo", api__h_runtimeinfo, 0},
-    {M_GET, "/api/v1/status/flags", api__h_flags, 0},
-    {M_GET, "/api/v1/status/config", api__h_config, 0},
+    {M_GET, "/api/v1/status/buildinfo", api__h_buildinfo, R_EARLY},
+    {M_GET, "/api/v1/status/runtimeinfo", api__h_runtimeinfo, R_EARLY},
+    {M_GET, "/api/v1/status/flags", api__h_flags, R_EARLY},
+    {M_GET, "/api/v1/status/config", api__h_config, R_EARLY},
     {M_GET, "/api/v1/status/tsdb", api__h_tsdb_status, 0},
-    {M_GET, "/api/v1/status/walreplay", api__h_walreplay, 0},
-    {M_POST | M_PUT, "/api/v1/admin/tsdb/delete_series", api__h_admin_delete, 1},
-    {M_POST | M_PUT, "/api/v1/admin/tsdb/clean_tombstones", api__h_admin_clean, 1},
-    {M_POST | M_PUT, "/api/v1/admin/tsdb/snapshot", api__h_admin_snapshot, 1},
-    {M_GET | M_HEAD, "/-/healthy", api__h_healthy, 0},
-    {M_GET | M_HEAD, "/-/ready", api__h_ready, 0},
+    {M_GET, "/api/v1/status/walreplay", api__h_walreplay, R_EARLY},
+    {M_POST | M_PUT, "/api/v1/admin/tsdb/delete_series", api__h_admin_delete, R_ADMIN},
+    {M_POST | M_PUT, "/api/v1/admin/tsdb/clean_tombstones", api__h_admin_clean, R_ADMIN},
+    {M_POST | M_PUT, "/api/v1/admin/tsdb/snapshot", api__h_admin_snapshot, R_ADMIN},
+    {M_GET | M_HEAD, "/-/healthy", api__h_healthy, R_EARLY},
+    {M_GET | M_HEAD, "/-/ready", api__h_ready, R_EARLY},
     {M_POST | M_PUT, "/-/reload", api__h_reload, 0},
-    {M_GET, "/metrics", api__h_metrics, 0},
+    {M_GET, "/metrics", api__h_metrics, R_EARLY},
     {M_GET, "/federate", api__h_federate, 0},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -140,7 +145,12 @@ void api__dispatch(api_ctx *c, api_req *r, api_resp *w)
         if (!(routes[i].methods & mb))
             continue;
         r->path_arg = arg;
-        if (routes[i].admin && !c->opts.enable_admin) {
+        if (!(routes[i].flags & R_EARLY) &&
+            !atomic_load_explicit(&c->db_ready, memory_order_acquire)) {
+            api__resp_text(w, 503, "text/plain; charset=utf-8", "Service Unavailable\n");
+            goto out;
+        }
+        if ((routes[i].flags & R_ADMIN) && !c->opts.enable_admin) {
             api__resp_error(w, 503, "unavailable", "Admin APIs disabled");
             goto out;
         }
@@ -174,6 +184,14 @@ void api__ctx_init(api_ctx *c, tsdb *db, const api_opts *o)
     c->start_ms = tsdb_now_ms();
     pthread_mutex_init(&c->q_mu, NULL);
     pthread_cond_init(&c->q_cv, NULL);
+    if (db)
+        api__ctx_attach(c, db);
+}
+
+void api__ctx_attach(api_ctx *c, tsdb *db)
+{
+    c->db = db;
+    atomic_store_explicit(&c->db_ready, 1, memory_order_release);
 }
 
 void api__ctx_fini(api_ctx *c)

@@ -564,6 +564,13 @@ fail:
     return rc;
 }
 
+void api_server_attach(api_server *s, tsdb *db, ingest_scraper *scraper)
+{
+    if (scraper)
+        s->ctx.opts.scraper = scraper; /* published by the release in api__ctx_attach */
+    api__ctx_attach(&s->ctx, db);
+}
+
 uint16_t api_server_port(const api_server *s)
 {
     return s ? s->port : 0;

@@ -92,7 +92,8 @@ static int start_server(void)
         _exit(127);
     }
     server_pid = pid;
-    for (int i = 0; i < 200; i++) { /* 10 s */
+    port = 0;
+    for (int i = 0; i < 200; i++) { /* 10 s: the port is logged first, "ready" after replay */
         sleep_ms(50);
         FILE *f = fopen(logpath, "r");
         if (!f)
@@ -100,10 +101,11 @@ static int start_server(void)
         char line[512];
         while (fgets(line, sizeof line, f)) {
             const char *p = strstr(line, "listening on 127.0.0.1:");
-            if (p) {
+            if (p)
                 port = (unsigned)atoi(p + strlen("listening on 127.0.0.1:"));
+            if (port && strstr(line, "msg=\"ready\"")) {
                 fclose(f);
-                return port ? 0 : -1;
+                return 0;
             }
         }
         fclose(f);

@@ -26,7 +26,7 @@ start() { # extra flags...
     >"$TMP/cairn.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
-    grep -q "listening on" "$TMP/cairn.log" 2>/dev/null && return 0
+    grep -q 'msg="ready"' "$TMP/cairn.log" 2>/dev/null && return 0
     kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.1
   done

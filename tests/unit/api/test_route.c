@@ -27,6 +27,7 @@ typedef struct fixture {
     char dir[64];
     tsdb *db;
     api_ctx ctx;
+    api_ctx *cur; /* the context requests go to (normally &ctx) */
 } fixture;
 
 static int setup(void **state)
@@ -46,6 +47,7 @@ static int setup(void **state)
     memset(&ao, 0, sizeof ao);
     ao.enable_admin = 0;
     api__ctx_init(&f->ctx, f->db, &ao);
+    f->cur = &f->ctx;
     *state = f;
     return 0;
 }
@@ -93,7 +95,7 @@ static void run(fixture *f, call *c, const char *method, const char *path, const
     c->r.body = body;
     c->r.body_len = body_len;
     api__resp_init(&c->w);
-    api__dispatch(&f->ctx, &c->r, &c->w);
+    api__dispatch(f->cur, &c->r, &c->w);
     if (c->w.content_type && !strcmp(c->w.content_type, "application/json")) {
         c->json = cJSON_ParseWithLength((const char *)c->w.body.p, c->w.body.len);
         if (!c->json)
@@ -158,6 +160,44 @@ static void load(fixture *f, const char *name, int n_series, int n_samples, int6
 }
 
 /* ---- Tests ---------------------------------------------------------------------------------- */
+
+/* Before the storage is attached (WAL replay), only health and status endpoints answer. */
+static void test_not_ready(void **state)
+{
+    fixture *f = *state;
+    api_ctx early;
+    api_opts ao;
+    memset(&ao, 0, sizeof ao);
+    api__ctx_init(&early, NULL, &ao);
+    f->cur = &early;
+    call c;
+    run(f, &c, "GET", "/-/healthy", NULL, NULL, 0, NULL);
+    assert_int_equal(c.w.status, 200);
+    done(&c);
+    run(f, &c, "GET", "/-/ready", NULL, NULL, 0, NULL);
+    assert_int_equal(c.w.status, 503);
+    done(&c);
+    run(f, &c, "GET", "/api/v1/query", "query=1", NULL, 0, NULL);
+    assert_int_equal(c.w.status, 503);
+    done(&c);
+    run(f, &c, "GET", "/api/v1/status/buildinfo", NULL, NULL, 0, NULL);
+    assert_int_equal(c.w.status, 200);
+    done(&c);
+    run(f, &c, "GET", "/metrics", NULL, NULL, 0, NULL);
+    assert_int_equal(c.w.status, 200);
+    tsdb_buf_putc(&c.w.body, '\0');
+    assert_non_null(strstr((char *)c.w.body.p, "cairn_ready 0"));
+    done(&c);
+    api__ctx_attach(&early, f->db);
+    run(f, &c, "GET", "/-/ready", NULL, NULL, 0, NULL);
+    assert_int_equal(c.w.status, 200);
+    done(&c);
+    run(f, &c, "GET", "/api/v1/query", "query=1", NULL, 0, NULL);
+    assert_int_equal(c.w.status, 200);
+    done(&c);
+    f->cur = &f->ctx;
+    api__ctx_fini(&early);
+}
 
 static void test_grafana_health_check(void **state)
 {
@@ -558,6 +598,7 @@ static void test_remote_read(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_not_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grafana_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instant_and_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),
