@@ -22,7 +22,7 @@
 
 #define API_MAX_BODY     (32u << 20) /* any request body: remote-write/read bodies, forms */
 #define API_MAX_POINTS   11000       /* per series in a range query */
-#define API_RESP_HEADERS 8
+#define API_RESP_HEADERS 12
 
 typedef struct api_req {
     tsdb_arena *arena;     /* request scoped; everything below lives in it */

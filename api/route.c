@@ -131,11 +131,32 @@ static int is_api_path(tsdb_str p)
     return p.len >= 8 && memcmp(p.p, "/api/v1/", 8) == 0;
 }
 
+/* CORS as Prometheus' default (--web.cors.origin '.*'): API answers name the request's Origin,
+ * and OPTIONS preflights are answered directly. */
+static void cors(const api_req *r, api_resp *w)
+{
+    const tsdb_str *origin = api__req_header(r, "Origin");
+    if (!origin || origin->len == 0 || !is_api_path(r->path))
+        return;
+    api__resp_header(w, "Access-Control-Allow-Origin",
+                     tsdb_arena_strndup(r->arena, origin->p, origin->len));
+    api__resp_header(w, "Access-Control-Allow-Headers",
+                     "Accept, Authorization, Content-Type, Origin");
+    api__resp_header(w, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    api__resp_header(w, "Access-Control-Expose-Headers", "Date");
+    api__resp_header(w, "Vary", "Origin");
+}
+
 void api__dispatch(api_ctx *c, api_req *r, api_resp *w)
 {
     size_t ri = API_N_ROUTES_MAX - 1;
     int path_hit = 0;
     unsigned mb = method_bit(r->method);
+    cors(r, w);
+    if (!strcmp(r->method, "OPTIONS") && is_api_path(r->path)) {
+        w->status = 204;
+        goto out;
+    }
     for (size_t i = 0; i < N_ROUTES; i++) {
         tsdb_str arg = {NULL, 0};
         if (!match_path(routes[i].path, r->path, &arg))

@@ -260,6 +260,29 @@ static void test_instant_and_range(void **state)
     done(&c);
 }
 
+static void test_cors(void **state)
+{
+    fixture *f = *state;
+    call c;
+    memset(&c, 0, sizeof c);
+    tsdb_arena_init(&c.arena, 0);
+    c.r.arena = &c.arena;
+    c.r.method = "OPTIONS";
+    c.r.path = TSDB_STR("/api/v1/query");
+    c.hdr[0] = (api_kv){TSDB_STR("Origin"), TSDB_STR("https://promlens.example")};
+    c.r.headers = c.hdr;
+    c.r.n_headers = 1;
+    api__resp_init(&c.w);
+    api__dispatch(f->cur, &c.r, &c.w);
+    assert_int_equal(c.w.status, 204);
+    int found = 0;
+    for (size_t i = 0; i < c.w.n_headers; i++)
+        if (!strcmp(c.w.headers[i].name.p, "Access-Control-Allow-Origin"))
+            found = !strcmp(c.w.headers[i].value.p, "https://promlens.example");
+    assert_true(found);
+    done(&c);
+}
+
 static void test_query_errors(void **state)
 {
     fixture *f = *state;
@@ -602,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grafana_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instant_and_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_read, setup, teardown),
