@@ -33,6 +33,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+SKIP = "skip"  # a query whose Prometheus answers are not reproducible
 MESSAGE_DIFFS = []  # (query, prometheus error, cairn error): reported, not failed
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
@@ -230,8 +231,11 @@ def num(s):
     return float(s)  # Go's strconv accepts "NaN", "+Inf", "-Inf"; so does Python
 
 
-def same_value(a, b):
-    """a, b: value strings. Returns None when they agree, else a reason."""
+def same_value(a, b, loose=False):
+    """a, b: value strings. Returns None when they agree, else a reason. loose (generated
+    queries) also accepts an absolute difference below 1e-12: random nesting such as
+    stddev(atan(huge)) subtracts nearly equal values, which turns a last-bit difference of a
+    libm function (Go's math against C's) into a large relative one."""
     try:
         x, y = num(a), num(b)
     except (TypeError, ValueError):
@@ -243,6 +247,8 @@ def same_value(a, b):
     if math.isinf(x) or math.isinf(y):
         return "value %s vs %s" % (a, b)
     if abs(x - y) <= 1e-6 * max(abs(x), abs(y)) or abs(x - y) < 1e-300:
+        return None
+    if loose and abs(x - y) < 1e-12:
         return None
     return "value %s vs %s" % (a, b)
 
@@ -256,7 +262,19 @@ def order_sensitive(q):
     return s.startswith(("sort(", "sort_desc(", "topk(", "bottomk("))
 
 
-def compare(q, mode, sp, p, sc, c):
+def fuzzy_key(key):
+    """Label values that are numbers, to 12 digits (count_values of generated queries)."""
+    out = []
+    for name, value in key:
+        try:
+            value = "%.12g" % float(value)
+        except ValueError:
+            pass
+        out.append((name, value))
+    return tuple(out)
+
+
+def compare(q, mode, sp, p, sc, c, loose=False):
     """Returns None when the answers agree, else a short reason."""
     if sp != sc:
         return "HTTP status %s vs %s" % (sp, sc)
@@ -285,19 +303,23 @@ def compare(q, mode, sp, p, sc, c):
         return "result is not a list"
     if len(pr) != len(cr):
         return "%d series vs %d" % (len(pr), len(cr))
-    pm = {lkey(s["metric"]): s for s in pr}
-    cm = {lkey(s.get("metric", {})): s for s in cr}
-    if len(cm) != len(cr):
-        return "duplicate label sets in Cairn's answer"
+    key = lkey
+    if loose and "count_values" in q:
+        key = lambda m: fuzzy_key(lkey(m))  # noqa: E731
+    pm = {key(s["metric"]): s for s in pr}
+    cm = {key(s.get("metric", {})): s for s in cr}
+    if len(cm) != len(cr) or len(pm) != len(pr):
+        return "duplicate label sets in an answer"
     if set(pm) != set(cm):
         only_p = sorted(set(pm) - set(cm))[:2]
         only_c = sorted(set(cm) - set(pm))[:2]
         return "series differ: only prometheus %s; only cairn %s" % (only_p, only_c)
-    if rt == "matrix" and [lkey(s["metric"]) for s in pr] != [lkey(s["metric"]) for s in cr]:
+    if (rt == "matrix" and not (loose and "count_values" in q) and
+            [lkey(s["metric"]) for s in pr] != [lkey(s["metric"]) for s in cr]):
         return "matrix series in another order"  # Prometheus sorts them by label set
     if rt == "vector" and order_sensitive(q) and mode.startswith("instant"):
         for i, (a, b) in enumerate(zip(pr, cr)):
-            why = same_value(a["value"][1], b["value"][1])
+            why = same_value(a["value"][1], b["value"][1], loose)
             if why:
                 return "order differs at %d: %s" % (i, why)
     for k, ps in pm.items():
@@ -305,7 +327,7 @@ def compare(q, mode, sp, p, sc, c):
         if rt == "vector":
             if ps["value"][0] != cs["value"][0]:
                 return "%s: timestamp %s vs %s" % (dict(k), ps["value"][0], cs["value"][0])
-            why = same_value(ps["value"][1], cs["value"][1])
+            why = same_value(ps["value"][1], cs["value"][1], loose)
             if why:
                 return "%s: %s" % (dict(k), why)
         else:
@@ -318,7 +340,7 @@ def compare(q, mode, sp, p, sc, c):
                 return "%s: %d points vs %d (missing %s extra %s)" % (
                     dict(k), len(pt), len(ct), missing, extra)
             for a, b in zip(pv, cv):
-                why = same_value(a[1], b[1])
+                why = same_value(a[1], b[1], loose)
                 if why:
                     return "%s @%s: %s" % (dict(k), a[0], why)
     return None
@@ -366,6 +388,16 @@ class QueryGen:
     def __init__(self, seed):
         import random
         self.r = random.Random(seed)
+        self.in_subquery = 0
+
+    def modifier(self, at=True):
+        """An offset and/or @ suffix. No @ inside subqueries: Prometheus 2.42 turns @ into an
+        offset from the query start, and a subquery whose first step equals that start keeps
+        the wrong offset (its answer then depends on the alignment of the range)."""
+        m = self.c(self.OFFSETS)
+        if "@" in m and (not at or self.in_subquery):
+            return ""
+        return m
 
     def c(self, seq):
         return self.r.choice(seq)
@@ -386,11 +418,14 @@ class QueryGen:
             return "time()"
         return "(%s %s %s)" % (self.scalar(d - 1), self.c(self.ARITH), self.scalar(d - 1))
 
-    def rangev(self, d):
+    def rangev(self, d, at=True):
         if d > 0 and self.r.random() < 0.25:
-            return "(%s)[%s:%s]%s" % (self.vector(d - 1), self.c(self.RANGES), self.c(self.STEPS),
-                                      self.c(self.OFFSETS))
-        return "%s[%s]%s" % (self.c(self.SELECTORS), self.c(self.RANGES), self.c(self.OFFSETS))
+            self.in_subquery += 1
+            inner = self.vector(d - 1)
+            self.in_subquery -= 1
+            return "(%s)[%s:%s]%s" % (inner, self.c(self.RANGES), self.c(self.STEPS),
+                                      self.modifier(at))
+        return "%s[%s]%s" % (self.c(self.SELECTORS), self.c(self.RANGES), self.modifier(at))
 
     def matching(self, setop=False):
         k = self.r.random()
@@ -407,13 +442,16 @@ class QueryGen:
     def vector(self, d):
         k = self.r.random()
         if d <= 0 or k < 0.15:
-            return self.c(self.SELECTORS) + self.c(self.OFFSETS)
+            return self.c(self.SELECTORS) + self.modifier()
         if k < 0.35:
             fn = self.c(self.RANGE_FNS + ["quantile_over_time", "predict_linear", "holt_winters"])
             if fn == "quantile_over_time":
                 return "%s(%s, %s)" % (fn, self.c(["0.5", "0.9", "0", "1"]), self.rangev(d - 1))
             if fn == "predict_linear":
-                return "%s(%s, %s)" % (fn, self.rangev(d - 1), self.c(["60", "-300", "3600"]))
+                # Not over an @ range: Prometheus 2.42 moves such a window with the step in
+                # range queries (the @ becomes an offset from the start), losing its data.
+                return "%s(%s, %s)" % (fn, self.rangev(d - 1, at=False),
+                                       self.c(["60", "-300", "3600"]))
             if fn == "holt_winters":
                 return "%s(%s, 0.5, 0.3)" % (fn, self.rangev(d - 1))
             return "%s(%s)" % (fn, self.rangev(d - 1))
@@ -421,6 +459,12 @@ class QueryGen:
             fn = self.c(self.MATH_FNS)
             if fn == "-":
                 return "-(%s)" % self.vector(d - 1)
+            if fn == "timestamp":
+                # timestamp() of a selector: Prometheus 2.42 drops the offset of a selector
+                # that also has @, so no combination of the two here.
+                m = self.modifier()
+                return "timestamp(%s%s)" % (self.c(self.SELECTORS),
+                                            "" if "@" in m and "offset" in m else m)
             return "%s(%s)" % (fn, self.vector(d - 1))
         if k < 0.62:
             agg = self.c(self.AGGS + ["topk", "bottomk", "quantile", "count_values"])
@@ -431,14 +475,19 @@ class QueryGen:
                 return "%s%s (%s, %s)" % (agg, g, self.c(["0.5", "0.9", "0", "1"]),
                                           self.vector(d - 1))
             if agg == "count_values":
-                return '%s%s ("val", %s)' % (agg, g, self.vector(d - 1))
+                # Rounded: count_values turns values into label text, where a last-bit
+                # difference of a libm function (Go's math against C's) shows.
+                return '%s%s ("val", round(%s, 0.001))' % (agg, g, self.vector(d - 1))
             return "%s%s (%s)" % (agg, g, self.vector(d - 1))
         if k < 0.72:
             op = self.c(self.ARITH + self.CMP)
             b = " bool" if op in self.CMP and self.r.random() < 0.4 else ""
+            # A scalar side of % is a constant: time() % f(x) amplifies last-bit differences of
+            # libm functions (Go's against C's) a billion times.
+            sc = self.scalar(0) if op == "%" else self.scalar(d - 1)
             if self.r.random() < 0.5:
-                return "(%s %s%s %s)" % (self.vector(d - 1), op, b, self.scalar(d - 1))
-            return "(%s %s%s %s)" % (self.scalar(d - 1), op, b, self.vector(d - 1))
+                return "(%s %s%s %s)" % (self.vector(d - 1), op, b, sc)
+            return "(%s %s%s %s)" % (sc, op, b, self.vector(d - 1))
         if k < 0.86:
             op = self.c(self.ARITH + self.CMP + self.SETS)
             setop = op in self.SETS
@@ -512,6 +561,7 @@ def main():
         if q not in generated and q not in queries:
             generated.append(q)
     queries += generated
+    generated_set = set(generated)
     prom, cairn = Client(a.prom), Client(a.cairn)
     # Guard against a vacuous pass: both servers must hold both data sets.
     for name, cl in (("prometheus", prom), ("cairn", cairn)):
@@ -532,7 +582,20 @@ def main():
         path = path.split()[-1]
         sp, p = prom.post(path, form, get)
         sc, c = cairn.post(path, form, get)
-        return q, mname, sp, p, sc, c, compare(q, mname, sp, p, sc, c)
+        why = compare(q, mname, sp, p, sc, c, q in generated_set)
+        if why and ("topk" in q or "bottomk" in q):
+            # Prometheus breaks ties of topk/bottomk by the order of its input, which comes out
+            # of a Go map: its answers may vary from run to run. Cairn's answer passes when it is
+            # one of them; when none matches but they vary, there is no one answer to check.
+            varies = False
+            for _ in range(8):
+                sp2, p2 = prom.post(path, form, get)
+                if compare(q, mname, sp2, p2, sc, c, q in generated_set) is None:
+                    return q, mname, sp2, p2, sc, c, None
+                varies = varies or compare(q, mname, sp, p, sp2, p2) is not None
+            if varies:
+                return q, mname, sp, p, sc, c, SKIP
+        return q, mname, sp, p, sc, c, why
 
     jobs = [(q, m) for q in queries for m in modes]
     # Parameter handling of the HTTP layer: each case once, with its own form.
@@ -605,11 +668,16 @@ def main():
         jobs.append((form.get("query", "<none>"), ("api " + path.split("/")[-1] + " " +
                      ("GET " if path.startswith("GET ") else "") +
                      json.dumps({k: v for k, v in form.items() if k != "query"}), path, form)))
-    passed = failed = 0
+    passed = failed = skipped = 0
     failed_queries = []
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=a.jobs) as ex:
         for q, mname, sp, p, sc, c, why in ex.map(run, jobs):
+            if why is SKIP:
+                skipped += 1
+                if a.v:
+                    print("skip [%s] %s (Prometheus' own answers differ: ties)" % (mname, q))
+                continue
             if why is None:
                 passed += 1
                 if a.v:
@@ -631,7 +699,7 @@ def main():
             print("  %s\n     prometheus: %s\n     cairn:      %s" % (q, pe, ce))
     print("%d queries x %d modes + %d API cases in %.1f s; %d distinct queries differ" % (
         len(queries), len(modes), len(api_cases), time.monotonic() - t0, len(failed_queries)))
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 
