@@ -260,6 +260,8 @@ static int replay_rec(void *ctx, const unsigned char *p, size_t len)
         tsdb__hseries *s = NULL;
         for (size_t i = 0; i < r->nsmp; i++) {
             const tsdb__rec_sample *x = &r->smp[i];
+            if (i + 16 < r->nsmp)
+                tsdb__head_prefetch_id(db->head, r->smp[i + 16].id);
             if (!s || s->id != x->id)
                 s = tsdb__head_get_id(db->head, x->id);
             if (!s) {

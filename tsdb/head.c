@@ -280,6 +280,12 @@ void tsdb__head_prefetch(tsdb__head *h, uint64_t hash)
     __builtin_prefetch(&m->e[hm_slot(m, hash)]);
 }
 
+void tsdb__head_prefetch_id(tsdb__head *h, uint64_t id)
+{
+    const struct hmap *m = h->by_id;
+    __builtin_prefetch(&m->e[hm_slot(m, id)]);
+}
+
 tsdb__hseries *tsdb__head_get_id(tsdb__head *h, uint64_t id)
 {
     size_t pos = SIZE_MAX;

@@ -65,6 +65,8 @@ void tsdb__head_free(tsdb__head *h); /* NULL allowed */
 tsdb__hseries *tsdb__head_get(tsdb__head *h, uint64_t hash, tsdb_labels l);
 /* Writer: starts loading the map slot of a label hash (a lookup follows soon). */
 void tsdb__head_prefetch(tsdb__head *h, uint64_t hash);
+/* Writer: starts loading the id map slot of id (replay looks ahead). */
+void tsdb__head_prefetch_id(tsdb__head *h, uint64_t id);
 /* Writer: the series with this id, or NULL. */
 tsdb__hseries *tsdb__head_get_id(tsdb__head *h, uint64_t id);
 /* Writer: creates a series (id must be new to the head). */
