@@ -1008,14 +1008,14 @@ static int process_body(ingest_scraper *s, target *t, const char *ctype, sbatch 
         rc = r;
     }
     ingest_text_free(p);
-    if (rc == 0) {
+    if (rc == 0)
         scache_compact(sc);
-        flush_fam(&fam, &fams, &n_fams, &cap_fams, a);
-        pthread_mutex_lock(&s->mu);
-        for (size_t i = 0; i < n_fams; i++)
-            meta_put(&s->meta, fams[i].name, fams[i].type, fams[i].help, fams[i].unit);
-        pthread_mutex_unlock(&s->mu);
-    }
+    /* Metadata read before a failure is kept, as Prometheus' scrape cache keeps it. */
+    flush_fam(&fam, &fams, &n_fams, &cap_fams, a);
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n_fams; i++)
+        meta_put(&s->meta, fams[i].name, fams[i].type, fams[i].help, fams[i].unit);
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 

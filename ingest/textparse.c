@@ -6,13 +6,16 @@
  *
  * Grammar accepted (both formats unless noted):
  *
- *   line     = sample | "#" ws* ("HELP" | "TYPE" | "UNIT") ws+ name [ws+ text] | "# EOF" | comment
+ *   line     = sample | "#" ws* ("HELP" | "TYPE" | "UNIT") ws+ name [ws text] | "# EOF" | comment
+ *              (text: the rest of the line after exactly one blank, as Prometheus reads it)
  *   sample   = name [ws*] ["{" labels "}"] ws+ value [ws+ timestamp] [ws+ exemplar] ws*
+ *              (the text format also takes a value right after "}")
  *            | "{" labels-with-a-quoted-name "}" ws+ value ...            (UTF-8 names)
  *   labels   = [label ("," ws* label)* [","]]
  *   label    = (lname | quoted) ws* "=" ws* quoted
- *   value    = Go float syntax: 1, -1.5e3, 0x1p-2, NaN, +Inf, -inf (case-insensitive)
- *   timestamp= text: int64 ms;  OpenMetrics: float seconds (converted to ms, truncated)
+ *   value    = Go float syntax without hex: 1, -1.5e3, .5, NaN, +Inf, -inf (case-insensitive);
+ *              out-of-range values (1e400) are errors, as in Prometheus
+ *   timestamp= text: unsigned int64 ms;  OpenMetrics: float seconds (to ms, truncated)
  *   exemplar = "#" ws+ "{" ... (OpenMetrics only; skipped)
  *
  * Escapes: label values accept \\ \" \n (any other backslash pair is kept as written, as
@@ -112,6 +115,18 @@ static const char *skip_ws(const char *s, const char *e)
     while (s < e && is_ws(*s))
         s++;
     return s;
+}
+
+/* Blanks the text format allows between tokens; OpenMetrics allows none inside a label set. */
+static const char *skip_blanks(const ingest_text *p, const char *s)
+{
+    return p->fmt == INGEST_TEXT_OPENMETRICS ? s : skip_ws(s, p->le);
+}
+
+/* OpenMetrics separates tokens by exactly one space: moves past it, or returns NULL. */
+static const char *one_space(const char *s, const char *le)
+{
+    return (s + 1 < le && *s == ' ' && !is_ws(s[1])) ? s + 1 : NULL;
 }
 
 /* Metric name [a-zA-Z_:][a-zA-Z0-9_:]* (label names use the same scan; ':' is rejected later by
@@ -227,25 +242,24 @@ static int parse_float(const char *s, const char *e, double *v)
     const char *b = buf;
     if (*b == '+' || *b == '-')
         b++;
-    /* Go accepts hex floats only with a 'p' exponent. */
-    if (b[0] == '0' && (b[1] == 'x' || b[1] == 'X') && !strpbrk(buf, "pP"))
+    /* Prometheus refuses 'p', 'P' and '_' before strconv.ParseFloat, so no hex floats; Go
+     * takes a sign before "inf" but not before "nan". */
+    if (strpbrk(buf, "pPxX_") || (b != buf && (*b == 'n' || *b == 'N')))
         return -1;
     char *endp;
     double d = strtod(buf, &endp);
     if (endp != buf + n)
         return -1;
+    if (isinf(d) && *b != 'i' && *b != 'I')
+        return -1; /* out of range, as strconv.ParseFloat's ErrRange */
     *v = d;
     return 0;
 }
 
-/* Text-format timestamp: int64 milliseconds. */
+/* Text-format timestamp: int64 milliseconds, digits only (Prometheus' lexer takes no sign). */
 static int parse_int64(const char *s, const char *e, int64_t *out)
 {
     int neg = 0;
-    if (s < e && (*s == '-' || *s == '+')) {
-        neg = *s == '-';
-        s++;
-    }
     if (s >= e)
         return -1;
     uint64_t acc = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
@@ -354,7 +368,7 @@ static int parse_comment(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
     } else if (om && kwlen == 4 && !memcmp(kw, "UNIT", 4)) {
         kind = INGEST_TEXT_UNIT;
     } else if (om && kwlen == 3 && !memcmp(kw, "EOF", 3)) {
-        if (skip_ws(s, le) != le)
+        if (s != le)
             return fail(p, s, err, "unexpected text after # EOF");
         p->seen_eof = 1;
         return 0;
@@ -381,16 +395,16 @@ static int parse_comment(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
     if (name.len == 0)
         return fail(p, n0, err, "invalid metric name in %.*s line", (int)kwlen, kw);
     tsdb_str text = {s, 0};
+    if (om && s >= le)
+        return fail(p, s, err, "expected text in %.*s", (int)kwlen, kw);
     if (s < le) {
         if (!is_ws(*s))
             return fail(p, s, err, "invalid character after metric name in %.*s line", (int)kwlen,
                         kw);
-        s = om ? s + 1 : skip_ws(s, le);
-        const char *te = le;
-        if (kind != INGEST_TEXT_HELP) /* trailing blanks are not part of a type or unit */
-            while (te > s && is_ws(te[-1]))
-                te--;
-        text = kind == INGEST_TEXT_HELP ? help_text(p, s, te) : (tsdb_str){s, (size_t)(te - s)};
+        /* The text is the rest of the line after one blank, as Prometheus reads it (so
+         * "# TYPE m  gauge" names the type " gauge", which is invalid). */
+        s++;
+        text = kind == INGEST_TEXT_HELP ? help_text(p, s, le) : (tsdb_str){s, (size_t)(le - s)};
     }
     if (kind == INGEST_TEXT_TYPE) {
         enum fam_type ft;
@@ -429,11 +443,14 @@ static int parse_labels(ingest_text *p, const char **sp, tsdb_str *name, tsdb_er
 {
     const char *s = *sp + 1, *le = p->le;
     for (;;) {
-        s = skip_ws(s, le);
+        s = skip_blanks(p, s);
         if (s >= le)
             return fail(p, s, err, "unexpected end of line in label set");
-        if (*s == '}')
+        if (*s == '}') {
+            if (p->fmt == INGEST_TEXT_OPENMETRICS && s[-1] == ',')
+                return fail(p, s - 1, err, "trailing comma in label set");
             break;
+        }
         tsdb_str ln;
         const char *at = s;
         int quoted = 0;
@@ -451,7 +468,7 @@ static int parse_labels(ingest_text *p, const char **sp, tsdb_str *name, tsdb_er
                 return fail(p, at, err, "invalid label name at \"%s\"", ex);
             }
         }
-        s = skip_ws(s, le);
+        s = skip_blanks(p, s);
         if (quoted && s < le && (*s == ',' || *s == '}')) {
             /* {"metric.name", ...}: a quoted metric name inside the braces. */
             if (name->len)
@@ -462,7 +479,7 @@ static int parse_labels(ingest_text *p, const char **sp, tsdb_str *name, tsdb_er
             if (s >= le || *s != '=')
                 return fail(p, s, err, "expected '=' after label name \"%.*s\"",
                             (int)(ln.len > 40 ? 40 : ln.len), ln.p);
-            s = skip_ws(s + 1, le);
+            s = skip_blanks(p, s + 1);
             if (s >= le || *s != '"')
                 return fail(p, s, err, "expected '\"' to start the value of label \"%.*s\"",
                             (int)(ln.len > 40 ? 40 : ln.len), ln.p);
@@ -471,7 +488,7 @@ static int parse_labels(ingest_text *p, const char **sp, tsdb_str *name, tsdb_er
             if (rc < 0)
                 return rc;
             push_label(p, ln, lv);
-            s = skip_ws(s, le);
+            s = skip_blanks(p, s);
         }
         if (s < le && *s == ',') {
             s++;
@@ -516,10 +533,14 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
     const char *series_end = s;
     if (name.len == 0)
         return fail(p, p->ls, err, "sample has no metric name");
-    if (s >= le || !is_ws(*s))
+    /* Prometheus' text lexer reads a value right after '}' ("m{a="b"}1"). */
+    int glued = !om && series_end > p->ls && series_end[-1] == '}' && s < le && !is_ws(*s);
+    if (!glued && (s >= le || !is_ws(*s)))
         return fail(p, s, err,
                     s >= le ? "expected a value after the metric"
                             : "expected a space before the value");
+    if (om && !one_space(s, le))
+        return fail(p, s, err, "expected a single space before the value");
     s = skip_ws(s, le);
     const char *v0 = s;
     while (s < le && !is_ws(*s))
@@ -532,6 +553,8 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
         excerpt(v0, s, ex, sizeof ex);
         return fail(p, v0, err, "invalid value \"%s\"", ex);
     }
+    if (om && s < le && !one_space(s, le))
+        return fail(p, s, err, "expected a single space after the value");
     s = skip_ws(s, le);
     int has_t = 0;
     int64_t t = 0;
@@ -550,6 +573,8 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
             return fail(p, t0, err, "invalid timestamp \"%s\"", ex);
         }
         has_t = 1;
+        if (om && s < le && !one_space(s, le))
+            return fail(p, s, err, "expected a single space after the timestamp");
         s = skip_ws(s, le);
     }
     if (s < le) {
@@ -561,6 +586,10 @@ static int parse_sample(ingest_text *p, ingest_text_entry *e, tsdb_err *err)
             return fail(p, s, err, "invalid exemplar: expected '# {'");
         if (!memchr(x, '}', (size_t)(le - x)))
             return fail(p, x, err, "invalid exemplar: unterminated label set");
+        if (!(name.len > 6 && !memcmp(name.p + name.len - 6, "_total", 6)) &&
+            !(name.len > 7 && !memcmp(name.p + name.len - 7, "_bucket", 7)))
+            return fail(p, s, err, "metric name %.*s does not support exemplars",
+                        (int)(name.len > 60 ? 60 : name.len), name.p);
     }
     if (om && !p->keep_created && is_created(p, name))
         return 0;

@@ -214,8 +214,8 @@ print('\\n'.join(['active '+x for x in sorted(a)]+['dropped '+x for x in sorted(
 dump $P_PROM "$TMP/p"
 dump $P_CAIRN "$TMP/c"
 
-same() { # name, file suffix
-  if diff "$TMP/p.$2" "$TMP/c.$2" >"$TMP/diff.$2"; then
+same() { # name, file suffix (an empty dump is a failure: the query itself went wrong)
+  if [ -s "$TMP/p.$2" ] && diff "$TMP/p.$2" "$TMP/c.$2" >"$TMP/diff.$2"; then
     ok "$1 ($(wc -l <"$TMP/p.$2") lines)"
   else
     bad "$1"

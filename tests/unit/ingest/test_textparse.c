@@ -66,7 +66,7 @@ static void test_text_basic(void **state)
         "find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9\n"
         "metric_without_timestamp_and_labels 12.47\n"
         "  \t\n"
-        "something_weird{problem=\"division by zero\"} +Inf -3982045\n";
+        "something_weird{problem=\"division by zero\"} +Inf 3982045\n";
     ingest_text *p = ingest_text_new(page, strlen(page), INGEST_TEXT_PROM);
     ingest_text_entry e;
     tsdb_err err;
@@ -112,7 +112,7 @@ static void test_text_basic(void **state)
 
     assert_int_equal(ingest_text_next(p, &e, &err), 1);
     assert_true(isinf(e.v) && e.v > 0);
-    assert_int_equal(e.t, -3982045);
+    assert_int_equal(e.t, 3982045);
 
     assert_int_equal(ingest_text_next(p, &e, &err), 0);
     assert_int_equal(ingest_text_next(p, &e, &err), 0); /* the end is sticky */
@@ -125,11 +125,13 @@ static void test_values(void **state)
     static const struct {
         const char *v;
         double want; /* NAN for NaN */
-    } cases[] = {{"0", 0},
+    } cases[] = {{"5.", 5},
+                 {"infinity", INFINITY},
+                 {"1e-400", 0},
+                 {"0", 0},
                  {"-7", -7},
                  {"1e3", 1000},
                  {"1.5E-3", 0.0015},
-                 {"0x1p-2", 0.25},
                  {"NaN", NAN},
                  {"nan", NAN},
                  {"+Inf", INFINITY},
@@ -150,8 +152,21 @@ static void test_values(void **state)
             fail_msg("value %s parsed as %.17g", cases[i].v, e.v);
         ingest_text_free(p);
     }
-    static const char *const bad[] = {"m 1x\n",  "m nan(1)\n", "m 0x10\n",
-                                      "m --1\n", "m 1 1.5\n",  "m 1 99999999999999999999\n"};
+    /* As Prometheus 2.42: no hex floats, no '_', no out-of-range values, no sign before NaN,
+     * and text-format timestamps are unsigned integers. */
+    static const char *const bad[] = {"m 1x\n",
+                                      "m nan(1)\n",
+                                      "m 0x10\n",
+                                      "m --1\n",
+                                      "m 1 1.5\n",
+                                      "m 0x1p-2\n",
+                                      "m 1e400\n",
+                                      "m -1e400\n",
+                                      "m +nan\n",
+                                      "m 1_000\n",
+                                      "m 1 -5\n",
+                                      "m 1 +5\n",
+                                      "m 1 99999999999999999999\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(parse_all(bad[i], INGEST_TEXT_PROM, NULL, NULL, 0), TSDB_EPARSE);
 }
@@ -279,6 +294,31 @@ static void test_openmetrics_errors(void **state)
     size_t n;
     assert_int_equal(parse_all("a 1\n# EOF", INGEST_TEXT_OPENMETRICS, &n, NULL, 0), 0);
     assert_int_equal(n, 1);
+    /* OpenMetrics is strict where Prometheus 2.42's parser is: single spaces, no blanks or
+     * trailing comma in label sets, exemplars only on _total/_bucket, "# EOF" exactly, HELP
+     * with its separator. */
+    static const struct {
+        const char *in, *msg;
+    } strict[] = {
+        {"m  1\n# EOF\n", "1:2: expected a single space before the value"},
+        {"m 1  5\n# EOF\n", "1:4: expected a single space after the value"},
+        {"m 1 \n# EOF\n", "1:4: expected a single space after the value"},
+        {"m{a=\"b\",} 1\n# EOF\n", "1:8: trailing comma in label set"},
+        {"m{a=\"b\", c=\"d\"} 1\n# EOF\n", "1:9: invalid label name at \" c=?d?} 1\""},
+        {"m 1 # {a=\"b\"} 1\n# EOF\n", "1:5: metric name m does not support exemplars"},
+        {"m 1\n# EOF \n", "2:6: unexpected text after # EOF"},
+        {"# HELP m\nm 1\n# EOF\n", "1:9: expected text in HELP"},
+    };
+    for (size_t i = 0; i < sizeof strict / sizeof strict[0]; i++) {
+        msg[0] = 0;
+        int rc = parse_all(strict[i].in, INGEST_TEXT_OPENMETRICS, NULL, msg, sizeof msg);
+        if (rc != TSDB_EPARSE || strcmp(msg, strict[i].msg) != 0)
+            fail_msg("strict case %zu: rc %d msg \"%s\", want \"%s\"", i, rc, msg, strict[i].msg);
+    }
+    assert_int_equal(parse_all("# HELP m \nc_total 1 # {a=\"b\"} 1 5\nh_bucket{le=\"1\"} 1 # {} 2\n"
+                               "# EOF\n",
+                               INGEST_TEXT_OPENMETRICS, NULL, NULL, 0),
+                     0);
     /* A timestamp in the text format is milliseconds and must be an integer. */
     assert_int_equal(parse_all("a 1 1.5\n", INGEST_TEXT_PROM, NULL, msg, sizeof msg), TSDB_EPARSE);
     assert_string_equal(msg, "1:5: invalid timestamp \"1.5\"");
@@ -300,7 +340,11 @@ static void test_errors_line_col(void **state)
         {"# TYPE a countr\n", "1:10: invalid metric type \"countr\""},
         {"a 1\r\n", "1:4: carriage return in line (use \\n line ends)"},
         {"9a 1\n", "1:1: invalid metric name at \"9a 1\""},
-        {"a{b=\"c\"}1\n", "1:9: expected a space before the value"},
+        {"a{b=\"c\"}\n", "1:9: expected a value after the metric"},
+        {"a{b=\"c\"} 1 -5\n", "1:12: invalid timestamp \"-5\""},
+        {"# TYPE m  gauge\n", "1:10: invalid metric type \" gauge\""},
+        {"# TYPE m gauge \n", "1:10: invalid metric type \"gauge \""},
+        {"m 1e400\n", "1:3: invalid value \"1e400\""},
         {"a 1 # {x=\"y\"} 1\n", "1:5: unexpected text after the value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -355,6 +399,30 @@ static void test_quoted_names_and_whitespace(void **state)
     ingest_text_free(p);
 }
 
+/* Spacing as Prometheus' text lexer reads it: a value may follow '}' directly, and HELP text is
+ * the rest of the line after exactly one blank. */
+static void test_prometheus_spacing(void **state)
+{
+    (void)state;
+    const char *page = "glued{a=\"b\"}1\n# HELP h   three spaces\nh 2\n";
+    ingest_text *p = ingest_text_new(page, strlen(page), INGEST_TEXT_PROM);
+    ingest_text_entry e;
+    tsdb_err err;
+    assert_int_equal(ingest_text_next(p, &e, &err), 1);
+    assert_str(e.name, "glued");
+    assert_str(e.series, "glued{a=\"b\"}");
+    assert_true(e.v == 1.0);
+    assert_int_equal(ingest_text_next(p, &e, &err), 1);
+    assert_int_equal(e.kind, INGEST_TEXT_HELP);
+    assert_str(e.text, "  three spaces");
+    assert_int_equal(ingest_text_next(p, &e, &err), 1);
+    assert_str(e.series, "h");
+    ingest_text_free(p);
+    /* OpenMetrics wants the blank. */
+    assert_int_equal(parse_all("glued{a=\"b\"}1\n# EOF\n", INGEST_TEXT_OPENMETRICS, NULL, NULL, 0),
+                     TSDB_EPARSE);
+}
+
 static void test_content_type(void **state)
 {
     (void)state;
@@ -403,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_errors_line_col),
         cmocka_unit_test(test_sticky_error_and_pos),
         cmocka_unit_test(test_quoted_names_and_whitespace),
+        cmocka_unit_test(test_prometheus_spacing),
         cmocka_unit_test(test_content_type),
         cmocka_unit_test(test_many_escaped_labels),
     };
