@@ -18,6 +18,10 @@
  *   timestamp= text: unsigned int64 ms;  OpenMetrics: float seconds (to ms, truncated)
  *   exemplar = "#" ws+ "{" ... (OpenMetrics only; skipped)
  *
+ * OpenMetrics is read as strictly as Prometheus 2.42 reads it: tokens separated by exactly one
+ * space, no blanks or trailing comma inside label sets, exemplars only on _total and _bucket
+ * samples, HELP/TYPE/UNIT followed by their text, and "# EOF" exactly.
+ *
  * Escapes: label values accept \\ \" \n (any other backslash pair is kept as written, as
  * Prometheus does); HELP text accepts \\ and \n (OpenMetrics also \"). OpenMetrics input must end
  * with "# EOF" and nothing may follow it; a `#` line there must be HELP, TYPE, UNIT or EOF.
