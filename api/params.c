@@ -139,55 +139,6 @@ static int parse_float(tsdb_str s, double *out)
 /* ---- Durations
  * ----------------------------------------------------------------------------------- */
 
-int api__parse_prom_duration(const char *s, size_t len, int64_t *ms)
-{
-    static const struct {
-        const char *u;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000},
-                 {"w", 7LL * 86400000},
-                 {"d", 86400000},
-                 {"h", 3600000},
-                 {"m", 60000},
-                 {"s", 1000},
-                 {"ms", 1}};
-    if (len == 1 && s[0] == '0') {
-        *ms = 0;
-        return TSDB_OK;
-    }
-    if (len == 0)
-        return TSDB_EINVAL;
-    size_t i = 0;
-    int last = -1;
-    int64_t total = 0;
-    while (i < len) {
-        if (s[i] < '0' || s[i] > '9')
-            return TSDB_EINVAL;
-        uint64_t n = 0;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            n = n * 10 + (uint64_t)(s[i] - '0');
-            if (n > (uint64_t)INT64_MAX)
-                return TSDB_EINVAL;
-            i++;
-        }
-        size_t us = i;
-        while (i < len && isalpha((unsigned char)s[i]))
-            i++;
-        int k = -1;
-        for (int u = 0; u < 7; u++)
-            if (strlen(units[u].u) == i - us && memcmp(units[u].u, s + us, i - us) == 0)
-                k = u;
-        if (k < 0 || k <= last)
-            return TSDB_EINVAL;
-        last = k;
-        if (n > (uint64_t)(INT64_MAX / units[k].ms) || total > INT64_MAX - (int64_t)n * units[k].ms)
-            return TSDB_EINVAL;
-        total += (int64_t)n * units[k].ms;
-    }
-    *ms = total;
-    return TSDB_OK;
-}
-
 int api__parse_duration(tsdb_str s, int64_t *ms, tsdb_err *err)
 {
     double d;
@@ -202,7 +153,7 @@ int api__parse_duration(tsdb_str s, int64_t *ms, tsdb_err *err)
         *ms = nsi / 1000000;
         return TSDB_OK;
     }
-    if (api__parse_prom_duration(s.p, s.len, ms) == TSDB_OK)
+    if (tsdb_duration_parse(s, ms) == TSDB_OK)
         return TSDB_OK;
     return tsdb_errf(err, TSDB_EINVAL, -1, "cannot parse \"%.*s\" to a valid duration",
                      (int)(s.len > 64 ? 64 : s.len), s.p);

@@ -42,7 +42,5 @@ int api__parse_time(tsdb_str s, int64_t *ms, tsdb_err *err);
 /* Prometheus duration: float seconds, or [0-9]+ units among y w d h m s ms, largest first.
  * Result in ms (truncated like Go's time.Duration -> ms). TSDB_EINVAL with a message. */
 int api__parse_duration(tsdb_str s, int64_t *ms, tsdb_err *err);
-/* PromQL duration only ("1h30m"); 0 or TSDB_EINVAL. */
-int api__parse_prom_duration(const char *s, size_t len, int64_t *ms);
 
 #endif

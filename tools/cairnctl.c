@@ -69,52 +69,7 @@ int cairnctl_parse_duration(const char *s, int64_t *ms)
         *ms = (int64_t)(secs * 1000 + 0.5);
         return 0;
     }
-    int64_t total = 0;
-    const char *p = s;
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return -1;
-        int64_t v = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (v > INT64_MAX / 10)
-                return -1;
-            v = v * 10 + (*p++ - '0');
-        }
-        int64_t unit;
-        if (strncmp(p, "ms", 2) == 0) {
-            unit = 1;
-            p += 2;
-        } else {
-            switch (*p) {
-            case 's':
-                unit = 1000;
-                break;
-            case 'm':
-                unit = 60000;
-                break;
-            case 'h':
-                unit = 3600000;
-                break;
-            case 'd':
-                unit = 86400000;
-                break;
-            case 'w':
-                unit = 7 * 86400000LL;
-                break;
-            case 'y':
-                unit = 365 * 86400000LL;
-                break;
-            default:
-                return -1;
-            }
-            p++;
-        }
-        if (v > (INT64_MAX - total) / unit)
-            return -1;
-        total += v * unit;
-    }
-    *ms = total;
-    return 0;
+    return tsdb_duration_parse(tsdb_str_c(s), ms) == TSDB_OK ? 0 : -1;
 }
 
 int cairnctl_parse_time(const char *s, int64_t *ms)

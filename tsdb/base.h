@@ -14,22 +14,22 @@
 
 /* ---- Errors ------------------------------------------------------------------------------- */
 
-#define TSDB_ERR_MAP(XX)                                                                           \
-    XX(NOMEM, "out of memory")                                                                     \
-    XX(INVAL, "invalid argument")                                                                  \
-    XX(IO, "I/O error")                                                                            \
-    XX(NOSPC, "no space left on device")                                                           \
-    XX(CORRUPT, "data corruption detected")                                                        \
-    XX(NOTFOUND, "not found")                                                                      \
-    XX(LIMIT, "limit exceeded")                                                                    \
-    XX(PARSE, "parse error")                                                                       \
-    XX(OOO, "out-of-order sample")                                                                 \
-    XX(DUP, "duplicate sample for timestamp")                                                      \
-    XX(TOO_OLD, "sample too old")                                                                  \
-    XX(TIMEOUT, "timed out")                                                                       \
-    XX(CANCELED, "canceled")                                                                       \
-    XX(FULL, "index map full")                                                                     \
-    XX(LOCKED, "data directory is locked by another process")                                      \
+#define TSDB_ERR_MAP(XX)                                      \
+    XX(NOMEM, "out of memory")                                \
+    XX(INVAL, "invalid argument")                             \
+    XX(IO, "I/O error")                                       \
+    XX(NOSPC, "no space left on device")                      \
+    XX(CORRUPT, "data corruption detected")                   \
+    XX(NOTFOUND, "not found")                                 \
+    XX(LIMIT, "limit exceeded")                               \
+    XX(PARSE, "parse error")                                  \
+    XX(OOO, "out-of-order sample")                            \
+    XX(DUP, "duplicate sample for timestamp")                 \
+    XX(TOO_OLD, "sample too old")                             \
+    XX(TIMEOUT, "timed out")                                  \
+    XX(CANCELED, "canceled")                                  \
+    XX(FULL, "index map full")                                \
+    XX(LOCKED, "data directory is locked by another process") \
     XX(EXEC, "execution error")
 
 /* 0 is success; every error lies in (-200, -100): negative, and never a plausible count. */
@@ -98,7 +98,7 @@ void *tsdb_arena_calloc(tsdb_arena *a, size_t n, size_t size);
 /* Grows an allocation: returns new memory holding the first old_size bytes of p. */
 void *tsdb_arena_realloc(tsdb_arena *a, void *p, size_t old_size, size_t new_size);
 char *tsdb_arena_strndup(tsdb_arena *a, const char *s, size_t n); /* NUL-terminated copy */
-tsdb_str tsdb_arena_str(tsdb_arena *a, tsdb_str s);                 /* copy, NUL-terminated */
+tsdb_str tsdb_arena_str(tsdb_arena *a, tsdb_str s);               /* copy, NUL-terminated */
 char *tsdb_arena_sprintf(tsdb_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t tsdb_arena_used(const tsdb_arena *a);
 void tsdb_arena_reset(tsdb_arena *a); /* frees all but the first chunk, keeps the arena usable */
@@ -201,6 +201,12 @@ uint64_t tsdb_siphash(const uint8_t key[16], const void *p, size_t n);
 /* The process-wide key (random at first use, or fixed by tsdb_hash_set_key for tests). */
 uint64_t tsdb_hash(const void *p, size_t n);
 void tsdb_hash_set_key(const uint8_t key[16]);
+
+/* ---- Durations --------------------------------------------------------------------------- */
+
+/* Parses a Prometheus duration ("1h30m", "5m", "250ms"; units y w d h m s ms, largest first,
+ * each once; "0" alone). Returns TSDB_OK and *ms, or TSDB_EINVAL (also on int64 overflow). */
+int tsdb_duration_parse(tsdb_str s, int64_t *ms);
 
 /* ---- Logging and clock --------------------------------------------------------------------- */
 
