@@ -28,13 +28,17 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <strings.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define GZIP_MIN_BYTES 1024
+#define GZIP_MIN_BYTES    1024
+#define SERVER_TRIM_BYTES (8u << 20) /* return freed memory after requests larger than this */
 
 struct api_server {
     struct MHD_Daemon *d;
@@ -94,10 +98,19 @@ static void completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
     conn_state *st = *con_cls;
     if (!st)
         return;
+    size_t used = tsdb_arena_used(&st->arena) + st->body.cap;
     tsdb_arena_fini(&st->arena);
     tsdb_buf_fini(&st->body);
     free(st);
     *con_cls = NULL;
+#ifdef __GLIBC__
+    /* A large query or write leaves freed memory in malloc's heaps; give it back to the system
+     * so the resident size after a heavy query falls back to the working set. */
+    if (used > SERVER_TRIM_BYTES)
+        malloc_trim(0);
+#else
+    (void)used;
+#endif
 }
 
 typedef struct hdr_list {
