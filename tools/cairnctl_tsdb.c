@@ -470,6 +470,8 @@ static int cmd_analyze(int argc, char **argv)
     }
     metric_fill *fill = NULL;
     size_t n_fill = 0, cap_fill = 0, matched = 0;
+    tsdb_arena scratch;
+    tsdb_arena_init(&scratch, 0);
     if (status == 0)
         printf("\nChurn (series per block, and series not in the block before):\n");
     for (size_t i = 0; status == 0 && i < nb; i++) {
@@ -498,14 +500,19 @@ static int cmd_analyze(int argc, char **argv)
             metric_fill *f = &fill[n_fill++];
             memset(f, 0, sizeof *f);
             f->metric = metric;
-            for (uint32_t k = first; k < first + count; k++) {
-                tsdb__chunk_ref c;
-                if (tsdb__block_chunk(blocks[i], k, &c, &err) != TSDB_OK)
-                    continue;
-                f->chunks++;
-                f->samples += tsdb_chunk_count(c.p, c.len);
-                f->bytes += c.len;
+            (void)first;
+            (void)count;
+            tsdb__bchunk *cs;
+            size_t nc = 0;
+            if (tsdb__block_series_raw(blocks[i], id, INT64_MIN, INT64_MAX, &scratch, &cs, &nc,
+                                       &err) == TSDB_OK) {
+                for (size_t k = 0; k < nc; k++) {
+                    f->chunks++;
+                    f->samples += tsdb__bchunk_count(&cs[k]);
+                    f->bytes += cs[k].len;
+                }
             }
+            tsdb_arena_reset(&scratch);
         }
         printf("%10" PRIu64 " series, %10" PRIu64 " new  %s\n", m->n_series, fresh, name);
     }
@@ -527,7 +534,8 @@ static int cmd_analyze(int argc, char **argv)
             }
         }
         qsort(fill, w, sizeof(*fill), cmp_fill_samples);
-        printf("\nChunk fill and compression by metric (blocks only):\n");
+        printf("\nChunk fill and compression by metric (blocks only; bytes of the XOR or dense\n"
+               "chunk encodings, before a series' run is zstd-compressed):\n");
         printf("%12s %10s %14s %12s  %s\n", "SAMPLES", "CHUNKS", "SAMPLES/CHUNK", "BYTES/SAMPLE",
                "METRIC");
         for (size_t i = 0; i < w && i < (size_t)limit; i++)
@@ -537,6 +545,7 @@ static int cmd_analyze(int argc, char **argv)
                    (int)fill[i].metric.len, fill[i].metric.p);
     }
     free(fill);
+    tsdb_arena_fini(&scratch);
     tsdb__index_rd_end(rd);
     for (size_t i = 0; i < nb; i++)
         tsdb__block_unref(blocks[i]);
@@ -979,6 +988,8 @@ static int import_block(tsdb *db, imp *m, int64_t bmint, int64_t bmaxt, size_t *
     tsdb__block_name(db, bmint, bmaxt, 0, path, sizeof path);
     tsdb__block_writer *w = NULL;
     int rc = tsdb__block_writer_begin(path, bmint, bmaxt, 0, &w, err);
+    if (rc == TSDB_OK)
+        tsdb__block_writer_compress(w, 1); /* as blocks cut from the head are packed */
     tsdb_arena ca;
     tsdb_arena_init(&ca, 0);
     size_t any = 0;

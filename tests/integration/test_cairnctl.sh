@@ -145,6 +145,9 @@ check "tsdb import refuses samples without timestamps" \
 check "tsdb analyze: cardinality, churn and chunk fill" \
   bash -c "grep -q 'Series: $SERIES' '$TMP/analyze.txt' && grep -q ' node_cpu_seconds_total' '$TMP/analyze.txt' && grep -q 'new  ' '$TMP/analyze.txt' && grep -q 'SAMPLES/CHUNK' '$TMP/analyze.txt'"
 
+check "tsdb analyze: every metric's block chunks are counted (none shows 0 samples)" \
+  bash -c "sed -n '/SAMPLES\/CHUNK/,\$p' '$TMP/analyze.txt' | tail -n +2 | awk '\$1 == 0 {bad=1} END {exit bad || NR == 0}'"
+
 # verify: clean, then each kind of damage.
 "$CTL" tsdb verify "$A" >"$TMP/v0" 2>&1
 check "tsdb verify passes on good data" \
