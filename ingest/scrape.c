@@ -1525,7 +1525,6 @@ int ingest_scraper_start(tsdb *db, const char *config_path, ingest_scraper **out
         rc = tsdb_errf(err, TSDB_ENOMEM, -1, "cannot create a libcurl multi handle");
         goto fail;
     }
-    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
     s->pending = cfg;
     cfg = NULL;
     if (pthread_create(&s->thread, NULL, scrape_main, s) != 0) {
