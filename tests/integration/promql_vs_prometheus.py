@@ -526,8 +526,16 @@ class QueryGen:
         return "vector(%s)" % self.scalar(d - 1)
 
     def query(self):
-        if self.r.random() < 0.1:
+        k = self.r.random()
+        if k < 0.1:
             return self.scalar(2)
+        if k < 0.15:  # an order Prometheus guarantees (instant queries)
+            return "%s(%s)" % (self.c(["sort", "sort_desc"]),
+                               self.vector(self.r.randint(1, self.max_depth)))
+        if k < 0.18:
+            return "absent(%s)" % self.vector(self.r.randint(0, 2))
+        if k < 0.2:
+            return "(%s %s bool %s)" % (self.scalar(1), self.c(self.CMP), self.scalar(1))
         return self.vector(self.r.randint(1, self.max_depth))
 
 
