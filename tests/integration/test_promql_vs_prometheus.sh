@@ -93,4 +93,11 @@ timeout 600 python3 "$HERE/promql_vs_prometheus.py" --prom "$PROM_URL" --cairn "
   --random "${RANDOM_QUERIES:-1500}" --seed "${SEED:-1}" --depth "${DEPTH:-4}"
 rc=$?
 [ $rc = 124 ] && echo "timed out" && echo "0 passed, 1 failed"
+# A sanitizer build reports memory and UB errors in the server's log.
+if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$TMP/cairn.log"; then
+  grep -E -A20 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$TMP/cairn.log" | head -40
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+if [ $rc != 0 ]; then echo "--- cairn log (tail)"; tail -15 "$TMP/cairn.log"; fi
 exit $rc
