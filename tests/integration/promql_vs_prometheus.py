@@ -16,7 +16,9 @@ node-exporter-shaped series into each with `cairnctl bench write`. This script t
      and, when the values are identical, the same text. Where Prometheus guarantees an order
      (sort, sort_desc, topk/bottomk in instant queries) the order of the values must agree too.
 
-  3. with --random N, also runs N generated queries (QueryGen, reproducible from --seed) with
+  3. compares /api/v1/series, /api/v1/labels and /api/v1/label/<name>/values answers (GET,
+     with match[], start and end) as sets;
+  4. with --random N, also runs N generated queries (QueryGen, reproducible from --seed) with
      the same rules, except that absolute differences below 1e-12 pass and count_values labels
      compare to 14 digits (Go's libm and C's differ in last bits). The generator steers around
      the Prometheus 2.42 @-modifier bugs listed at the end of promql_queries.txt.
@@ -354,6 +356,24 @@ def compare(q, mode, sp, p, sc, c, loose=False):
     return None
 
 
+def compare_meta(sp, p, sc, c):
+    """/api/v1/series, labels and label values: same status, errorType and data (as sets)."""
+    if sp != sc:
+        return "HTTP status %s vs %s" % (sp, sc)
+    if p.get("status") != c.get("status"):
+        return "status %s vs %s" % (p.get("status"), c.get("status"))
+    if p.get("status") != "success":
+        if p.get("errorType") != c.get("errorType"):
+            return "errorType %s vs %s" % (p.get("errorType"), c.get("errorType"))
+        return None
+    canon = lambda d: sorted(json.dumps(x, sort_keys=True) for x in (d or []))  # noqa: E731
+    pd, cd = canon(p.get("data")), canon(c.get("data"))
+    if pd != cd:
+        return "data differ: only prometheus %s; only cairn %s" % (
+            sorted(set(pd) - set(cd))[:3], sorted(set(cd) - set(pd))[:3])
+    return None
+
+
 def short(obj, n=600):
     s = json.dumps(obj, sort_keys=True)
     return s if len(s) <= n else s[:n] + "...(%d chars)" % len(s)
@@ -625,6 +645,47 @@ def main():
         return q, mname, sp, p, sc, c, why
 
     jobs = [(q, m) for q in queries for m in modes]
+    # Metadata endpoints over the same data (GET, as Grafana sends them).
+    st, en = str(S), str(S + 3600)
+    meta_cases = [
+        ("/api/v1/series", [("match[]", "hm_gauge"), ("start", st), ("end", en)]),
+        ("/api/v1/series", [("match[]", 'hm_gauge{case=~"n.*"}'), ("match[]", "hm_info"),
+                            ("start", st), ("end", en)]),
+        ("/api/v1/series", [("match[]", '{__name__=~"node_load.*", instance="host-00001:9100"}'),
+                            ("start", st), ("end", en)]),
+        ("/api/v1/series", [("match[]", 'hm_counter{case="ends"}'), ("start", str(S + 2400)),
+                            ("end", en)]),
+        ("/api/v1/series", [("match[]", "{a=~\".*\"}"), ("start", st), ("end", en)]),
+        ("/api/v1/series", [("start", st), ("end", en)]),
+        ("/api/v1/series", [("match[]", "sum(x)"), ("start", st), ("end", en)]),
+        ("/api/v1/labels", [("start", st), ("end", en)]),
+        ("/api/v1/labels", [("match[]", "hm_info"), ("start", st), ("end", en)]),
+        ("/api/v1/label/case/values", [("start", st), ("end", en)]),
+        ("/api/v1/label/__name__/values", [("match[]", '{job="hm"}'), ("start", st),
+                                           ("end", en)]),
+        ("/api/v1/label/v/values", [("start", st), ("end", en)]),
+        ("/api/v1/label/nonexistent/values", [("start", st), ("end", en)]),
+        ("/api/v1/label/instance/values", [("match[]", "node_load1"), ("start", str(S + 600)),
+                                           ("end", str(S + 900))]),
+    ]
+    meta_passed = meta_failed = 0
+    for path, params in meta_cases:
+        url = path + "?" + urllib.parse.urlencode(params)
+        res = []
+        for cl in (prom, cairn):
+            try:
+                with urllib.request.urlopen(cl.base + url, timeout=30) as r:
+                    res.append((r.status, json.loads(r.read())))
+            except urllib.error.HTTPError as e:
+                res.append((e.code, json.loads(e.read() or b"{}")))
+        why = compare_meta(res[0][0], res[0][1], res[1][0], res[1][1])
+        if why is None:
+            meta_passed += 1
+            continue
+        meta_failed += 1
+        print("FAIL [meta] %s\n     %s" % (url, why))
+        print("     prometheus (%s): %s" % (res[0][0], short(res[0][1])))
+        print("     cairn      (%s): %s" % (res[1][0], short(res[1][1])))
     # Parameter handling of the HTTP layer: each case once, with its own form.
     rfc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(S + 1800))
     api_cases = [
@@ -726,6 +787,8 @@ def main():
             print("  %s\n     prometheus: %s\n     cairn:      %s" % (q, pe, ce))
     print("%d queries x %d modes + %d API cases in %.1f s; %d distinct queries differ" % (
         len(queries), len(modes), len(api_cases), time.monotonic() - t0, len(failed_queries)))
+    passed += meta_passed
+    failed += meta_failed
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
