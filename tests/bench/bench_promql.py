@@ -26,6 +26,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import promql_vs_prometheus as pvp  # noqa: E402  (answer comparison and HTTP client)
 
 START = 1699999200  # hour-aligned, fixed: the data and the query window never move
