@@ -11,7 +11,7 @@
 #
 # env: SERIES (default 600), PROMETHEUS, BIN, ONLY (run only queries containing this text),
 #      RANDOM_QUERIES (generated queries added to the list, default 1500), SEED (their seed, 1),
-#      DEPTH (their nesting depth, 4).
+#      DEPTH (their nesting depth, 4), VERBOSE (any value: list passes and skips too).
 set -u
 BIN=${BIN:-bin}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -90,7 +90,7 @@ done
 ONLY=${ONLY:-}
 timeout 600 python3 "$HERE/promql_vs_prometheus.py" --prom "$PROM_URL" --cairn "$CAIRN_URL" \
   --start $START --queries "${QUERIES:-$HERE/promql_queries.txt}" --write --only "$ONLY" \
-  --random "${RANDOM_QUERIES:-1500}" --seed "${SEED:-1}" --depth "${DEPTH:-4}"
+  --random "${RANDOM_QUERIES:-1500}" --seed "${SEED:-1}" --depth "${DEPTH:-4}" ${VERBOSE:+-v}
 rc=$?
 [ $rc = 124 ] && echo "timed out" && echo "0 passed, 1 failed"
 # A sanitizer build reports memory and UB errors in the server's log.
