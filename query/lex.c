@@ -61,18 +61,44 @@ static void accept_run(query_lexer *l, const char *set)
         ;
 }
 
-/* Go's %q of a single rune, for error messages ('x', '\'', '\n', '\x01', '\ufffd' ...). */
+/* Whether Go's unicode.IsPrint is false for code point r >= 0x80: the separators other than
+ * U+0020, C1 controls, the common format characters, private use and non-characters
+ * (unassigned code points, which Go escapes too, are not known here and print verbatim). */
+static int go_unprintable(unsigned long r)
+{
+    static const unsigned long ranges[][2] = {
+        {0x80, 0xa0},     {0xad, 0xad},       {0x600, 0x605},     {0x61c, 0x61c},
+        {0x6dd, 0x6dd},   {0x70f, 0x70f},     {0x1680, 0x1680},   {0x180e, 0x180e},
+        {0x2000, 0x200f}, {0x2028, 0x202f},   {0x205f, 0x2064},   {0x2066, 0x206f},
+        {0x3000, 0x3000}, {0xd800, 0xf8ff},   {0xfeff, 0xfeff},   {0xfff9, 0xfffb},
+        {0xfffe, 0xffff}, {0xe0001, 0xe0001}, {0xe0020, 0xe007f}, {0xf0000, 0x10ffff},
+    };
+    for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++)
+        if (r >= ranges[k][0] && r <= ranges[k][1])
+            return 1;
+    return (r & 0xfffe) == 0xfffe;
+}
+
+/* Go's %q of a single rune, for error messages ('x', '\'', '\n', '\x01', '\u00a0' ...). */
 static void quote_rune(const query_lexer *l, int i, char *out, size_t cap)
 {
     int c = at(l, i);
     if (c < 0) {
         snprintf(out, cap, "'\xef\xbf\xbd'");
     } else if (c >= 0x80) {
-        /* Copy one UTF-8 sequence as it is (Go prints printable runes verbatim). */
+        /* One UTF-8 sequence: verbatim when printable, as Go prints it, else \u or \U. */
         int n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
         if (i + n > l->len)
             n = l->len - i;
-        snprintf(out, cap, "'%.*s'", n, l->src + i);
+        unsigned long r = n == 1 ? 0xfffd : (unsigned long)c & (0x7fu >> n);
+        for (int k = 1; k < n; k++)
+            r = r << 6 | ((unsigned char)l->src[i + k] & 0x3fu);
+        if (n > 1 && go_unprintable(r))
+            snprintf(out, cap, r < 0x10000 ? "'\\u%04lx'" : "'\\U%08lx'", r);
+        else
+            snprintf(out, cap, "'%.*s'", n, l->src + i);
+    } else if (c == '\a' || c == '\b' || c == '\f' || c == '\v') {
+        snprintf(out, cap, "'\\%c'", "abtnvfr"[c - '\a']);
     } else if (c == '\'') {
         snprintf(out, cap, "'\\''");
     } else if (c == '\\') {

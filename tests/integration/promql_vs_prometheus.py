@@ -749,6 +749,22 @@ def main():
                                      "end": str(S + 3600), "step": "60"}),
         ("GET /api/v1/query_range", {"query": "sum(", "start": str(S), "end": str(S + 3600),
                                      "step": "60"}),
+        ("/api/v1/query", {"query": "  sum(node_load1)\n\tby (job) # per job\n",
+                           "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "# only a comment", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "hm_gauge{v=\"q\\\"uo\\\\te\\n\\t\u2603\u00e9\"}",
+                           "time": str(S + 1800)}),
+        # Go's %q of an unexpected rune: printable verbatim, else escaped.
+        ("/api/v1/query", {"query": "node_load1\u00a0", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "node_load1 \u200b", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "node_load1 \u2603", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "node_load1 \x07", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "node_load1 \x0b", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "node_load1 \x01", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "node_load1 \U0001f600", "time": str(S + 1800)}),
+        ("/api/v1/query", {"query": "node_load1 \ue000", "time": str(S + 1800)}),
+        ("/api/v1/query_range", {"query": "sum by (job)\n(\n  rate(hm_counter[5m])\n)",
+                                 "start": str(S), "end": str(S + 3600), "step": "60"}),
         # No lookback_delta cases: Prometheus 2.42 ignores that parameter (later versions
         # honour it, and so does Cairn).
     ]
