@@ -118,18 +118,62 @@ static size_t uniq_strs(tsdb_str *v, size_t n)
 
 static const char *const limit_warning[] = {"results truncated due to limit"};
 
-static void answer_strs(api_resp *w, const tsdb_str *v, size_t n, size_t limit)
-{
-    int truncated = limit > 0 && n > limit;
-    if (truncated)
-        n = limit;
+/* A success envelope around an array of label values or label sets, produced in parts (many
+ * thousands of series make a large body); the items live in the request arena. */
+typedef struct list_stream {
     api_json j;
-    api__resp_json_begin(w, &j);
-    api__json_arr_begin(&j);
-    for (size_t i = 0; i < n; i++)
-        api__json_strn(&j, v[i]);
-    api__json_arr_end(&j);
-    api__resp_json_end(w, &j, limit_warning, truncated ? 1 : 0);
+    const tsdb_str *strs;      /* either strs ... */
+    const tsdb_labels *labels; /* ... or label sets */
+    size_t n, i;
+    int truncated, phase; /* phase 0 head, 1 items, 2 done */
+} list_stream;
+
+static size_t list_fill(void *ctx, tsdb_buf *out, size_t want)
+{
+    list_stream *ls = ctx;
+    size_t start = out->len;
+    api_json *j = &ls->j;
+    j->b = out;
+    if (ls->phase == 0) {
+        api__json_obj_begin(j);
+        api__json_key(j, "status");
+        api__json_str(j, "success");
+        api__json_key(j, "data");
+        api__json_arr_begin(j);
+        ls->phase = 1;
+    }
+    while (ls->phase == 1 && out->len - start < want) {
+        if (ls->i < ls->n) {
+            if (ls->labels)
+                api__json_labels(j, ls->labels[ls->i++]);
+            else
+                api__json_strn(j, ls->strs[ls->i++]);
+            continue;
+        }
+        api__json_arr_end(j);
+        api__resp_json_end(NULL, j, limit_warning, ls->truncated ? 1 : 0);
+        ls->phase = 2;
+    }
+    return out->len - start;
+}
+
+static void answer_list(api_req *r, api_resp *w, const tsdb_str *strs, const tsdb_labels *labels,
+                        size_t n, size_t limit)
+{
+    list_stream *ls = tsdb_arena_calloc(r->arena, 1, sizeof *ls);
+    ls->truncated = limit > 0 && n > limit;
+    ls->n = ls->truncated ? limit : n;
+    ls->strs = strs;
+    ls->labels = labels;
+    w->body.len = 0;
+    w->status = 200;
+    w->content_type = "application/json";
+    api__resp_stream(r, w, list_fill, ls, NULL);
+}
+
+static void answer_strs(api_req *r, api_resp *w, const tsdb_str *v, size_t n, size_t limit)
+{
+    answer_list(r, w, v, NULL, n, limit);
 }
 
 /* Appends src[0..n) to a growing arena array. */
@@ -212,16 +256,7 @@ void api__h_series(api_ctx *c, api_req *r, api_resp *w)
                 all[o++] = all[i];
         n = o;
     }
-    int truncated = limit > 0 && n > limit;
-    if (truncated)
-        n = limit;
-    api_json j;
-    api__resp_json_begin(w, &j);
-    api__json_arr_begin(&j);
-    for (size_t i = 0; i < n; i++)
-        api__json_labels(&j, all[i]);
-    api__json_arr_end(&j);
-    api__resp_json_end(w, &j, limit_warning, truncated ? 1 : 0);
+    answer_list(r, w, NULL, all, n, limit);
 }
 
 /* ---- /api/v1/labels and /api/v1/label/<name>/values
@@ -256,7 +291,7 @@ void api__h_labels(api_ctx *c, api_req *r, api_resp *w)
         return;
     }
     n = uniq_strs(all, n);
-    answer_strs(w, all, n, limit);
+    answer_strs(r, w, all, n, limit);
 }
 
 /* Undoes Prometheus' "U__" escaping of UTF-8 label names in URLs: "__" is "_", "_<hex>_" is a
@@ -352,7 +387,7 @@ void api__h_label_values(api_ctx *c, api_req *r, api_resp *w)
         return;
     }
     n = uniq_strs(all, n);
-    answer_strs(w, all, n, limit);
+    answer_strs(r, w, all, n, limit);
 }
 
 /* ---- /api/v1/metadata

@@ -124,12 +124,12 @@ static size_t fmt_scalar_f(double v, char *out)
     return o;
 }
 
-/* Writes the members of data: resultType and result. */
+/* Writes the members of data for a scalar or string answer: resultType and result (vectors and
+ * matrices are written a series at a time by qstream_fill). */
 static void write_result(api_json *j, const query_result *res)
 {
     api__json_key(j, "resultType");
-    switch (res->type) {
-    case QUERY_SCALAR: {
+    if (res->type == QUERY_SCALAR) {
         char buf[400];
         size_t n = fmt_scalar_f(res->scalar.v, buf);
         api__json_str(j, "scalar");
@@ -138,52 +138,14 @@ static void write_result(api_json *j, const query_result *res)
         api__json_ts(j, res->scalar.t);
         api__json_strn(j, (tsdb_str){buf, n});
         api__json_arr_end(j);
-        break;
+        return;
     }
-    case QUERY_STRING:
-        api__json_str(j, "string");
-        api__json_key(j, "result");
-        api__json_arr_begin(j);
-        api__json_ts(j, res->scalar.t);
-        api__json_strn(j, res->string);
-        api__json_arr_end(j);
-        break;
-    case QUERY_VECTOR:
-        api__json_str(j, "vector");
-        api__json_key(j, "result");
-        api__json_arr_begin(j);
-        for (size_t i = 0; i < res->n_series; i++) {
-            const query_series *s = &res->series[i];
-            if (s->n_pts == 0)
-                continue;
-            api__json_obj_begin(j);
-            api__json_key(j, "metric");
-            api__json_labels(j, s->labels);
-            api__json_key(j, "value");
-            api__json_point(j, s->pts[0].t, s->pts[0].v);
-            api__json_obj_end(j);
-        }
-        api__json_arr_end(j);
-        break;
-    case QUERY_MATRIX:
-        api__json_str(j, "matrix");
-        api__json_key(j, "result");
-        api__json_arr_begin(j);
-        for (size_t i = 0; i < res->n_series; i++) {
-            const query_series *s = &res->series[i];
-            api__json_obj_begin(j);
-            api__json_key(j, "metric");
-            api__json_labels(j, s->labels);
-            api__json_key(j, "values");
-            api__json_arr_begin(j);
-            for (size_t k = 0; k < s->n_pts; k++)
-                api__json_point(j, s->pts[k].t, s->pts[k].v);
-            api__json_arr_end(j);
-            api__json_obj_end(j);
-        }
-        api__json_arr_end(j);
-        break;
-    }
+    api__json_str(j, "string");
+    api__json_key(j, "result");
+    api__json_arr_begin(j);
+    api__json_ts(j, res->scalar.t);
+    api__json_strn(j, res->string);
+    api__json_arr_end(j);
 }
 
 /* stats=true|all adds data.stats like Prometheus' (timings in seconds, sample counts). */
@@ -221,16 +183,94 @@ static void write_stats(api_json *j, const qstats *st, const query_result *res)
     api__json_obj_end(j);
 }
 
-static void answer_result(api_resp *w, const query_result *res, const qstats *st)
-{
+/* The answer is produced in parts so a large matrix never sits whole in memory as JSON: the
+ * envelope and result type, then one series per step until about `want` bytes are out, then the
+ * closing stats and warnings. The bytes are those of one uninterrupted writer. */
+typedef struct qstream {
     api_json j;
-    api__resp_json_begin(w, &j);
-    api__json_obj_begin(&j);
-    write_result(&j, res);
-    if (st->on)
-        write_stats(&j, st, res);
-    api__json_obj_end(&j);
-    api__resp_json_end(w, &j, res->warnings, res->n_warnings);
+    query_result res; /* its series live in the request arena */
+    qstats st;
+    int phase; /* 0 head, 1 series, 2 tail, 3 done */
+    size_t i;
+} qstream;
+
+static void write_series(api_json *j, const query_result *res, size_t i)
+{
+    const query_series *s = &res->series[i];
+    if (res->type == QUERY_VECTOR) {
+        if (s->n_pts == 0)
+            return;
+        api__json_obj_begin(j);
+        api__json_key(j, "metric");
+        api__json_labels(j, s->labels);
+        api__json_key(j, "value");
+        api__json_point(j, s->pts[0].t, s->pts[0].v);
+        api__json_obj_end(j);
+        return;
+    }
+    api__json_obj_begin(j);
+    api__json_key(j, "metric");
+    api__json_labels(j, s->labels);
+    api__json_key(j, "values");
+    api__json_arr_begin(j);
+    for (size_t k = 0; k < s->n_pts; k++)
+        api__json_point(j, s->pts[k].t, s->pts[k].v);
+    api__json_arr_end(j);
+    api__json_obj_end(j);
+}
+
+static size_t qstream_fill(void *ctx, tsdb_buf *out, size_t want)
+{
+    qstream *q = ctx;
+    size_t start = out->len;
+    api_json *j = &q->j;
+    j->b = out;
+    while (q->phase < 3 && out->len - start < want) {
+        if (q->phase == 0) {
+            api__json_obj_begin(j);
+            api__json_key(j, "status");
+            api__json_str(j, "success");
+            api__json_key(j, "data");
+            api__json_obj_begin(j);
+            if (q->res.type == QUERY_VECTOR || q->res.type == QUERY_MATRIX) {
+                api__json_key(j, "resultType");
+                api__json_str(j, q->res.type == QUERY_VECTOR ? "vector" : "matrix");
+                api__json_key(j, "result");
+                api__json_arr_begin(j);
+                q->phase = 1;
+            } else {
+                write_result(j, &q->res);
+                q->phase = 2;
+            }
+        } else if (q->phase == 1) {
+            if (q->i < q->res.n_series)
+                write_series(j, &q->res, q->i++);
+            else {
+                api__json_arr_end(j);
+                q->phase = 2;
+            }
+        } else {
+            if (q->st.on)
+                write_stats(j, &q->st, &q->res);
+            api__json_obj_end(j);
+            api__resp_json_end(NULL, j, q->res.warnings, q->res.n_warnings);
+            q->phase = 3;
+        }
+    }
+    return out->len - start;
+}
+
+static void answer_result(api_req *r, api_resp *w, const query_result *res, const qstats *st)
+{
+    qstream *q = tsdb_arena_alloc(r->arena, sizeof *q);
+    memset(q, 0, sizeof *q);
+    q->res = *res;
+    q->st = *st;
+    api__json_init(&q->j, NULL);
+    w->body.len = 0;
+    w->status = 200;
+    w->content_type = "application/json";
+    api__resp_stream(r, w, qstream_fill, q, NULL);
 }
 
 static int want_stats(api_req *r)
@@ -278,7 +318,7 @@ void api__h_query(api_ctx *c, api_req *r, api_resp *w)
         api__resp_error_code(w, rc, err.msg);
         return;
     }
-    answer_result(w, &res, &st);
+    answer_result(r, w, &res, &st);
 }
 
 void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
@@ -357,7 +397,7 @@ void api__h_query_range(api_ctx *c, api_req *r, api_resp *w)
                         res.type == QUERY_STRING ? "string" : "non-matrix");
         return;
     }
-    answer_result(w, &res, &st);
+    answer_result(r, w, &res, &st);
 }
 
 void api__h_format_query(api_ctx *c, api_req *r, api_resp *w)

@@ -35,7 +35,15 @@ typedef struct api_req {
     const unsigned char *body; /* raw body (NULL if none) */
     size_t body_len;
     const volatile int *cancel; /* non-zero once the client went away; may be NULL */
+    int can_stream;             /* the server takes a producer (api__resp_stream); 0 in tests */
 } api_req;
+
+/* A response body producer: appends the next part of the body to out (about want bytes, more
+ * when one indivisible piece is larger) and returns how many bytes it appended; 0 means the
+ * body is complete. Everything it reads must live until its done callback runs (the request
+ * arena does: the server keeps it until the stream ends or the client hangs up). */
+typedef size_t (*api_fill_fn)(void *ctx, tsdb_buf *out, size_t want);
+#define API_STREAM_CHUNK (64u << 10)
 
 typedef struct api_resp {
     int status;                       /* 0 until a handler answers */
@@ -44,6 +52,12 @@ typedef struct api_resp {
     api_kv headers[API_RESP_HEADERS]; /* extra headers (static or arena strings) */
     size_t n_headers;
     int no_compress; /* body is already encoded (snappy, protobuf stream) */
+    /* Streamed body (set by api__resp_stream when the request can_stream): body, if any, comes
+     * first, then whatever fill produces. done (may be NULL) runs exactly once, at the end of
+     * the stream, on hang-up, or in api__resp_fini when the producer was never used. */
+    api_fill_fn fill;
+    void *fill_ctx;
+    void (*fill_done)(void *ctx);
 } api_resp;
 
 /* Counters exported at /metrics. Status codes are bucketed into the table below. */
@@ -116,6 +130,11 @@ void api__resp_error(api_resp *w, int status, const char *type, const char *fmt,
 /* Maps an engine/storage error code to errorType + status and answers. */
 void api__resp_error_code(api_resp *w, int code, const char *msg);
 void api__resp_text(api_resp *w, int status, const char *content_type, const char *text);
+/* Answers with a produced body (status and content type set by the caller): hands the producer
+ * to the server when r->can_stream, otherwise runs it to the end into w->body at once (same
+ * bytes) and calls done. */
+void api__resp_stream(const api_req *r, api_resp *w, api_fill_fn fill, void *ctx,
+                      void (*done)(void *ctx));
 
 /* ---- Handlers -------------------------------------------------------------------------------- */
 

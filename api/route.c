@@ -272,8 +272,29 @@ void api__resp_init(api_resp *w)
 
 void api__resp_fini(api_resp *w)
 {
-    if (w)
-        tsdb_buf_fini(&w->body);
+    if (!w)
+        return;
+    if (w->fill && w->fill_done)
+        w->fill_done(w->fill_ctx);
+    w->fill = NULL;
+    w->fill_done = NULL;
+    tsdb_buf_fini(&w->body);
+}
+
+void api__resp_stream(const api_req *r, api_resp *w, api_fill_fn fill, void *ctx,
+                      void (*done)(void *ctx))
+{
+    if (r->can_stream) {
+        w->fill = fill;
+        w->fill_ctx = ctx;
+        w->fill_done = done;
+        return;
+    }
+    /* Each call appends at least one byte until the end, so this ends with the body. */
+    while (fill(ctx, &w->body, API_STREAM_CHUNK) > 0)
+        ;
+    if (done)
+        done(ctx);
 }
 
 void api__resp_header(api_resp *w, const char *name, const char *value)

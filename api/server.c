@@ -11,7 +11,15 @@
  *   access #2..n body chunks appended (bounded; beyond the limit the rest is discarded)
  *   access last  api_req built (headers, form body + query-string params), dispatched; the
  *                response body is gzip-compressed when the client accepts gzip and it is large
- *   completed    arena and body freed
+ *   completed    arena and body freed (after a streamed response ends, see below)
+ *
+ * Handlers with potentially large answers (query results, series, label values) leave a
+ * producer instead of a body (api__resp_stream). If it finishes within one 64 KiB chunk the
+ * answer goes out whole as above; otherwise it is served with chunked transfer encoding, one
+ * chunk produced at a time and, when the client accepts gzip, run through a streaming deflate.
+ * The producer reads the request arena, so the request state is reference-counted: freed when
+ * both the connection is done and microhttpd has destroyed the response, whichever is last
+ * (a client that hangs up mid-stream ends both).
  *
  * Basic auth (users with crypt(3) hashes, bcrypt "$2y$" through libxcrypt's crypt_r, loaded
  * with dlopen so the binary does not need -lcrypt; successful checks are cached) and TLS
@@ -68,6 +76,7 @@ typedef struct watch_entry {
 } watch_entry;
 
 typedef struct conn_state {
+    atomic_int refs; /* the connection, plus a streamed response while it lives */
     tsdb_arena arena;
     const char *uri; /* raw, with the query string; in the arena */
     tsdb_buf body;
@@ -83,10 +92,31 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *con)
     (void)cls;
     (void)con;
     conn_state *st = xcalloc(1, sizeof *st);
+    atomic_init(&st->refs, 1);
     tsdb_arena_init(&st->arena, 0);
     tsdb_buf_init(&st->body);
     st->uri = tsdb_arena_strndup(&st->arena, uri ? uri : "/", uri ? strlen(uri) : 1);
     return st;
+}
+
+/* Frees the state with its arena once neither the connection nor a streamed response (whose
+ * producer reads the arena) holds it; microhttpd may finish either first. */
+static void conn_state_release(conn_state *st)
+{
+    if (atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    size_t used = tsdb_arena_used(&st->arena) + st->body.cap;
+    tsdb_arena_fini(&st->arena);
+    tsdb_buf_fini(&st->body);
+    free(st);
+#ifdef __GLIBC__
+    /* A large query or write leaves freed memory in malloc's heaps; give it back to the system
+     * so the resident size after a heavy query falls back to the working set. */
+    if (used > SERVER_TRIM_BYTES)
+        malloc_trim(0);
+#else
+    (void)used;
+#endif
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
@@ -98,19 +128,8 @@ static void completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
     conn_state *st = *con_cls;
     if (!st)
         return;
-    size_t used = tsdb_arena_used(&st->arena) + st->body.cap;
-    tsdb_arena_fini(&st->arena);
-    tsdb_buf_fini(&st->body);
-    free(st);
     *con_cls = NULL;
-#ifdef __GLIBC__
-    /* A large query or write leaves freed memory in malloc's heaps; give it back to the system
-     * so the resident size after a heavy query falls back to the working set. */
-    if (used > SERVER_TRIM_BYTES)
-        malloc_trim(0);
-#else
-    (void)used;
-#endif
+    conn_state_release(st);
 }
 
 typedef struct hdr_list {
@@ -173,8 +192,141 @@ static int gzip_body(tsdb_buf *b)
     return 1;
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *con, api_resp *w, int gzip_ok)
+/* A streamed body: the handler's producer fills `raw` a chunk at a time; microhttpd pulls it
+ * (chunked transfer encoding) either as is or through a streaming gzip deflate. Holds a
+ * reference on the request state, whose arena the producer reads. */
+typedef struct stream {
+    conn_state *st;
+    api_fill_fn fill;
+    void *ctx;
+    void (*done)(void *ctx);
+    tsdb_buf raw; /* produced, not yet sent (plain) or not yet compressed (gzip) */
+    size_t off;   /* consumed part of raw */
+    int eof;      /* the producer has finished */
+    int gz, zend;
+    z_stream zs;
+} stream;
+
+/* Makes raw hold unconsumed bytes unless the producer is done; returns the count available. */
+static size_t stream_refill(stream *sm)
 {
+    if (sm->off < sm->raw.len || sm->eof)
+        return sm->raw.len - sm->off;
+    sm->raw.len = sm->off = 0;
+    if (sm->fill(sm->ctx, &sm->raw, API_STREAM_CHUNK) == 0)
+        sm->eof = 1;
+    return sm->raw.len;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream *sm = cls;
+    if (max == 0)
+        return 0;
+    if (!sm->gz) {
+        size_t n = stream_refill(sm);
+        if (n == 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n > max)
+            n = max;
+        memcpy(buf, sm->raw.p + sm->off, n);
+        sm->off += n;
+        return (ssize_t)n;
+    }
+    if (sm->zend)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    uInt cap = max > (1u << 30) ? (1u << 30) : (uInt)max;
+    sm->zs.next_out = (Bytef *)buf;
+    sm->zs.avail_out = cap;
+    /* Deflate buffers input until it has a block to emit, so keep feeding it: each round
+     * either consumes produced bytes or finishes, and the producer's output is finite. */
+    for (;;) {
+        size_t n = stream_refill(sm);
+        size_t take = n > (1u << 30) ? (1u << 30) : n;
+        sm->zs.next_in = sm->raw.p + sm->off;
+        sm->zs.avail_in = (uInt)take;
+        int rc = deflate(&sm->zs, sm->eof ? Z_FINISH : Z_NO_FLUSH);
+        sm->off += take - sm->zs.avail_in;
+        if (rc == Z_STREAM_END)
+            sm->zend = 1;
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        size_t out = cap - sm->zs.avail_out;
+        if (out > 0 || sm->zend)
+            return out > 0 ? (ssize_t)out : MHD_CONTENT_READER_END_OF_STREAM;
+        if (rc == Z_BUF_ERROR && sm->eof)
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* no progress possible */
+    }
+}
+
+static void stream_free(void *cls)
+{
+    stream *sm = cls;
+    if (sm->done)
+        sm->done(sm->ctx);
+    if (sm->gz)
+        deflateEnd(&sm->zs);
+    tsdb_buf_fini(&sm->raw);
+    conn_state_release(sm->st);
+    free(sm);
+}
+
+static void add_headers(struct MHD_Response *resp, const api_resp *w, int gz)
+{
+    if (w->content_type)
+        MHD_add_response_header(resp, "Content-Type", w->content_type);
+    if (gz) {
+        MHD_add_response_header(resp, "Content-Encoding", "gzip");
+        MHD_add_response_header(resp, "Vary", "Accept-Encoding");
+    }
+    for (size_t i = 0; i < w->n_headers; i++)
+        MHD_add_response_header(resp, w->headers[i].name.p, w->headers[i].value.p);
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *con, api_resp *w, int gzip_ok,
+                                 conn_state *st)
+{
+    if (w->fill) {
+        /* Run the producer for one chunk: a body that ends within it goes out whole below
+         * (with a Content-Length); a longer one is streamed. */
+        int more = 1;
+        while (more && w->body.len < API_STREAM_CHUNK)
+            more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK - w->body.len) > 0;
+        if (!more || !st) {
+            while (more)
+                more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK) > 0;
+            if (w->fill_done)
+                w->fill_done(w->fill_ctx);
+            w->fill = NULL;
+            w->fill_done = NULL;
+        }
+    }
+    if (w->fill) {
+        stream *sm = xcalloc(1, sizeof *sm);
+        sm->fill = w->fill;
+        sm->ctx = w->fill_ctx;
+        sm->done = w->fill_done;
+        sm->raw = w->body; /* taken over: the first chunk */
+        tsdb_buf_init(&w->body);
+        w->fill = NULL;
+        w->fill_done = NULL;
+        sm->gz = gzip_ok && !w->no_compress &&
+                 deflateInit2(&sm->zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+        sm->st = st;
+        atomic_fetch_add(&st->refs, 1);
+        /* From here on stream_free releases everything, also when creation fails. */
+        struct MHD_Response *resp = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, API_STREAM_CHUNK, stream_read, sm, stream_free);
+        if (!resp) {
+            stream_free(sm);
+            return MHD_NO;
+        }
+        add_headers(resp, w, sm->gz);
+        enum MHD_Result ret = MHD_queue_response(con, (unsigned)w->status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
     int gz = 0;
     if (gzip_ok && !w->no_compress && w->body.len >= GZIP_MIN_BYTES &&
         w->body.len < ((size_t)1 << 31))
@@ -189,14 +341,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, api_resp *w, int gz
     }
     if (!resp)
         return MHD_NO;
-    if (w->content_type)
-        MHD_add_response_header(resp, "Content-Type", w->content_type);
-    if (gz) {
-        MHD_add_response_header(resp, "Content-Encoding", "gzip");
-        MHD_add_response_header(resp, "Vary", "Accept-Encoding");
-    }
-    for (size_t i = 0; i < w->n_headers; i++)
-        MHD_add_response_header(resp, w->headers[i].name.p, w->headers[i].value.p);
+    add_headers(resp, w, gz);
     enum MHD_Result ret = MHD_queue_response(con, (unsigned)w->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -211,7 +356,7 @@ static enum MHD_Result send_simple(struct MHD_Connection *con, int status, const
         api__resp_error(&w, status, status == 413 ? "bad_data" : "unavailable", "%s", msg);
     else
         api__resp_text(&w, status, "text/plain; charset=utf-8", msg);
-    enum MHD_Result r = send_resp(con, &w, 0);
+    enum MHD_Result r = send_resp(con, &w, 0, NULL);
     api__resp_fini(&w);
     return r;
 }
@@ -374,7 +519,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
         api__resp_init(&w);
         api__resp_text(&w, 401, "text/plain; charset=utf-8", "Unauthorized\n");
         api__resp_header(&w, "WWW-Authenticate", "Basic");
-        enum MHD_Result r = send_resp(con, &w, 0);
+        enum MHD_Result r = send_resp(con, &w, 0, NULL);
         api__resp_fini(&w);
         return r;
     }
@@ -384,6 +529,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
     r.arena = &st->arena;
     r.method = method;
     r.cancel = &st->cancel;
+    r.can_stream = 1;
     hdr_list h = {NULL, 0, 0, &st->arena};
     MHD_get_connection_values(con, MHD_HEADER_KIND, collect_header, &h);
     r.headers = h.v;
@@ -421,7 +567,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
     if (tsdb_log_get_level() <= TSDB_LOG_DEBUG)
         TSDB_LOG_DEBUG("http", "%s %.*s %d %zu bytes", method,
                        (int)(r.path.len > 200 ? 200 : r.path.len), r.path.p, w.status, w.body.len);
-    enum MHD_Result ret = send_resp(con, &w, accepts_gzip(&r));
+    enum MHD_Result ret = send_resp(con, &w, accepts_gzip(&r), st);
     api__resp_fini(&w);
     return ret;
 }
