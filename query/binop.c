@@ -357,7 +357,7 @@ static int vector_vector(query_eval_ctx *c, const query_binary *b, const query_s
                 rc = query__errf(c, TSDB_EEXEC,
                                  m->card == QUERY_CARD_ONE_TO_ONE
                                      ? "vector cannot contain metrics with the same labelset"
-                                     : "multiple matches for matching labels: grouping labels must "
+                                     : "multiple matches for labels: grouping labels must "
                                        "ensure unique matches");
                 break;
             }

@@ -293,10 +293,17 @@ def compare(q, mode, sp, p, sc, c, loose=False):
     if p.get("status") != "success":
         if p.get("errorType") != c.get("errorType"):
             return "errorType %s vs %s" % (p.get("errorType"), c.get("errorType"))
-        if p.get("error") != c.get("error"):
-            if mode.startswith("api "):  # the HTTP layer's own messages must match exactly
-                return "error %r vs %r" % (p.get("error"), c.get("error"))
-            MESSAGE_DIFFS.append((q, p.get("error"), c.get("error")))
+        pe, ce = p.get("error") or "", c.get("error") or ""
+        if pe != ce:
+            # Messages must match too, except where Cairn words them differently on purpose:
+            # regex errors (PCRE2's wording, not Go's) and many-to-many errors, which it cuts
+            # at 240 bytes. Generated queries only report them.
+            known = ("error parsing regexp" in pe or
+                     (pe.startswith("found duplicate series") and len(ce) >= 200 and
+                      pe.startswith(ce)))
+            if not known and not loose:
+                return "error %r vs %r" % (pe, ce)
+            MESSAGE_DIFFS.append((q, pe, ce))
         return None
     pd, cd = p.get("data", {}), c.get("data", {})
     if pd.get("resultType") != cd.get("resultType"):
