@@ -10,6 +10,7 @@
  * for the same labels at the same step is the "same labelset" execution error.
  */
 #include "query/eval.h"
+#include "query/parse.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -418,21 +419,8 @@ const char *query__labels_str(query_eval_ctx *c, tsdb_labels l)
         if (i)
             tsdb_buf_puts(&b, ", ");
         tsdb_buf_put(&b, l.v[i].name.p, l.v[i].name.len);
-        tsdb_buf_puts(&b, "=\"");
-        for (size_t k = 0; k < l.v[i].value.len; k++) {
-            unsigned char ch = (unsigned char)l.v[i].value.p[k];
-            if (ch == '"' || ch == '\\') {
-                tsdb_buf_putc(&b, '\\');
-                tsdb_buf_putc(&b, ch);
-            } else if (ch == '\n') {
-                tsdb_buf_puts(&b, "\\n");
-            } else if (ch < 0x20 || ch == 0x7f) {
-                tsdb_buf_printf(&b, "\\x%02x", ch);
-            } else {
-                tsdb_buf_putc(&b, ch);
-            }
-        }
-        tsdb_buf_putc(&b, '"');
+        tsdb_buf_putc(&b, '=');
+        query__quote(&b, l.v[i].value); /* Go's strconv.Quote, as labels.String() */
     }
     tsdb_buf_putc(&b, '}');
     char *s = tsdb_arena_strndup(c->a, (const char *)b.p, b.len);
