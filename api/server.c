@@ -565,8 +565,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
             watch_remove(s, wid);
     }
     if (tsdb_log_get_level() <= TSDB_LOG_DEBUG)
-        TSDB_LOG_DEBUG("http", "%s %.*s %d %zu bytes", method,
-                       (int)(r.path.len > 200 ? 200 : r.path.len), r.path.p, w.status, w.body.len);
+        TSDB_LOG_DEBUG("http", "%s %.*s %d %s%zu bytes", method,
+                       (int)(r.path.len > 200 ? 200 : r.path.len), r.path.p, w.status,
+                       w.fill ? "produced, " : "", w.body.len);
     enum MHD_Result ret = send_resp(con, &w, accepts_gzip(&r), st);
     api__resp_fini(&w);
     return ret;
