@@ -459,8 +459,12 @@ class QueryGen:
             self.in_subquery += 1
             inner = self.vector(d - 1)
             self.in_subquery -= 1
-            return "(%s)[%s:%s]%s" % (inner, self.c(self.RANGES), self.c(self.STEPS),
-                                      self.modifier(at))
+            # A step no longer than the range: a subquery whose window holds no step still has
+            # its inner subqueries evaluated by Prometheus 2.42, whose errors then surface.
+            rng = self.c(self.RANGES)
+            secs = lambda d: int(d[:-1]) * {"s": 1, "m": 60, "h": 3600}[d[-1]]  # noqa: E731
+            step = self.c([x for x in self.STEPS if not x or secs(x) <= secs(rng)])
+            return "(%s)[%s:%s]%s" % (inner, rng, step, self.modifier(at))
         return "%s[%s]%s" % (self.c(self.SELECTORS), self.c(self.RANGES), self.modifier(at))
 
     def matching(self, setop=False):
@@ -511,9 +515,17 @@ class QueryGen:
                 return "%s%s (%s, %s)" % (agg, g, self.c(["0.5", "0.9", "0", "1"]),
                                           self.vector(d - 1))
             if agg == "count_values":
-                # Rounded: count_values turns values into label text, where a last-bit
-                # difference of a libm function (Go's math against C's) shows.
-                return '%s%s ("val", round(%s, 0.001))' % (agg, g, self.vector(d - 1))
+                # Rounded, and without ^ or exp(): count_values turns values into label text,
+                # where a last-bit difference of a libm function (Go's math against C's) shows,
+                # a hundredfold after x ^ 100.
+                arg = self.vector(d - 1)
+                for _ in range(20):
+                    if "^" not in arg and "exp(" not in arg:
+                        break
+                    arg = self.vector(d - 1)
+                else:
+                    arg = self.c(self.SELECTORS)
+                return '%s%s ("val", round(%s, 0.001))' % (agg, g, arg)
             return "%s%s (%s)" % (agg, g, self.vector(d - 1))
         if k < 0.72:
             op = self.c(self.ARITH + self.CMP)
