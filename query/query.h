@@ -36,13 +36,13 @@ typedef struct query_result {
     tsdb_str string;
     const char *const *warnings; /* NULL or n_warnings strings */
     size_t n_warnings;
-    uint64_t samples_loaded;     /* total samples read from storage */
+    uint64_t samples_loaded; /* total samples read from storage */
 } query_result;
 
 typedef struct query_opts {
-    int64_t lookback_ms; /* 0 = 5 min */
-    int64_t timeout_ms;  /* 0 = 2 min */
-    size_t max_samples;  /* 0 = 50 M: max samples held at once */
+    int64_t lookback_ms;        /* 0 = 5 min */
+    int64_t timeout_ms;         /* 0 = 2 min */
+    size_t max_samples;         /* 0 = 50 M: max samples held at once */
     const volatile int *cancel; /* optional: non-zero cancels (TSDB_ECANCELED) */
 } query_opts;
 
@@ -62,8 +62,8 @@ int query_parse_selector(tsdb_arena *a, const char *src, size_t len, const tsdb_
 
 /* Evaluates e at time t (ms). Errors: TSDB_EEXEC (execution error, e.g. many-to-many matching),
  * TSDB_ELIMIT (max samples), TSDB_ETIMEOUT, TSDB_ECANCELED, storage errors. */
-int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opts *o,
-                       tsdb_arena *a, query_result *out, tsdb_err *err);
+int query_exec_instant(tsdb *db, const query_expr *e, int64_t t, const query_opts *o, tsdb_arena *a,
+                       query_result *out, tsdb_err *err);
 /* Evaluates e at start, start+step, ... <= end. */
 int query_exec_range(tsdb *db, const query_expr *e, int64_t start, int64_t end, int64_t step,
                      const query_opts *o, tsdb_arena *a, query_result *out, tsdb_err *err);

@@ -45,8 +45,8 @@ int tsdb__index_rd_labels(tsdb_index_rd *r, uint64_t id, tsdb_arena *a, tsdb_lab
 /* Id of an exact label set, TSDB_ENOTFOUND if absent. */
 int tsdb__index_rd_lookup(tsdb_index_rd *r, tsdb_labels l, uint64_t *id);
 /* Sorted ids of series matching every matcher (in the arena). */
-int tsdb__index_rd_select(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_t n,
-                          tsdb_arena *a, uint64_t **ids, size_t *n_ids, tsdb_err *err);
+int tsdb__index_rd_select(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_t n, tsdb_arena *a,
+                          uint64_t **ids, size_t *n_ids, tsdb_err *err);
 /* All label names / all values of one name, sorted, unique, in the arena. */
 int tsdb__index_rd_names(tsdb_index_rd *r, tsdb_arena *a, tsdb_str **out, size_t *n);
 int tsdb__index_rd_values(tsdb_index_rd *r, tsdb_str name, tsdb_arena *a, tsdb_str **out,

@@ -86,8 +86,8 @@ void tsdb_log(enum tsdb_log_level lvl, const char *component, const char *fmt, .
     const char *lname = level_names[lvl <= TSDB_LOG_ERROR ? lvl : TSDB_LOG_ERROR];
     size_t n;
     if (log_json) {
-        n = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":",
-                             ts, lname);
+        n = (size_t)snprintf(line, sizeof(line),
+                             "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", ts, lname);
         n = log_quote(line, sizeof(line) - 4, n, component ? component : "");
         n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"msg\":");
         n = log_quote(line, sizeof(line) - 4, n, msg);

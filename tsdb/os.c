@@ -298,8 +298,7 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int tsdb__os_list_dir(const char *dir, tsdb_arena *a, const char ***names, size_t *n,
-                      tsdb_err *err)
+int tsdb__os_list_dir(const char *dir, tsdb_arena *a, const char ***names, size_t *n, tsdb_err *err)
 {
     DIR *d = opendir(dir);
     if (d == NULL)
@@ -350,7 +349,8 @@ int tsdb__os_remove_all(const char *path, tsdb_err *err)
     return rc;
 }
 
-/* ---- Whole files ------------------------------------------------------------------------------ */
+/* ---- Whole files ------------------------------------------------------------------------------
+ */
 
 int tsdb__os_read_file(const char *path, size_t max, tsdb_buf *out, tsdb_err *err)
 {
@@ -404,7 +404,8 @@ int tsdb__os_write_file_atomic(const char *path, const void *p, size_t n, tsdb_e
     return rc;
 }
 
-/* ---- Maps and locks ----------------------------------------------------------------------------- */
+/* ---- Maps and locks -----------------------------------------------------------------------------
+ */
 
 int tsdb__os_mmap_ro(int fd, size_t len, const void **out, tsdb_err *err)
 {

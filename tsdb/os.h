@@ -32,7 +32,7 @@ enum tsdb_os_op {
 /* Fails the nth (1-based) next call of op with errno_val; sticky: every later call fails too.
  * nth == 0 disarms. */
 void tsdb__os_fault_arm(enum tsdb_os_op op, uint64_t nth, int errno_val, int sticky);
-void tsdb__os_fault_clear(void); /* disarms every op */
+void tsdb__os_fault_clear(void);             /* disarms every op */
 uint64_t tsdb__os_calls(enum tsdb_os_op op); /* calls made so far (for planning faults) */
 
 /* Files. Paths are NUL-terminated. flags are open(2) flags; O_CLOEXEC is always added. */

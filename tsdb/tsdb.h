@@ -168,9 +168,9 @@ typedef struct tsdb_stats {
     uint64_t n_samples_head; /* samples in the head */
     uint64_t n_chunks_head;
     uint64_t n_blocks;
-    uint64_t bytes_blocks; /* bytes of block files on disk */
-    uint64_t bytes_wal;    /* bytes of WAL segments on disk */
-    uint64_t bytes_index;  /* bytes of the LMDB data file */
+    uint64_t bytes_blocks;        /* bytes of block files on disk */
+    uint64_t bytes_wal;           /* bytes of WAL segments on disk */
+    uint64_t bytes_index;         /* bytes of the LMDB data file */
     int64_t head_mint, head_maxt; /* INT64_MAX/INT64_MIN when the head is empty */
     int64_t mint, maxt;           /* over blocks and head */
     uint64_t appended_total, rejected_ooo, rejected_dup, rejected_too_old;
@@ -186,11 +186,11 @@ typedef struct tsdb_card_entry {
 } tsdb_card_entry;
 typedef struct tsdb_cardinality {
     uint64_t n_series;
-    tsdb_card_entry *by_metric;     /* series count per metric name */
+    tsdb_card_entry *by_metric; /* series count per metric name */
     size_t n_by_metric;
     tsdb_card_entry *by_label_name; /* distinct values per label name */
     size_t n_by_label_name;
-    tsdb_card_entry *by_pair;       /* series count per name=value */
+    tsdb_card_entry *by_pair; /* series count per name=value */
     size_t n_by_pair;
 } tsdb_cardinality;
 int tsdb_cardinality_get(tsdb *db, size_t top_n, tsdb_arena *a, tsdb_cardinality *out,

@@ -101,7 +101,10 @@ static void test_reader_bounds(void **state)
     tsdb_rd_uvarint(&r);
     assert_int_equal(r.err, 1);
     /* A string claiming more bytes than there are. */
-    tsdb_rd_init(&r, "\x05" "ab", 3);
+    tsdb_rd_init(&r,
+                 "\x05"
+                 "ab",
+                 3);
     tsdb_str s = tsdb_rd_str(&r);
     assert_int_equal(s.len, 0);
     assert_int_equal(r.err, 1);

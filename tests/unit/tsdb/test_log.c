@@ -59,7 +59,8 @@ static void test_levels_and_logfmt(void **state)
     TSDB_LOG_ERROR("db", "bad\nline");
     out = capture_end(tmp, saved);
     tsdb_log_set_json(0);
-    assert_non_null(strstr(out, "\"level\":\"error\",\"component\":\"db\",\"msg\":\"bad\\nline\"}"));
+    assert_non_null(
+        strstr(out, "\"level\":\"error\",\"component\":\"db\",\"msg\":\"bad\\nline\"}"));
 }
 
 static void test_clock_pin(void **state)
