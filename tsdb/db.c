@@ -1039,6 +1039,8 @@ int tsdb_snapshot(tsdb *db, const char *dir, tsdb_err *err)
                      (long long)hs.maxt + 1, db->next_seq + 1000000u);
             tsdb__block_writer *w = NULL;
             rc = tsdb__block_writer_begin(path, hs.mint, hs.maxt + 1, 0, &w, err);
+            if (rc == TSDB_OK)
+                tsdb__block_writer_compress(w, 1); /* packed like every persisted block */
             size_t n = 0;
             tsdb__hseries **v = rc == TSDB_OK ? tsdb__head_list(db->head, &n) : NULL;
             tsdb_arena a;
@@ -1061,10 +1063,7 @@ int tsdb_snapshot(tsdb *db, const char *dir, tsdb_err *err)
     /* The index: no write transaction runs while the append lock is held. */
     if (rc == TSDB_OK) {
         pthread_mutex_lock(&db->append_lock);
-        char src[TSDB__DIR_MAX + 300];
-        snprintf(src, sizeof(src), "%s/data.mdb", db->index_dir);
-        snprintf(path, sizeof(path), "%s/data.mdb", idir);
-        rc = copy_file(src, path, err);
+        rc = tsdb__index_copy(db->ix, idir, err);
         pthread_mutex_unlock(&db->append_lock);
     }
     pthread_mutex_unlock(&db->maint_lock);

@@ -357,6 +357,21 @@ uint64_t tsdb__index_next_id(tsdb_index *ix)
     return __atomic_load_n(&ix->next_id, __ATOMIC_ACQUIRE);
 }
 
+int tsdb__index_copy(tsdb_index *ix, const char *dir, tsdb_err *err)
+{
+    int rc = tsdb__os_mkdir_p(dir, err);
+    if (rc != TSDB_OK)
+        return rc;
+    /* A compacting copy: only live pages, renumbered, from one read transaction. */
+    rc = mdb_env_copy2(ix->env, dir, MDB_CP_COMPACT);
+    if (rc == 0)
+        return TSDB_OK;
+    if (is_lmdb_code(rc))
+        return map_err(rc, "copying the index", err);
+    return tsdb_errf(err, rc == ENOSPC ? TSDB_ENOSPC : TSDB_EIO, -1, "copying the index to %s: %s",
+                     dir, strerror(rc));
+}
+
 uint64_t tsdb__index_disk_bytes(tsdb_index *ix)
 {
     const char *path = NULL;

@@ -57,6 +57,9 @@ int tsdb__index_rd_count(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64
 int tsdb__index_rd_each(tsdb_index_rd *r, tsdb_arena *scratch,
                         int (*fn)(void *ctx, uint64_t id, tsdb_labels l), void *ctx);
 
+/* Writes a compacted, consistent copy of the index into dir (created; dir/data.mdb). Callers
+ * keep writers out while it runs (map growth must not happen under the copy). */
+int tsdb__index_copy(tsdb_index *ix, const char *dir, tsdb_err *err);
 /* Bytes of data.mdb on disk. */
 uint64_t tsdb__index_disk_bytes(tsdb_index *ix);
 
