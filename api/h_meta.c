@@ -180,6 +180,8 @@ static void answer_strs(api_req *r, api_resp *w, const tsdb_str *v, size_t n, si
 static void strs_append(tsdb_arena *a, tsdb_str **v, size_t *n, size_t *cap, const tsdb_str *src,
                         size_t ns)
 {
+    if (ns == 0)
+        return;
     if (*n + ns > *cap) {
         size_t ncap = (*n + ns) * 2 + 16;
         *v = tsdb_arena_realloc(a, *v, *cap * sizeof **v, ncap * sizeof **v);

@@ -52,10 +52,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t k = 0;
     int64_t t = 1700000000000LL;
     for (size_t off = 1; off + 10 <= size && k < 2000; off += 10) {
-        int64_t dt = 0;
+        uint64_t u = 0;
         for (int i = 0; i < 6; i++)
-            dt = dt << 8 | data[off + i];
-        dt = dt << 16 >> 16; /* sign-extend 48 bits */
+            u = u << 8 | data[off + i];
+        int64_t dt = (int64_t)u - ((u >> 47) ? (int64_t)1 << 48 : 0); /* signed 48 bits */
         int32_t num = (int32_t)((uint32_t)data[off + 6] << 24 | (uint32_t)data[off + 7] << 16 |
                                 (uint32_t)data[off + 8] << 8 | data[off + 9]);
         if (dt <= 0)
