@@ -610,6 +610,34 @@ static int parse_dump_time(const char *s, int64_t *ms)
     return cairnctl_parse_time(s, ms);
 }
 
+/* A set of 64-bit label hashes (open addressing; 0 marks an empty slot). */
+typedef struct seen_set {
+    uint64_t *v;
+    size_t n, cap; /* cap is a power of two */
+} seen_set;
+
+/* Adds h; returns 1 if it was new, 0 if already there. */
+static int seen_add(seen_set *s, uint64_t h)
+{
+    h = h ? h : 1;
+    if (2 * (s->n + 1) > s->cap) {
+        seen_set g = {xcalloc(s->cap ? s->cap * 2 : 1024, sizeof(uint64_t)), 0,
+                      s->cap ? s->cap * 2 : 1024};
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->v[i])
+                seen_add(&g, s->v[i]);
+        free(s->v);
+        *s = g;
+    }
+    size_t i = (size_t)h & (s->cap - 1);
+    for (; s->v[i]; i = (i + 1) & (s->cap - 1))
+        if (s->v[i] == h)
+            return 0;
+    s->v[i] = h;
+    s->n++;
+    return 1;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
     const char *dir = NULL, *format = "openmetrics";
@@ -692,8 +720,7 @@ static int cmd_dump(int argc, char **argv)
         status = 1;
     }
     /* Several selectors may match one series: remember what was printed (by label hash). */
-    uint64_t *seen = NULL;
-    size_t n_seen = 0, cap_seen = 0;
+    seen_set seen = {NULL, 0, 0};
     for (size_t m = 0; status == 0 && m < n_match; m++) {
         tsdb_series_set *set;
         if (tsdb_querier_select(q, (const tsdb_matcher *const *)sets[m], set_n[m], &set, &err) !=
@@ -706,19 +733,8 @@ static int cmd_dump(int argc, char **argv)
         tsdb_iter *it;
         int rc;
         while ((rc = tsdb_series_next(set, &l, &it)) > 0) {
-            uint64_t h = tsdb_labels_hash(l);
-            int dup = 0;
-            for (size_t k = 0; k < n_seen && !dup; k++)
-                dup = seen[k] == h;
-            if (dup)
+            if (n_match > 1 && !seen_add(&seen, tsdb_labels_hash(l)))
                 continue;
-            if (n_match > 1) {
-                if (n_seen == cap_seen) {
-                    cap_seen = cap_seen ? cap_seen * 2 : 256;
-                    seen = xrealloc(seen, cap_seen * sizeof(*seen));
-                }
-                seen[n_seen++] = h;
-            }
             tsdb_str name = tsdb_labels_get(l, TSDB_STR("__name__"));
             tsdb_sample s;
             int first = 1;
@@ -771,7 +787,7 @@ static int cmd_dump(int argc, char **argv)
     }
     if (!json && status == 0)
         puts("# EOF");
-    free(seen);
+    free(seen.v);
     tsdb_querier_close(q);
     tsdb_close(db);
     tsdb_arena_fini(&a);

@@ -123,6 +123,10 @@ check "tsdb dump prints every sample and ends with # EOF" \
   >"$TMP/a1.om" 2>&1
 check "tsdb dump --match --min-time --max-time selects" \
   test "$(grep -c '^node_load1{' "$TMP/a1.om")" = $((3 * 10))
+"$CTL" tsdb dump "$A" --match='node_load1' --match='node_load1{instance="host-00000:9100"}' \
+  --match='node_load5' >"$TMP/a2.om" 2>&1
+check "tsdb dump with overlapping selectors prints each series once" \
+  bash -c "test \$(grep -c '^node_load1{' '$TMP/a2.om') = $((3 * STEPS)) && test \$(grep -c '^node_load5{' '$TMP/a2.om') = $((3 * STEPS))"
 "$CTL" tsdb dump "$A" --match='node_load1' --format=json >"$TMP/a.jsonl" 2>&1
 check "tsdb dump --format=json: one line per series with all samples" \
   python3 -c "
