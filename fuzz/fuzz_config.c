@@ -21,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *nl = memchr(data, '\n', size);
     tsdb_str first = {(const char *)data, nl ? (size_t)(nl - (const char *)data) : size};
     int64_t ms, ms2;
-    if (ingest__duration_parse(first, &ms) == 0) {
+    if (tsdb_duration_parse(first, &ms) == 0) {
         char buf[64];
         ingest__duration_format(ms, buf, sizeof buf);
-        if (ingest__duration_parse(tsdb_str_c(buf), &ms2) != 0 || ms2 != ms)
+        if (tsdb_duration_parse(tsdb_str_c(buf), &ms2) != 0 || ms2 != ms)
             abort();
     }
     ingest_config *c = NULL;

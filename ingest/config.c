@@ -65,58 +65,6 @@ static int cerr(cctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
 
 /* ---- Durations and sizes --------------------------------------------------------------------- */
 
-int ingest__duration_parse(tsdb_str s, int64_t *ms)
-{
-    static const struct {
-        const char *u;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000},
-                 {"w", 7LL * 86400000},
-                 {"d", 86400000},
-                 {"h", 3600000},
-                 {"m", 60000},
-                 {"s", 1000},
-                 {"ms", 1}};
-    if (s.len == 0)
-        return -1;
-    if (s.len == 1 && s.p[0] == '0') {
-        *ms = 0;
-        return 0;
-    }
-    size_t i = 0, last = 0;
-    int64_t total = 0;
-    int any = 0;
-    while (i < s.len) {
-        uint64_t n = 0;
-        size_t d0 = i;
-        while (i < s.len && s.p[i] >= '0' && s.p[i] <= '9') {
-            if (n > (uint64_t)INT64_MAX / 10)
-                return -1;
-            n = n * 10 + (uint64_t)(s.p[i++] - '0');
-        }
-        if (i == d0)
-            return -1;
-        size_t u0 = i;
-        while (i < s.len && ((s.p[i] >= 'a' && s.p[i] <= 'z')))
-            i++;
-        size_t ulen = i - u0, k;
-        for (k = 0; k < sizeof units / sizeof units[0]; k++)
-            if (strlen(units[k].u) == ulen && memcmp(units[k].u, s.p + u0, ulen) == 0)
-                break;
-        if (k == sizeof units / sizeof units[0])
-            return -1;
-        if (any && k <= last) /* units must appear once each, largest first */
-            return -1;
-        if (n > (uint64_t)(INT64_MAX - total) / (uint64_t)units[k].ms)
-            return -1;
-        total += (int64_t)n * units[k].ms;
-        last = k;
-        any = 1;
-    }
-    *ms = total;
-    return 0;
-}
-
 void ingest__duration_format(int64_t ms, char *out, size_t cap)
 {
     static const struct {
@@ -242,7 +190,7 @@ static int get_dur(cctx *c, yaml_node_t *n, const char *what, int64_t *out)
     if (want_scalar(c, n, what) < 0)
         return TSDB_EINVAL;
     tsdb_str s = scalar(n);
-    if (ingest__duration_parse(s, out) < 0)
+    if (tsdb_duration_parse(s, out) < 0)
         return cerr(c, n, TSDB_EINVAL, "%s: not a valid duration string: \"%.*s\"", what,
                     (int)(s.len > 60 ? 60 : s.len), s.p);
     return 0;

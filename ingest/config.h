@@ -72,8 +72,6 @@ int ingest__config_parse(const char *name, const char *text, size_t len, ingest_
                          tsdb_err *err);
 void ingest__config_free(ingest_config *c); /* NULL allowed */
 
-/* Parses a Prometheus duration ("15s", "1m30s", "1h", "500ms", "2d", "1w", "1y"); 0 or -1. */
-int ingest__duration_parse(tsdb_str s, int64_t *ms);
 /* Formats ms the way Prometheus prints durations ("1m", "15s", "1m30s", "0s") into out. */
 void ingest__duration_format(int64_t ms, char *out, size_t cap);
 

@@ -614,9 +614,8 @@ static target *target_build(ingest_scraper *s, pool *p, const ingest_tgroup *g, 
         ingest__lb_set(&lb, TSDB_STR("__address__"), address, &tmp);
     }
     int64_t interval = cfg->interval_ms, timeout = cfg->timeout_ms;
-    if (ingest__duration_parse(ingest__lb_get(&lb, TSDB_STR("__scrape_interval__")), &interval) <
-            0 ||
-        ingest__duration_parse(ingest__lb_get(&lb, TSDB_STR("__scrape_timeout__")), &timeout) < 0 ||
+    if (tsdb_duration_parse(ingest__lb_get(&lb, TSDB_STR("__scrape_interval__")), &interval) < 0 ||
+        tsdb_duration_parse(ingest__lb_get(&lb, TSDB_STR("__scrape_timeout__")), &timeout) < 0 ||
         interval <= 0 || timeout <= 0 || timeout > interval) {
         why = "invalid __scrape_interval__ or __scrape_timeout__";
         goto dropped;

@@ -207,13 +207,13 @@ static void test_durations(void **state)
               {"1y", 31536000000}, {"1h1m1s1ms", 3661001}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         int64_t ms = -1;
-        assert_int_equal(ingest__duration_parse(tsdb_str_c(ok[i].s), &ms), 0);
+        assert_int_equal(tsdb_duration_parse(tsdb_str_c(ok[i].s), &ms), 0);
         assert_int_equal(ms, ok[i].ms);
     }
     static const char *const bad[] = {"", "15", "1.5s", "s", "1s1m", "1m1m", "-1s", "1x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t ms;
-        if (ingest__duration_parse(tsdb_str_c(bad[i]), &ms) == 0)
+        if (tsdb_duration_parse(tsdb_str_c(bad[i]), &ms) == 0)
             fail_msg("\"%s\" accepted", bad[i]);
     }
     char buf[32];
