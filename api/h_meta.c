@@ -264,7 +264,10 @@ void api__h_series(api_ctx *c, api_req *r, api_resp *w)
 /* ---- /api/v1/labels and /api/v1/label/<name>/values
  * ---------------------------------------------- */
 
-void api__h_labels(api_ctx *c, api_req *r, api_resp *w)
+/* Answers /api/v1/labels (name == NULL) or the values of one label: the names or values of the
+ * series matching any match[] set (all series without match[]) in [start, end], sorted, unique,
+ * cut at limit. */
+static void answer_label_strs(api_ctx *c, api_req *r, api_resp *w, const tsdb_str *name)
 {
     api_matchset *sets;
     size_t n_sets, limit;
@@ -280,10 +283,12 @@ void api__h_labels(api_ctx *c, api_req *r, api_resp *w)
     int rc = TSDB_OK;
     tsdb_err e = {0};
     for (size_t i = 0; i < (n_sets ? n_sets : 1) && rc == TSDB_OK; i++) {
+        const tsdb_matcher *const *ms = n_sets ? (const tsdb_matcher *const *)sets[i].ms : NULL;
+        size_t nm = n_sets ? sets[i].n : 0;
         tsdb_str *v;
         size_t nv;
-        rc = tsdb_label_names(q, n_sets ? (const tsdb_matcher *const *)sets[i].ms : NULL,
-                              n_sets ? sets[i].n : 0, r->arena, &v, &nv, &e);
+        rc = name ? tsdb_label_values(q, *name, ms, nm, r->arena, &v, &nv, &e)
+                  : tsdb_label_names(q, ms, nm, r->arena, &v, &nv, &e);
         if (rc == TSDB_OK)
             strs_append(r->arena, &all, &n, &cap, v, nv);
     }
@@ -294,6 +299,11 @@ void api__h_labels(api_ctx *c, api_req *r, api_resp *w)
     }
     n = uniq_strs(all, n);
     answer_strs(r, w, all, n, limit);
+}
+
+void api__h_labels(api_ctx *c, api_req *r, api_resp *w)
+{
+    answer_label_strs(c, r, w, NULL);
 }
 
 /* Undoes Prometheus' "U__" escaping of UTF-8 label names in URLs: "__" is "_", "_<hex>_" is a
@@ -362,34 +372,7 @@ void api__h_label_values(api_ctx *c, api_req *r, api_resp *w)
                         (int)(r->path_arg.len > 200 ? 200 : r->path_arg.len), r->path_arg.p);
         return;
     }
-    api_matchset *sets;
-    size_t n_sets, limit;
-    int64_t start, end;
-    if (api__parse_matches(r, w, &sets, &n_sets, 0) < 0 ||
-        api__parse_range_params(r, w, &start, &end) < 0 || parse_limit(r, w, &limit) < 0)
-        return;
-    tsdb_querier *q;
-    if (open_querier(c, w, start, end, &q) < 0)
-        return;
-    tsdb_str *all = NULL;
-    size_t n = 0, cap = 0;
-    int rc = TSDB_OK;
-    tsdb_err e = {0};
-    for (size_t i = 0; i < (n_sets ? n_sets : 1) && rc == TSDB_OK; i++) {
-        tsdb_str *v;
-        size_t nv;
-        rc = tsdb_label_values(q, name, n_sets ? (const tsdb_matcher *const *)sets[i].ms : NULL,
-                               n_sets ? sets[i].n : 0, r->arena, &v, &nv, &e);
-        if (rc == TSDB_OK)
-            strs_append(r->arena, &all, &n, &cap, v, nv);
-    }
-    tsdb_querier_close(q);
-    if (rc < 0) {
-        api__resp_error_code(w, rc == TSDB_EINVAL ? TSDB_EIO : rc, e.msg);
-        return;
-    }
-    n = uniq_strs(all, n);
-    answer_strs(r, w, all, n, limit);
+    answer_label_strs(c, r, w, &name);
 }
 
 /* ---- /api/v1/metadata
