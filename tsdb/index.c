@@ -2,42 +2,65 @@
  *
  * One LMDB environment in a folder (data.mdb, lock.mdb), opened MDB_NOTLS (a read handle may
  * move between threads) and MDB_NOMETASYNC (integrity is kept; the last commit may be lost on
- * an OS crash, and WAL replay re-creates it through tsdb__index_put_series). Four databases:
+ * an OS crash, and WAL replay re-creates it through tsdb__index_put_series). Five databases,
+ * format version 2 (an index of another version is refused at open with TSDB_ECORRUPT):
  *
- *   meta      "version"  -> u32be format version (1)
+ *   meta      "version"  -> u32be format version (2)
  *             "next_id"  -> u64be next series id to allocate (ids start at 1, never reused)
- *             "hash_key" -> 16 random bytes: SipHash key of lhash and of long postings keys,
- *                           fixed at creation so hashes are stable across restarts
- *   series    u64be id -> canonical label encoding (tsdb/labels.h)
- *   lhash     u64be SipHash(encoding) -> u64be ids        MDB_DUPSORT | MDB_DUPFIXED
- *             Lookups compare the stored encoding, so hash collisions are harmless.
- *   postings  key -> u64be ids (ascending)                MDB_DUPSORT | MDB_DUPFIXED
- *             key = name 0x00 value                when it fits mdb_env_get_maxkeysize and
- *                                                  value does not start with 0xff
- *             key = name 0x00 0xff u64be(SipHash(value))   otherwise ("hashed key")
- *             key = 0x00 (empty name, empty value) lists every series ("all key")
+ *             "next_tid" -> u32be next term id to allocate (term ids start at 1, never reused)
+ *             "hash_key" -> 16 random bytes: SipHash key of hashed term keys, fixed at creation
+ *   terms     term key -> records of (u32be tid, u64be count), one record unless hashed
+ *             term key = name 0x00 value             when it fits mdb_env_get_maxkeysize and
+ *                                                    value does not start with 0xff
+ *             term key = name 0x00 0xff u64be(SipHash(value))   otherwise ("hashed key")
+ *             A term is one label pair name=value; count is the number of live series that
+ *             have it. A hashed key may hold several terms (a 64-bit collision); their strings
+ *             tell them apart. A term whose count drops to 0 is deleted (its tid is not reused).
+ *   tstr      u32be tid -> uvarint(len(name)) name value      (the term's exact strings)
+ *   series    u64be(id >> 4) -> the label sets of up to 16 series, ascending by id, each entry
+ *             uvarint(id & 15) uvarint(len(refs)) refs, where refs are the uvarint tids of the
+ *             labels in label order. Two sorted label sets are equal exactly when their refs
+ *             are, so refs double as the canonical encoding for lookups.
+ *   postings  u32be tid ++ u64be first id -> a chunk of the ascending ids of the term's series
+ *             (tid 0 lists every series). Chunk = uvarint(count) then, after the first id
+ *             (the key's), tokens: uvarint(x), x >= 1: the next id is previous + x + 1;
+ *             x = 0 followed by uvarint(r): the next r + 1 ids follow the previous one
+ *             consecutively. New chunks start once a chunk's tokens pass CHUNK_MAX bytes.
  *
- * Names never contain 0x00 and valid UTF-8 never contains 0xff, so the keys of one name are the
- * contiguous range starting at "name\0", sorted by value bytes (hashed keys sort last), and the
- * next name starts at or after "name\x01". A hashed key may in theory hold ids of different
- * values (a 64-bit collision), so every read through a hashed key checks the stored labels.
- * Label names longer than INDEX_MAX_NAME bytes are refused (values of any length are stored).
+ * Names never contain 0x00 and valid UTF-8 never contains 0xff, so the term keys of one name
+ * are the contiguous range starting at "name\0", sorted by value bytes (hashed keys sort last),
+ * and the next name starts at or after "name\x01". Label names longer than INDEX_MAX_NAME bytes
+ * are refused (values of any length are stored).
+ *
+ * Sizes: ids are allocated ascending and the series of one target arrive together, so term
+ * postings are runs (one token) or strides (one byte per id), and a label costs the bytes of its
+ * tid. Series records and tids are appended at the end of their databases (full leaf pages).
+ *
+ * Term strings are cached in memory (tid -> name, value), shared by all read handles: a two-level
+ * array indexed by tid whose slots are filled with compare-and-swap; entries never change (tids
+ * are not reused). The cache holds at most cache_max bytes; once full it stops filling and is
+ * emptied the next time no read operation runs (rd_exit), so it follows the live terms.
+ *
+ * Lookups of a label set (resolve, put_series, rd_lookup) need no hash table: every term must
+ * exist; the postings of the rarest term give the candidates, narrowed by the other terms'
+ * postings within the candidates' id range, and a candidate matches when its refs are equal.
  *
  * Writes: one writer at a time (the caller serialises). A write transaction that hits
  * MDB_MAP_FULL is aborted, the map doubled and the transaction run again; the map can only be
  * resized while no other thread is inside LMDB, so every read operation runs between rd_enter
  * and rd_exit and the resize waits for the running ones to finish (new ones wait for it). A read
  * handle may stay open across a resize: its transaction holds page numbers, not pointers, and
- * its cursors (which do point into the map) are dropped at its next operation. Read handles
- * wrap a read-only transaction; ended handles are reset and pooled for mdb_txn_renew.
+ * its cursors and remembered series record (which do point into the map) are dropped at its next
+ * operation. Read handles wrap a read-only transaction; ended handles are reset and pooled for
+ * mdb_txn_renew.
  *
  * select: matchers that do not match "" yield the ids of the values they accept (positives);
  * matchers that match "" yield the ids of the values they reject, to subtract (negatives).
  * Equality and literal alternations read their postings directly, other regexes scan the
  * values of the name (from the literal prefix of the pattern) and test each. The smallest
- * positive list is read first; once the candidates are few (<= filter_max), the remaining
- * matchers are checked against each candidate's stored labels instead of reading more lists.
- * With no positive matcher the all key is the starting set.
+ * positive list (by the terms' counts) is read first; once the candidates are few
+ * (<= filter_max), the remaining matchers are checked against each candidate's stored labels
+ * instead of reading more lists. With no positive matcher the tid 0 list is the starting set.
  */
 #include "tsdb/index.h"
 
@@ -56,7 +79,7 @@
 #include "tsdb/postings.h"
 #include "tsdb/tsdb.h"
 
-#define INDEX_VERSION        1u
+#define INDEX_VERSION        2u
 #define INDEX_DEFAULT_MAP    ((size_t)16 << 30)
 #define INDEX_MAX_MAP        ((size_t)1 << 42) /* 4 TiB: doubling stops here */
 #define INDEX_MAX_NAME       256
@@ -65,16 +88,41 @@
 #define INDEX_WRITE_ATTEMPTS 40
 #define INDEX_FILTER_MAX     1024
 #define HASHED_KEY_MARK      0xffu
+#define SERIES_SHIFT         4   /* 16 series per series record */
+#define CHUNK_MAX            480 /* token bytes after which a postings chunk is full */
+#define TERM_REC             12  /* u32be tid, u64be count */
+#define ALL_TID              0u
+#define MAX_TID              0xffffffffu
+#define LOOKUP_NARROW        8 /* candidates at which a lookup stops intersecting */
+#define TC_PAGE_BITS         12
+#define TC_PAGE              (1u << TC_PAGE_BITS)
+#define TC_TOP               (1u << (32 - TC_PAGE_BITS))
+#define TC_DEFAULT_MAX       ((size_t)64 << 20)
+
+/* A cached term: name NUL value NUL. */
+typedef struct tc_ent {
+    uint32_t nlen, vlen;
+    char s[];
+} tc_ent;
 
 struct tsdb_index {
     MDB_env *env; /* immutable after open */
-    MDB_dbi db_meta, db_series, db_lhash, db_post;
+    MDB_dbi db_meta, db_series, db_terms, db_tstr, db_post;
     int read_only;
     size_t maxkey;     /* mdb_env_get_maxkeysize */
     uint8_t hkey[16];  /* hash key from meta */
+    int weak_hash;     /* tests: every hashed key collides */
     uint64_t next_id;  /* writer only; read with __atomic by tsdb__index_next_id */
+    uint32_t next_tid; /* writer only */
     size_t map_bytes;  /* current map size (writer; grows) */
     size_t filter_max; /* candidate count below which select filters by labels */
+
+    /* Term string cache: slots are read and filled with __atomic operations by read
+     * operations; emptied by rd_exit under mu when no read operation runs. */
+    tc_ent ***tc_top; /* TC_TOP pages of TC_PAGE slots, allocated on demand */
+    size_t tc_bytes;  /* bytes held (atomic) */
+    size_t tc_max;    /* budget */
+    int tc_full;      /* a fill was refused (atomic): empty at the next quiet moment */
 
     pthread_mutex_t mu; /* guards the fields below */
     pthread_cond_t cv;
@@ -87,9 +135,12 @@ struct tsdb_index {
 struct tsdb_index_rd {
     tsdb_index *ix;
     MDB_txn *txn;
-    MDB_cursor *c_post, *c_series; /* opened lazily, closed at end or after a resize */
-    uint64_t gen;                  /* ix->map_gen the cursors were opened under */
-    tsdb_index_rd *next;           /* pool link */
+    MDB_cursor *c_post, *c_terms, *c_series; /* opened lazily, closed at end or after a resize */
+    uint64_t gen;                            /* ix->map_gen the cursors were opened under */
+    uint64_t blk_key;                        /* series record held in blk (valid if blk_ok) */
+    MDB_val blk;
+    int blk_ok;
+    tsdb_index_rd *next; /* pool link */
 };
 
 /* ---- Small helpers ----------------------------------------------------------------------- */
@@ -141,27 +192,87 @@ static uint64_t be64(const void *p)
     return tsdb_get_u64be(p);
 }
 
+static uint32_t be32(const void *p)
+{
+    const unsigned char *b = p;
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static void put_be32(void *p, uint32_t v)
+{
+    unsigned char *b = p;
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+}
+
+/* uvarint reader over [*p, end): 0 and advances, or MDB_CORRUPTED. */
+static inline int uv_get(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    const unsigned char *q = *p;
+    if (q < end && *q < 0x80) {
+        *v = *q;
+        *p = q + 1;
+        return 0;
+    }
+    uint64_t x = 0;
+    for (unsigned shift = 0; q < end && shift < 64; shift += 7) {
+        unsigned char b = *q++;
+        if (shift == 63 && b > 1)
+            return MDB_CORRUPTED;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *v = x;
+            *p = q;
+            return 0;
+        }
+    }
+    return MDB_CORRUPTED;
+}
+
+static size_t uv_put(unsigned char *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (unsigned char)v;
+    return n;
+}
+
+static size_t uv_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 /* Growable u64 vector on the heap, for intermediate id lists. */
 typedef struct idvec {
     uint64_t *v;
     size_t n, cap;
 } idvec;
 
-static void idvec_push(idvec *x, uint64_t id)
-{
-    if (x->n == x->cap) {
-        x->cap = x->cap ? x->cap * 2 : 64;
-        x->v = xrealloc(x->v, x->cap * sizeof *x->v);
-    }
-    x->v[x->n++] = id;
-}
-
 static void idvec_reserve(idvec *x, size_t extra)
 {
     if (x->n + extra > x->cap) {
         x->cap = x->n + extra > x->cap * 2 ? x->n + extra : x->cap * 2;
+        if (x->cap < 16)
+            x->cap = 16;
         x->v = xrealloc(x->v, x->cap * sizeof *x->v);
     }
+}
+
+static void idvec_push(idvec *x, uint64_t id)
+{
+    if (x->n == x->cap)
+        idvec_reserve(x, 1);
+    x->v[x->n++] = id;
 }
 
 static void idvec_free(idvec *x)
@@ -171,9 +282,9 @@ static void idvec_free(idvec *x)
     x->n = x->cap = 0;
 }
 
-/* Postings key for name=value into buf (cap >= maxkey + 16); returns its length. The caller
+/* Term key for name=value into buf (cap >= maxkey + 16); returns its length. The caller
  * checks 0 < name.len <= INDEX_MAX_NAME. */
-static size_t post_key(const tsdb_index *ix, tsdb_str name, tsdb_str value, unsigned char *buf,
+static size_t term_key(const tsdb_index *ix, tsdb_str name, tsdb_str value, unsigned char *buf,
                        int *hashed)
 {
     size_t n = 0;
@@ -184,7 +295,7 @@ static size_t post_key(const tsdb_index *ix, tsdb_str name, tsdb_str value, unsi
             (value.len > 0 && (unsigned char)value.p[0] == HASHED_KEY_MARK);
     if (h) {
         buf[n++] = HASHED_KEY_MARK;
-        tsdb_put_u64be(buf + n, tsdb_siphash(ix->hkey, value.p, value.len));
+        tsdb_put_u64be(buf + n, ix->weak_hash ? 0 : tsdb_siphash(ix->hkey, value.p, value.len));
         n += 8;
     } else {
         if (value.len)
@@ -202,8 +313,666 @@ static int key_is_hashed(const MDB_val *k, size_t name_len)
     return k->mv_size == name_len + 10 && p[name_len + 1] == HASHED_KEY_MARK;
 }
 
-/* ---- Open and close ---------------------------------------------------------------------------
- */
+/* Parses a tstr value. 0 or MDB_CORRUPTED. */
+static int tstr_parse(const MDB_val *v, tsdb_str *name, tsdb_str *value)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    uint64_t nl;
+    if (uv_get(&p, end, &nl) != 0 || nl == 0 || nl > INDEX_MAX_NAME || nl > (size_t)(end - p) ||
+        memchr(p, 0, nl) != NULL)
+        return MDB_CORRUPTED;
+    *name = (tsdb_str){(const char *)p, (size_t)nl};
+    *value = (tsdb_str){(const char *)p + nl, (size_t)(end - p) - (size_t)nl};
+    return 0;
+}
+
+/* Strings of term tid as stored (borrowed from the map). */
+static int tstr_get(tsdb_index *ix, MDB_txn *txn, uint32_t tid, tsdb_str *name, tsdb_str *value)
+{
+    unsigned char kb[4];
+    put_be32(kb, tid);
+    MDB_val k = {4, kb}, v;
+    int rc = mdb_get(txn, ix->db_tstr, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return MDB_CORRUPTED; /* referenced terms exist */
+    if (rc != 0)
+        return rc;
+    return tstr_parse(&v, name, value);
+}
+
+/* Finds term name=value: its tid and count (count may be NULL). 0, MDB_NOTFOUND or an error. */
+static int term_find(tsdb_index *ix, MDB_txn *txn, tsdb_str name, tsdb_str value,
+                     unsigned char *keybuf, uint32_t *tid, uint64_t *count)
+{
+    int hashed = 0;
+    MDB_val k = {term_key(ix, name, value, keybuf, &hashed), keybuf}, v;
+    int rc = mdb_get(txn, ix->db_terms, &k, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size == 0 || v.mv_size % TERM_REC != 0 || (!hashed && v.mv_size != TERM_REC))
+        return MDB_CORRUPTED;
+    const unsigned char *p = v.mv_data;
+    for (size_t off = 0; off < v.mv_size; off += TERM_REC) {
+        uint32_t t = be32(p + off);
+        if (t == ALL_TID)
+            return MDB_CORRUPTED;
+        if (hashed) {
+            tsdb_str n2, v2;
+            if ((rc = tstr_get(ix, txn, t, &n2, &v2)) != 0)
+                return rc;
+            if (!tsdb_str_eq(n2, name) || !tsdb_str_eq(v2, value))
+                continue;
+        }
+        *tid = t;
+        if (count)
+            *count = be64(p + off + 4);
+        return 0;
+    }
+    return MDB_NOTFOUND;
+}
+
+/* ---- Postings chunks ------------------------------------------------------------------------ */
+
+/* A run of consecutive ids [start, start + len). */
+typedef struct run {
+    uint64_t start, len;
+} run;
+
+typedef struct runvec {
+    run *v;
+    size_t n, cap;
+} runvec;
+
+static void runs_push(runvec *r, uint64_t start, uint64_t len)
+{
+    if (r->n > 0) {
+        run *last = &r->v[r->n - 1];
+        if (last->start + last->len == start) {
+            last->len += len;
+            return;
+        }
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 32;
+        r->v = xrealloc(r->v, r->cap * sizeof *r->v);
+    }
+    r->v[r->n++] = (run){start, len};
+}
+
+static void runs_free(runvec *r)
+{
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+static void post_key(unsigned char kb[12], uint32_t tid, uint64_t first)
+{
+    put_be32(kb, tid);
+    tsdb_put_u64be(kb + 4, first);
+}
+
+/* Walks chunk (first, p, n): calls emit(ctx, start, len) per run in order. Validates the
+ * count and that ids ascend without overflow. 0 or MDB_CORRUPTED. */
+typedef void (*run_fn)(void *ctx, uint64_t start, uint64_t len);
+
+static int chunk_walk(uint64_t first, const unsigned char *p, size_t n, run_fn emit, void *ctx)
+{
+    const unsigned char *end = p + n;
+    uint64_t count;
+    if (uv_get(&p, end, &count) != 0 || count == 0 || first == UINT64_MAX)
+        return MDB_CORRUPTED;
+    uint64_t start = first, len = 1, left = count - 1;
+    while (p < end) {
+        uint64_t x;
+        if (uv_get(&p, end, &x) != 0)
+            return MDB_CORRUPTED;
+        if (x == 0) {
+            uint64_t r;
+            if (uv_get(&p, end, &r) != 0 || r >= left || UINT64_MAX - 1 - (start + len - 1) <= r)
+                return MDB_CORRUPTED;
+            len += r + 1;
+            left -= r + 1;
+        } else {
+            uint64_t last = start + len - 1;
+            if (left == 0 || x >= UINT64_MAX - 1 - last)
+                return MDB_CORRUPTED;
+            emit(ctx, start, len);
+            start = last + x + 1;
+            len = 1;
+            left--;
+        }
+    }
+    if (left != 0)
+        return MDB_CORRUPTED;
+    emit(ctx, start, len);
+    return 0;
+}
+
+struct ids_range {
+    idvec *out;
+    uint64_t lo, hi;
+};
+
+static void emit_ids(void *vctx, uint64_t start, uint64_t len)
+{
+    struct ids_range *x = vctx;
+    uint64_t a = start > x->lo ? start : x->lo;
+    uint64_t b = start + len - 1 < x->hi ? start + len - 1 : x->hi;
+    if (a > b)
+        return;
+    idvec_reserve(x->out, (size_t)(b - a + 1));
+    for (uint64_t id = a;; id++) {
+        x->out->v[x->out->n++] = id;
+        if (id == b)
+            break;
+    }
+}
+
+static void emit_runs(void *vctx, uint64_t start, uint64_t len)
+{
+    runs_push(vctx, start, len);
+}
+
+/* Token bytes of run r after an id `prev` (prev = 0: r opens the chunk). */
+static size_t run_cost(const run *r, uint64_t prev, int opens)
+{
+    size_t n = opens ? 0 : uv_len(r->start - prev - 1);
+    if (r->len > 1)
+        n += 1 + uv_len(r->len - 2);
+    return n;
+}
+
+/* Encodes runs [a, b) as one chunk into buf (cap >= 10 + their cost). Returns its length. */
+static size_t chunk_encode(const run *v, size_t a, size_t b, unsigned char *buf)
+{
+    uint64_t count = 0;
+    for (size_t i = a; i < b; i++)
+        count += v[i].len;
+    size_t n = uv_put(buf, count);
+    for (size_t i = a; i < b; i++) {
+        if (i > a)
+            n += uv_put(buf + n, v[i].start - (v[i - 1].start + v[i - 1].len - 1) - 1);
+        if (v[i].len > 1) {
+            buf[n++] = 0;
+            n += uv_put(buf + n, v[i].len - 2);
+        }
+    }
+    return n;
+}
+
+/* Stores runs as chunks of at most CHUNK_MAX token bytes, keyed by their first ids. */
+static int chunks_put(tsdb_index *ix, MDB_txn *txn, uint32_t tid, const runvec *rv)
+{
+    size_t i = 0;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    while (i < rv->n && rc == 0) {
+        size_t j = i + 1, cost = run_cost(&rv->v[i], 0, 1);
+        while (j < rv->n) {
+            const run *prev = &rv->v[j - 1];
+            size_t c = run_cost(&rv->v[j], prev->start + prev->len - 1, 0);
+            if (cost + c > CHUNK_MAX)
+                break;
+            cost += c;
+            j++;
+        }
+        if (cap < cost + 16) {
+            cap = cost + 16;
+            buf = xrealloc(buf, cap);
+        }
+        size_t n = chunk_encode(rv->v, i, j, buf);
+        unsigned char kb[12];
+        post_key(kb, tid, rv->v[i].start);
+        MDB_val k = {12, kb}, v = {n, buf};
+        rc = mdb_put(txn, ix->db_post, &k, &v, 0);
+        i = j;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Positions c on the chunk of tid that would hold id (the last with first <= id), *found = 0
+ * if there is none; *next_first = first id of the following chunk of tid (UINT64_MAX if none).
+ * k, v receive the found chunk. */
+static int chunk_floor(MDB_cursor *c, uint32_t tid, uint64_t id, MDB_val *k, MDB_val *v, int *found,
+                       uint64_t *next_first)
+{
+    unsigned char kb[12];
+    post_key(kb, tid, id);
+    *k = (MDB_val){12, kb};
+    *found = 0;
+    *next_first = UINT64_MAX;
+    int rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    int at = rc == 0; /* cursor on the first key >= (tid, id) */
+    if (at && k->mv_size != 12)
+        return MDB_CORRUPTED;
+    if (at && be32(k->mv_data) == tid && be64((const unsigned char *)k->mv_data + 4) == id) {
+        *found = 1;
+    } else {
+        if (at && be32(k->mv_data) == tid)
+            *next_first = be64((const unsigned char *)k->mv_data + 4);
+        rc = mdb_cursor_get(c, k, v, at ? MDB_PREV : MDB_LAST);
+        if (rc == MDB_NOTFOUND)
+            return 0;
+        if (rc != 0)
+            return rc;
+        if (k->mv_size != 12)
+            return MDB_CORRUPTED;
+        if (be32(k->mv_data) != tid)
+            return 0;
+        *found = 1;
+        return 0; /* next_first already known */
+    }
+    /* Exact hit: find the next chunk's first id. */
+    MDB_val k2, v2;
+    rc = mdb_cursor_get(c, &k2, &v2, MDB_NEXT);
+    if (rc == 0 && k2.mv_size == 12 && be32(k2.mv_data) == tid)
+        *next_first = be64((const unsigned char *)k2.mv_data + 4);
+    else if (rc == 0 && k2.mv_size != 12)
+        return MDB_CORRUPTED;
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    return 0;
+}
+
+/* Merges run lists a and b (each ascending, possibly overlapping) into out. */
+static void runs_union(const runvec *a, const uint64_t *ids, size_t n, runvec *out)
+{
+    size_t i = 0, j = 0;
+    out->n = 0;
+    while (i < a->n || j < n) {
+        uint64_t s, l;
+        if (j >= n || (i < a->n && a->v[i].start <= ids[j])) {
+            s = a->v[i].start;
+            l = a->v[i].len;
+            i++;
+        } else {
+            s = ids[j];
+            l = 1;
+            j++;
+        }
+        if (out->n > 0) {
+            run *last = &out->v[out->n - 1];
+            uint64_t end = last->start + last->len; /* exclusive */
+            if (s <= end) {
+                if (s + l > end)
+                    last->len = s + l - last->start;
+                continue;
+            }
+        }
+        runs_push(out, s, l);
+    }
+}
+
+static uint64_t runs_total(const runvec *r)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < r->n; i++)
+        t += r->v[i].len;
+    return t;
+}
+
+/* Adds ids (ascending, unique) to the postings of tid; *added = how many were new. */
+static int post_add(tsdb_index *ix, MDB_txn *txn, MDB_cursor *c, uint32_t tid, const uint64_t *ids,
+                    size_t n, uint64_t *added)
+{
+    runvec cur = {0}, merged = {0};
+    int rc = 0;
+    size_t i = 0;
+    *added = 0;
+    while (i < n && rc == 0) {
+        MDB_val k, v;
+        int found;
+        uint64_t next;
+        if ((rc = chunk_floor(c, tid, ids[i], &k, &v, &found, &next)) != 0)
+            break;
+        cur.n = 0;
+        if (found && (rc = chunk_walk(be64((const unsigned char *)k.mv_data + 4), v.mv_data,
+                                      v.mv_size, emit_runs, &cur)) != 0)
+            break;
+        size_t j = i;
+        while (j < n && ids[j] < next)
+            j++;
+        uint64_t before = runs_total(&cur);
+        runs_union(&cur, ids + i, j - i, &merged);
+        *added += runs_total(&merged) - before;
+        rc = chunks_put(ix, txn, tid, &merged);
+        i = j;
+    }
+    runs_free(&cur);
+    runs_free(&merged);
+    return rc;
+}
+
+/* Removes ids (ascending, unique) from the postings of tid; *removed = how many were there. */
+static int post_del(tsdb_index *ix, MDB_txn *txn, MDB_cursor *c, uint32_t tid, const uint64_t *ids,
+                    size_t n, uint64_t *removed)
+{
+    runvec cur = {0}, out = {0};
+    int rc = 0;
+    size_t i = 0;
+    *removed = 0;
+    while (i < n && rc == 0) {
+        MDB_val k, v;
+        int found;
+        uint64_t next;
+        if ((rc = chunk_floor(c, tid, ids[i], &k, &v, &found, &next)) != 0)
+            break;
+        if (!found) {
+            i++; /* below every chunk: not stored */
+            continue;
+        }
+        uint64_t first = be64((const unsigned char *)k.mv_data + 4);
+        cur.n = 0;
+        if ((rc = chunk_walk(first, v.mv_data, v.mv_size, emit_runs, &cur)) != 0)
+            break;
+        size_t j = i;
+        while (j < n && ids[j] < next)
+            j++;
+        /* Split the runs around the ids [i, j). */
+        out.n = 0;
+        size_t q = i;
+        for (size_t r = 0; r < cur.n; r++) {
+            uint64_t s = cur.v[r].start, e = s + cur.v[r].len; /* [s, e) */
+            while (q < j && ids[q] < s)
+                q++;
+            while (q < j && ids[q] < e) {
+                if (ids[q] > s)
+                    runs_push(&out, s, ids[q] - s);
+                s = ids[q] + 1;
+                (*removed)++;
+                q++;
+            }
+            if (s < e)
+                runs_push(&out, s, e - s);
+        }
+        if (out.n == 0 || out.v[0].start != first) {
+            unsigned char kb[12];
+            post_key(kb, tid, first);
+            MDB_val dk = {12, kb};
+            if ((rc = mdb_del(txn, ix->db_post, &dk, NULL)) != 0)
+                break;
+        }
+        if (out.n > 0)
+            rc = chunks_put(ix, txn, tid, &out);
+        i = j;
+    }
+    runs_free(&cur);
+    runs_free(&out);
+    return rc;
+}
+
+/* Appends to out the ids of tid within [lo, hi], ascending. */
+static int post_read(MDB_cursor *c, uint32_t tid, uint64_t lo, uint64_t hi, idvec *out)
+{
+    MDB_val k, v;
+    int found;
+    uint64_t next, start = lo;
+    int rc = 0;
+    if (lo > 0) {
+        if ((rc = chunk_floor(c, tid, lo, &k, &v, &found, &next)) != 0)
+            return rc;
+        if (found)
+            start = be64((const unsigned char *)k.mv_data + 4);
+    }
+    unsigned char kb[12];
+    post_key(kb, tid, start);
+    k = (MDB_val){12, kb};
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    struct ids_range x = {out, lo, hi};
+    while (rc == 0) {
+        if (k.mv_size != 12)
+            return MDB_CORRUPTED;
+        if (be32(k.mv_data) != tid)
+            break;
+        uint64_t first = be64((const unsigned char *)k.mv_data + 4);
+        if (first > hi)
+            break;
+        if ((rc = chunk_walk(first, v.mv_data, v.mv_size, emit_ids, &x)) != 0)
+            return rc;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ---- Series records ------------------------------------------------------------------------- */
+
+/* Finds the entry of id in series record (p, n): *refs, *len its tid refs. 1 found, 0 not,
+ * MDB_CORRUPTED. */
+static int record_find(const unsigned char *p, size_t n, uint64_t id, const unsigned char **refs,
+                       size_t *len)
+{
+    const unsigned char *end = p + n;
+    uint64_t want = id & ((1u << SERIES_SHIFT) - 1), prev = 0;
+    int first = 1;
+    while (p < end) {
+        uint64_t off, l;
+        if (uv_get(&p, end, &off) != 0 || uv_get(&p, end, &l) != 0 || l > (size_t)(end - p) ||
+            off >= (1u << SERIES_SHIFT) || (!first && off <= prev))
+            return MDB_CORRUPTED;
+        if (off == want) {
+            *refs = p;
+            *len = (size_t)l;
+            return 1;
+        }
+        if (off > want)
+            return 0;
+        prev = off;
+        first = 0;
+        p += l;
+    }
+    return 0;
+}
+
+/* Calls fn for each entry of a series record. */
+typedef int (*entry_fn)(void *ctx, uint64_t id, const unsigned char *refs, size_t len);
+
+static int record_each(uint64_t key, const unsigned char *p, size_t n, entry_fn fn, void *ctx)
+{
+    const unsigned char *end = p + n;
+    uint64_t prev = 0;
+    int first = 1;
+    while (p < end) {
+        uint64_t off, l;
+        if (uv_get(&p, end, &off) != 0 || uv_get(&p, end, &l) != 0 || l > (size_t)(end - p) ||
+            off >= (1u << SERIES_SHIFT) || (!first && off <= prev))
+            return MDB_CORRUPTED;
+        int rc = fn(ctx, key << SERIES_SHIFT | off, p, (size_t)l);
+        if (rc != 0)
+            return rc;
+        prev = off;
+        first = 0;
+        p += l;
+    }
+    return 0;
+}
+
+/* Refs of series id within txn, borrowed. 0, MDB_NOTFOUND or an error. */
+static int refs_get(tsdb_index *ix, MDB_txn *txn, uint64_t id, const unsigned char **refs,
+                    size_t *len)
+{
+    unsigned char kb[8];
+    tsdb_put_u64be(kb, id >> SERIES_SHIFT);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(txn, ix->db_series, &k, &v);
+    if (rc != 0)
+        return rc;
+    rc = record_find(v.mv_data, v.mv_size, id, refs, len);
+    return rc == 1 ? 0 : rc == 0 ? MDB_NOTFOUND : rc;
+}
+
+/* Writes (or, with refs NULL, removes) the entry of id in its series record. */
+static int record_set(tsdb_index *ix, MDB_txn *txn, uint64_t id, const unsigned char *refs,
+                      size_t len)
+{
+    unsigned char kb[8];
+    uint64_t key = id >> SERIES_SHIFT, want = id & ((1u << SERIES_SHIFT) - 1);
+    tsdb_put_u64be(kb, key);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(txn, ix->db_series, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    int placed = refs == NULL;
+    if (rc == 0) {
+        const unsigned char *p = v.mv_data, *end = p + v.mv_size;
+        while (p < end) {
+            const unsigned char *e0 = p;
+            uint64_t off, l;
+            if (uv_get(&p, end, &off) != 0 || uv_get(&p, end, &l) != 0 || l > (size_t)(end - p)) {
+                tsdb_buf_fini(&b);
+                return MDB_CORRUPTED;
+            }
+            p += l;
+            if (!placed && off >= want) {
+                tsdb_buf_put_uvarint(&b, want);
+                tsdb_buf_put_uvarint(&b, len);
+                tsdb_buf_put(&b, refs, len);
+                placed = 1;
+            }
+            if (off != want)
+                tsdb_buf_put(&b, e0, (size_t)(p - e0));
+        }
+    }
+    if (!placed) {
+        tsdb_buf_put_uvarint(&b, want);
+        tsdb_buf_put_uvarint(&b, len);
+        tsdb_buf_put(&b, refs, len);
+    }
+    if (b.len == 0)
+        rc = rc == 0 ? mdb_del(txn, ix->db_series, &k, NULL) : 0;
+    else {
+        MDB_val nv = {b.len, b.p};
+        rc = mdb_put(txn, ix->db_series, &k, &nv, 0);
+    }
+    tsdb_buf_fini(&b);
+    return rc;
+}
+
+static size_t refs_count(const unsigned char *p, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += p[i] < 0x80;
+    return n;
+}
+
+/* Finds the series whose refs equal (refs, len), given its terms (tids, with counts) in any
+ * order. 0 (*id set), MDB_NOTFOUND or an error. */
+static int find_refs(tsdb_index *ix, MDB_txn *txn, MDB_cursor *cpost, const uint32_t *tids,
+                     const uint64_t *counts, size_t n, const unsigned char *refs, size_t len,
+                     uint64_t *id)
+{
+    size_t *ord = xmalloc((n + 1) * sizeof *ord);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        while (j > 0 && counts[ord[j - 1]] > counts[i]) {
+            ord[j] = ord[j - 1];
+            j--;
+        }
+        ord[j] = i;
+    }
+    idvec cand = {0}, tmp = {0};
+    int rc = post_read(cpost, n ? tids[ord[0]] : ALL_TID, 0, UINT64_MAX, &cand);
+    for (size_t i = 1; rc == 0 && i < n && cand.n > LOOKUP_NARROW; i++) {
+        tmp.n = 0;
+        rc = post_read(cpost, tids[ord[i]], cand.v[0], cand.v[cand.n - 1], &tmp);
+        cand.n = tsdb__postings_intersect(cand.v, cand.n, tmp.v, tmp.n, cand.v);
+    }
+    int res = MDB_NOTFOUND;
+    for (size_t i = 0; rc == 0 && i < cand.n; i++) {
+        const unsigned char *r2;
+        size_t l2;
+        rc = refs_get(ix, txn, cand.v[i], &r2, &l2);
+        if (rc == MDB_NOTFOUND) {
+            rc = MDB_CORRUPTED; /* postings name a series with no record */
+            break;
+        }
+        if (rc == 0 && l2 == len && memcmp(r2, refs, len) == 0) {
+            *id = cand.v[i];
+            res = 0;
+            break;
+        }
+    }
+    idvec_free(&cand);
+    idvec_free(&tmp);
+    free(ord);
+    return rc != 0 ? rc : res;
+}
+
+/* ---- Term string cache ---------------------------------------------------------------------- */
+
+static const tc_ent *tc_get(tsdb_index *ix, uint32_t tid)
+{
+    tc_ent **page = __atomic_load_n(&ix->tc_top[tid >> TC_PAGE_BITS], __ATOMIC_ACQUIRE);
+    if (page == NULL)
+        return NULL;
+    return __atomic_load_n(&page[tid & (TC_PAGE - 1)], __ATOMIC_ACQUIRE);
+}
+
+/* Caches tid's strings; returns the cached entry, or NULL when the budget is spent. */
+static const tc_ent *tc_put(tsdb_index *ix, uint32_t tid, tsdb_str name, tsdb_str value)
+{
+    size_t size = sizeof(tc_ent) + name.len + value.len + 2;
+    if (__atomic_load_n(&ix->tc_bytes, __ATOMIC_RELAXED) + size > ix->tc_max) {
+        __atomic_store_n(&ix->tc_full, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    tc_ent ***slot = &ix->tc_top[tid >> TC_PAGE_BITS];
+    tc_ent **page = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (page == NULL) {
+        tc_ent **fresh = xcalloc(TC_PAGE, sizeof *fresh);
+        tc_ent **expect = NULL;
+        if (__atomic_compare_exchange_n(slot, &expect, fresh, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            page = fresh;
+            __atomic_add_fetch(&ix->tc_bytes, TC_PAGE * sizeof *fresh, __ATOMIC_RELAXED);
+        } else {
+            free(fresh);
+            page = expect;
+        }
+    }
+    tc_ent *e = xmalloc(size);
+    e->nlen = (uint32_t)name.len;
+    e->vlen = (uint32_t)value.len;
+    memcpy(e->s, name.p, name.len);
+    e->s[name.len] = 0;
+    if (value.len)
+        memcpy(e->s + name.len + 1, value.p, value.len);
+    e->s[name.len + 1 + value.len] = 0;
+    tc_ent *expect = NULL;
+    if (!__atomic_compare_exchange_n(&page[tid & (TC_PAGE - 1)], &expect, e, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        free(e);
+        return expect;
+    }
+    __atomic_add_fetch(&ix->tc_bytes, size, __ATOMIC_RELAXED);
+    return e;
+}
+
+/* Frees every cached entry. Callers guarantee that no read operation runs. */
+static void tc_clear(tsdb_index *ix)
+{
+    if (ix->tc_top == NULL)
+        return;
+    for (size_t i = 0; i < TC_TOP; i++) {
+        tc_ent **page = ix->tc_top[i];
+        if (page == NULL)
+            continue;
+        for (size_t j = 0; j < TC_PAGE; j++)
+            free(page[j]);
+        free(page);
+        ix->tc_top[i] = NULL;
+    }
+    ix->tc_bytes = 0;
+    ix->tc_full = 0;
+}
+
+/* ---- Open and close ---------------------------------------------------------------------- */
 
 static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, MDB_val *v)
 {
@@ -228,7 +997,9 @@ static void new_hash_key(uint8_t key[16])
     tsdb_put_u64le(key + 8, b);
 }
 
-/* Opens the databases and loads (or, when writable, initialises) meta. */
+/* Opens the databases and loads (or, when writable, initialises) meta. The version is checked
+ * before the other databases are opened, so an index of another format fails with a clear
+ * message instead of a missing database. */
 static int open_dbs(tsdb_index *ix, tsdb_err *err)
 {
     MDB_txn *txn = NULL;
@@ -236,10 +1007,7 @@ static int open_dbs(tsdb_index *ix, tsdb_err *err)
     int rc = mdb_txn_begin(ix->env, NULL, ix->read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
         return map_err(rc, "begin", err);
-    if ((rc = mdb_dbi_open(txn, "meta", cf, &ix->db_meta)) != 0 ||
-        (rc = mdb_dbi_open(txn, "series", cf, &ix->db_series)) != 0 ||
-        (rc = mdb_dbi_open(txn, "lhash", cf | MDB_DUPSORT | MDB_DUPFIXED, &ix->db_lhash)) != 0 ||
-        (rc = mdb_dbi_open(txn, "postings", cf | MDB_DUPSORT | MDB_DUPFIXED, &ix->db_post)) != 0) {
+    if ((rc = mdb_dbi_open(txn, "meta", cf, &ix->db_meta)) != 0) {
         mdb_txn_abort(txn);
         if (rc == MDB_NOTFOUND)
             return tsdb_errf(err, TSDB_ENOTFOUND, -1, "index: not initialised");
@@ -247,12 +1015,39 @@ static int open_dbs(tsdb_index *ix, tsdb_err *err)
     }
     MDB_val v;
     rc = meta_get(txn, ix->db_meta, "version", &v);
-    if (rc == MDB_NOTFOUND && !ix->read_only) {
-        unsigned char ver[4] = {0, 0, 0, INDEX_VERSION}, nid[8];
+    int fresh = rc == MDB_NOTFOUND && !ix->read_only;
+    if (rc != 0 && !fresh) {
+        mdb_txn_abort(txn);
+        if (rc == MDB_NOTFOUND)
+            return TSDB_CORRUPT(err, "index: meta has no version");
+        return map_err(rc, "read meta", err);
+    }
+    if (!fresh && (v.mv_size != 4 || be32(v.mv_data) != INDEX_VERSION)) {
+        uint32_t got = v.mv_size == 4 ? be32(v.mv_data) : 0;
+        mdb_txn_abort(txn);
+        return tsdb_errf(err, TSDB_ECORRUPT, -1,
+                         "index: format version %u is not supported (this build reads version "
+                         "%u); the index folder was written by another version of Cairn",
+                         (unsigned)got, INDEX_VERSION);
+    }
+    if ((rc = mdb_dbi_open(txn, "series", cf, &ix->db_series)) != 0 ||
+        (rc = mdb_dbi_open(txn, "terms", cf, &ix->db_terms)) != 0 ||
+        (rc = mdb_dbi_open(txn, "tstr", cf, &ix->db_tstr)) != 0 ||
+        (rc = mdb_dbi_open(txn, "postings", cf, &ix->db_post)) != 0) {
+        mdb_txn_abort(txn);
+        if (rc == MDB_NOTFOUND)
+            return TSDB_CORRUPT(err, "index: a database is missing");
+        return map_err(rc, "open databases", err);
+    }
+    if (fresh) {
+        unsigned char ver[4], nid[8], ntid[4];
+        put_be32(ver, INDEX_VERSION);
         tsdb_put_u64be(nid, 1);
+        put_be32(ntid, 1);
         new_hash_key(ix->hkey);
         if ((rc = meta_put(txn, ix->db_meta, "version", ver, 4)) != 0 ||
             (rc = meta_put(txn, ix->db_meta, "next_id", nid, 8)) != 0 ||
+            (rc = meta_put(txn, ix->db_meta, "next_tid", ntid, 4)) != 0 ||
             (rc = meta_put(txn, ix->db_meta, "hash_key", ix->hkey, 16)) != 0 ||
             (rc = mdb_txn_commit(txn)) != 0) {
             if (rc != 0 && txn)
@@ -260,27 +1055,18 @@ static int open_dbs(tsdb_index *ix, tsdb_err *err)
             return map_err(rc, "initialise meta", err);
         }
         ix->next_id = 1;
+        ix->next_tid = 1;
         return TSDB_OK;
     }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        if (rc == MDB_NOTFOUND)
-            return TSDB_CORRUPT(err, "index: meta has no version");
-        return map_err(rc, "read meta", err);
-    }
-    const unsigned char *vp = v.mv_data;
-    if (v.mv_size != 4 || ((uint32_t)vp[0] << 24 | (uint32_t)vp[1] << 16 | (uint32_t)vp[2] << 8 |
-                           vp[3]) != INDEX_VERSION) {
-        mdb_txn_abort(txn);
-        return tsdb_errf(err, TSDB_ECORRUPT, -1, "index: unsupported format version");
-    }
-    MDB_val nid, hk;
+    MDB_val nid, ntid, hk;
     if (meta_get(txn, ix->db_meta, "next_id", &nid) != 0 || nid.mv_size != 8 ||
+        meta_get(txn, ix->db_meta, "next_tid", &ntid) != 0 || ntid.mv_size != 4 ||
         meta_get(txn, ix->db_meta, "hash_key", &hk) != 0 || hk.mv_size != 16) {
         mdb_txn_abort(txn);
         return TSDB_CORRUPT(err, "index: meta is incomplete");
     }
     ix->next_id = be64(nid.mv_data);
+    ix->next_tid = be32(ntid.mv_data);
     memcpy(ix->hkey, hk.mv_data, 16);
     /* Commit, even read-only: an aborted transaction would close the database handles. */
     if ((rc = mdb_txn_commit(txn)) != 0)
@@ -298,6 +1084,7 @@ int tsdb__index_open(const char *dir, size_t map_bytes, int read_only, tsdb_inde
     ix->read_only = read_only;
     ix->map_bytes = map_bytes ? map_bytes : INDEX_DEFAULT_MAP;
     ix->filter_max = INDEX_FILTER_MAX;
+    ix->tc_max = TC_DEFAULT_MAX;
     pthread_mutex_init(&ix->mu, NULL);
     pthread_cond_init(&ix->cv, NULL);
     if ((rc = mdb_env_create(&ix->env)) != 0) {
@@ -324,6 +1111,8 @@ int tsdb__index_open(const char *dir, size_t map_bytes, int read_only, tsdb_inde
     ix->maxkey = (size_t)mdb_env_get_maxkeysize(ix->env);
     if ((rc = open_dbs(ix, err)) != TSDB_OK)
         goto fail;
+    /* Virtual memory only: pages of the top array are touched as tids are cached. */
+    ix->tc_top = xcalloc(TC_TOP, sizeof *ix->tc_top);
     *out = ix;
     return TSDB_OK;
 fail:
@@ -347,6 +1136,8 @@ void tsdb__index_close(tsdb_index *ix)
         r = next;
     }
     mdb_env_close(ix->env);
+    tc_clear(ix);
+    free(ix->tc_top);
     pthread_mutex_destroy(&ix->mu);
     pthread_cond_destroy(&ix->cv);
     free(ix);
@@ -393,6 +1184,49 @@ void tsdb__index_set_filter_max(tsdb_index *ix, size_t n)
     ix->filter_max = n;
 }
 
+void tsdb__index_set_cache_max(tsdb_index *ix, size_t bytes)
+{
+    ix->tc_max = bytes;
+}
+
+size_t tsdb__index_cache_bytes(tsdb_index *ix)
+{
+    return __atomic_load_n(&ix->tc_bytes, __ATOMIC_RELAXED);
+}
+
+void tsdb__index_set_weak_hash(tsdb_index *ix, int on)
+{
+    ix->weak_hash = on;
+}
+
+int tsdb__index_poke(tsdb_index *ix, const char *db, const void *key, size_t klen, const void *val,
+                     size_t vlen)
+{
+    MDB_dbi dbi;
+    if (strcmp(db, "meta") == 0)
+        dbi = ix->db_meta;
+    else if (strcmp(db, "series") == 0)
+        dbi = ix->db_series;
+    else if (strcmp(db, "terms") == 0)
+        dbi = ix->db_terms;
+    else if (strcmp(db, "tstr") == 0)
+        dbi = ix->db_tstr;
+    else if (strcmp(db, "postings") == 0)
+        dbi = ix->db_post;
+    else
+        return TSDB_EINVAL;
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc != 0)
+        return map_err(rc, "poke", NULL);
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    rc = val ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    return map_err(rc, "poke", NULL);
+}
 /* ---- Map growth and the write-transaction runner ------------------------------------------ */
 
 static void deadline_after_ms(struct timespec *ts, int ms)
@@ -490,193 +1324,99 @@ static int run_write(tsdb_index *ix, write_fn fn, void *ctx, tsdb_err *err)
 
 /* ---- Series writes ------------------------------------------------------------------------ */
 
-/* Finds the id of an encoded label set through lhash. 0 found, MDB_NOTFOUND, or an error. */
-static int find_encoded(tsdb_index *ix, MDB_txn *txn, MDB_cursor *c, uint64_t h,
-                        const tsdb_buf *enc, uint64_t *id)
+/* Adds delta to the count of term tid stored under key, creating its record when absent; a
+ * count that reaches 0 removes the term (its record and strings). */
+static int term_count_add(tsdb_index *ix, MDB_txn *txn, const unsigned char *key, size_t klen,
+                          uint32_t tid, int64_t delta)
 {
-    unsigned char hk[8];
-    tsdb_put_u64be(hk, h);
-    MDB_val k = {8, hk}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-    while (rc == 0) {
-        if (v.mv_size != 8)
-            return MDB_CORRUPTED;
-        MDB_val sk = {8, v.mv_data}, sv;
-        int r2 = mdb_get(txn, ix->db_series, &sk, &sv);
-        if (r2 == 0 && sv.mv_size == enc->len && memcmp(sv.mv_data, enc->p, enc->len) == 0) {
-            *id = be64(v.mv_data);
-            return 0;
-        }
-        if (r2 != 0 && r2 != MDB_NOTFOUND)
-            return r2;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+    if (delta == 0)
+        return 0;
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(txn, ix->db_terms, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    size_t n = rc == 0 ? v.mv_size : 0;
+    if (n % TERM_REC != 0)
+        return MDB_CORRUPTED;
+    unsigned char *buf = xmalloc(n + TERM_REC);
+    if (n)
+        memcpy(buf, v.mv_data, n);
+    size_t at = n;
+    for (size_t off = 0; off < n; off += TERM_REC) {
+        if (be32(buf + off) == tid)
+            at = off;
     }
+    uint64_t cnt = at < n ? be64(buf + at + 4) : 0;
+    if (delta < 0 && (uint64_t)-delta > cnt) {
+        free(buf);
+        return MDB_CORRUPTED;
+    }
+    cnt += (uint64_t)delta;
+    if (cnt == 0) {
+        if (at < n) {
+            memmove(buf + at, buf + at + TERM_REC, n - at - TERM_REC);
+            n -= TERM_REC;
+        }
+        unsigned char tk[4];
+        put_be32(tk, tid);
+        MDB_val dk = {4, tk};
+        rc = mdb_del(txn, ix->db_tstr, &dk, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    } else {
+        if (at == n) {
+            put_be32(buf + n, tid);
+            n += TERM_REC;
+        }
+        tsdb_put_u64be(buf + at + 4, cnt);
+        rc = 0;
+    }
+    if (rc == 0) {
+        MDB_val nv = {n, buf};
+        rc = n == 0 ? mdb_del(txn, ix->db_terms, &k, NULL) : mdb_put(txn, ix->db_terms, &k, &nv, 0);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    free(buf);
     return rc;
 }
 
-/* Postings of the series one resolve creates, grouped by key so that each key takes one
- * MDB_MULTIPLE put of all its new ids (they are ascending and above every stored id) instead of
- * one put per (key, id). Flushed in key order for locality. */
-typedef struct post_group {
-    size_t key_off, key_len;
-    unsigned char *ids; /* u64be, ascending */
-    size_t n, cap;
-} post_group;
-
-typedef struct post_batch {
-    tsdb_buf keys; /* concatenated key bytes */
-    post_group *g;
-    size_t n_g, cap_g;
-    uint32_t *slots; /* open addressing: group index + 1, 0 = empty */
-    size_t n_slots;  /* power of two */
-} post_batch;
-
-static uint64_t key_hash(const unsigned char *p, size_t n)
+/* Allocates a tid for name=value and stores its strings (tids ascend: an append). */
+static int term_create(tsdb_index *ix, MDB_txn *txn, uint32_t *next_tid, tsdb_str name,
+                       tsdb_str value, uint32_t *tid)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: keys are short and the table is private */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h ^ (h >> 29);
-}
-
-static void batch_rehash(post_batch *b, size_t n_slots)
-{
-    free(b->slots);
-    b->slots = xcalloc(n_slots, sizeof *b->slots);
-    b->n_slots = n_slots;
-    for (size_t i = 0; i < b->n_g; i++) {
-        size_t j = key_hash(b->keys.p + b->g[i].key_off, b->g[i].key_len) & (n_slots - 1);
-        while (b->slots[j])
-            j = (j + 1) & (n_slots - 1);
-        b->slots[j] = (uint32_t)(i + 1);
-    }
-}
-
-static void batch_add(post_batch *b, const unsigned char *key, size_t len, uint64_t id)
-{
-    if ((b->n_g + 1) * 2 > b->n_slots)
-        batch_rehash(b, b->n_slots ? b->n_slots * 2 : 1024);
-    size_t j = key_hash(key, len) & (b->n_slots - 1);
-    post_group *g = NULL;
-    while (b->slots[j]) {
-        post_group *c = &b->g[b->slots[j] - 1];
-        if (c->key_len == len && memcmp(b->keys.p + c->key_off, key, len) == 0) {
-            g = c;
-            break;
-        }
-        j = (j + 1) & (b->n_slots - 1);
-    }
-    if (g == NULL) {
-        if (b->n_g == b->cap_g) {
-            b->cap_g = b->cap_g ? b->cap_g * 2 : 256;
-            b->g = xrealloc(b->g, b->cap_g * sizeof *b->g);
-        }
-        g = &b->g[b->n_g++];
-        *g = (post_group){b->keys.len, len, NULL, 0, 0};
-        tsdb_buf_put(&b->keys, key, len);
-        b->slots[j] = (uint32_t)b->n_g;
-    }
-    if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 4;
-        g->ids = xrealloc(g->ids, g->cap * 8);
-    }
-    tsdb_put_u64be(g->ids + g->n * 8, id);
-    g->n++;
-}
-
-static const post_batch *sort_batch; /* qsort has no context argument; the writer is single */
-
-static int group_cmp(const void *x, const void *y)
-{
-    const post_group *a = &sort_batch->g[*(const uint32_t *)x];
-    const post_group *b = &sort_batch->g[*(const uint32_t *)y];
-    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-    int c = memcmp(sort_batch->keys.p + a->key_off, sort_batch->keys.p + b->key_off, n);
-    if (c != 0)
-        return c;
-    return (a->key_len > b->key_len) - (a->key_len < b->key_len);
-}
-
-static int batch_flush(tsdb_index *ix, MDB_txn *txn, post_batch *b)
-{
-    if (b->n_g == 0)
-        return 0;
-    uint32_t *order = xmalloc(b->n_g * sizeof *order);
-    for (size_t i = 0; i < b->n_g; i++)
-        order[i] = (uint32_t)i;
-    sort_batch = b;
-    qsort(order, b->n_g, sizeof *order, group_cmp);
-    sort_batch = NULL;
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(txn, ix->db_post, &c);
-    for (size_t i = 0; i < b->n_g && rc == 0; i++) {
-        post_group *g = &b->g[order[i]];
-        MDB_val k = {g->key_len, b->keys.p + g->key_off};
-        size_t done = 0;
-        while (done < g->n && rc == 0) {
-            MDB_val d[2] = {{8, g->ids + done * 8}, {g->n - done, NULL}};
-            if (g->n - done == 1) {
-                rc = mdb_cursor_put(c, &k, &d[0], 0);
-                done++;
-                continue;
-            }
-            rc = mdb_cursor_put(c, &k, d, MDB_MULTIPLE);
-            if (rc == 0 && d[1].mv_size == 0)
-                rc = TSDB_EIO; /* no progress: never expected */
-            done += d[1].mv_size;
-        }
-    }
-    if (c)
-        mdb_cursor_close(c);
-    free(order);
+    if (*next_tid == MAX_TID)
+        return TSDB_ELIMIT;
+    uint32_t t = (*next_tid)++;
+    unsigned char kb[4];
+    put_be32(kb, t);
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    tsdb_buf_put_uvarint(&b, name.len);
+    tsdb_buf_put(&b, name.p, name.len);
+    tsdb_buf_put(&b, value.p, value.len);
+    MDB_val k = {4, kb}, v = {b.len, b.p};
+    int rc = mdb_put(txn, ix->db_tstr, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(txn, ix->db_tstr, &k, &v, 0);
+    tsdb_buf_fini(&b);
+    *tid = t;
     return rc;
 }
 
-static void batch_free(post_batch *b)
+static int put_meta_ids(tsdb_index *ix, MDB_txn *txn, uint64_t next, uint32_t next_tid)
 {
-    for (size_t i = 0; i < b->n_g; i++)
-        free(b->g[i].ids);
-    free(b->g);
-    free(b->slots);
-    tsdb_buf_fini(&b->keys);
-    memset(b, 0, sizeof *b);
-}
-
-/* Writes series id with labels l (encoded as enc, hash h): series, lhash, postings. With a
- * batch, the postings are collected there instead (batch_flush writes them). */
-static int insert_series(tsdb_index *ix, MDB_txn *txn, uint64_t id, tsdb_labels l,
-                         const tsdb_buf *enc, uint64_t h, int append, unsigned char *keybuf,
-                         post_batch *pb)
-{
-    unsigned char idb[8], hb[8];
-    tsdb_put_u64be(idb, id);
-    tsdb_put_u64be(hb, h);
-    MDB_val k = {8, idb}, v = {enc->len, enc->p};
-    int rc = mdb_put(txn, ix->db_series, &k, &v, append ? MDB_APPEND : 0);
-    if (rc == MDB_KEYEXIST && append)
-        rc = mdb_put(txn, ix->db_series, &k, &v, 0);
-    if (rc != 0)
-        return rc;
-    k = (MDB_val){8, hb};
-    v = (MDB_val){8, idb};
-    if ((rc = mdb_put(txn, ix->db_lhash, &k, &v, 0)) != 0)
-        return rc;
-    if (pb) {
-        batch_add(pb, (const unsigned char *)"\0", 1, id);
-        for (size_t i = 0; i < l.n; i++)
-            batch_add(pb, keybuf, post_key(ix, l.v[i].name, l.v[i].value, keybuf, NULL), id);
-        return 0;
+    unsigned char b[8], t[4];
+    int rc = 0;
+    if (next != ix->next_id) {
+        tsdb_put_u64be(b, next);
+        rc = meta_put(txn, ix->db_meta, "next_id", b, 8);
     }
-    k = (MDB_val){1, (void *)"\0"};
-    if ((rc = mdb_put(txn, ix->db_post, &k, &v, 0)) != 0)
-        return rc;
-    for (size_t i = 0; i < l.n; i++) {
-        k.mv_size = post_key(ix, l.v[i].name, l.v[i].value, keybuf, NULL);
-        k.mv_data = keybuf;
-        if ((rc = mdb_put(txn, ix->db_post, &k, &v, 0)) != 0)
-            return rc;
+    if (rc == 0 && next_tid != ix->next_tid) {
+        put_be32(t, next_tid);
+        rc = meta_put(txn, ix->db_meta, "next_tid", t, 4);
     }
-    return 0;
+    return rc;
 }
 
 static int check_names(const tsdb_labels *sets, size_t n, tsdb_err *err)
@@ -692,11 +1432,261 @@ static int check_names(const tsdb_labels *sets, size_t n, tsdb_err *err)
     return TSDB_OK;
 }
 
-static int put_next_id(tsdb_index *ix, MDB_txn *txn, uint64_t next)
+static void refs_put(tsdb_buf *b, uint32_t tid)
 {
-    unsigned char b[8];
-    tsdb_put_u64be(b, next);
-    return meta_put(txn, ix->db_meta, "next_id", b, 8);
+    unsigned char tmp[10];
+    tsdb_buf_put(b, tmp, uv_put(tmp, tid));
+}
+
+/* ---- Resolve: one transaction for a batch of label sets -------------------------------------- */
+
+/* A term touched by the batch: its state before the transaction and the new ids it gains. */
+typedef struct tgroup {
+    size_t key_off, name_len, key_len; /* name 0x00 value in keys */
+    uint32_t tid;                      /* 0 while the term does not exist */
+    uint64_t count;                    /* series before this transaction */
+    int fresh;                         /* created in this transaction */
+    uint64_t *ids;
+    size_t n, cap;
+} tgroup;
+
+typedef struct made_ent {
+    size_t off, len; /* refs in made_refs */
+    uint64_t id;
+} made_ent;
+
+typedef struct wbatch {
+    tsdb_buf keys;
+    tgroup *g;
+    size_t n_g, cap_g;
+    uint32_t *slots; /* open addressing: group index + 1, 0 = empty */
+    size_t n_slots;  /* power of two */
+    idvec all;
+    tsdb_buf made_refs; /* series created in this transaction, ascending ids */
+    made_ent *made;
+    size_t n_made, cap_made;
+    uint32_t *mslots;
+    size_t n_mslots;
+} wbatch;
+
+static uint64_t bytes_hash(const unsigned char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: keys are short and the table is private */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static void batch_rehash(wbatch *b, size_t n_slots)
+{
+    free(b->slots);
+    b->slots = xcalloc(n_slots, sizeof *b->slots);
+    b->n_slots = n_slots;
+    for (size_t i = 0; i < b->n_g; i++) {
+        size_t j = bytes_hash(b->keys.p + b->g[i].key_off, b->g[i].key_len) & (n_slots - 1);
+        while (b->slots[j])
+            j = (j + 1) & (n_slots - 1);
+        b->slots[j] = (uint32_t)(i + 1);
+    }
+}
+
+/* Index of the batch group of name=value, looked up in the terms on first use. */
+static int batch_term(tsdb_index *ix, MDB_txn *txn, wbatch *b, tsdb_str name, tsdb_str value,
+                      unsigned char *keybuf, size_t *gi)
+{
+    if ((b->n_g + 1) * 2 > b->n_slots)
+        batch_rehash(b, b->n_slots ? b->n_slots * 2 : 1024);
+    size_t len = name.len + 1 + value.len;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < name.len; i++)
+        h = (h ^ (unsigned char)name.p[i]) * 1099511628211ULL;
+    h = h * 1099511628211ULL; /* the 0x00 separator */
+    for (size_t i = 0; i < value.len; i++)
+        h = (h ^ (unsigned char)value.p[i]) * 1099511628211ULL;
+    h ^= h >> 29;
+    size_t j = h & (b->n_slots - 1);
+    while (b->slots[j]) {
+        tgroup *c = &b->g[b->slots[j] - 1];
+        const unsigned char *p = b->keys.p + c->key_off;
+        if (c->key_len == len && c->name_len == name.len && memcmp(p, name.p, name.len) == 0 &&
+            (value.len == 0 || memcmp(p + name.len + 1, value.p, value.len) == 0)) {
+            *gi = b->slots[j] - 1;
+            return 0;
+        }
+        j = (j + 1) & (b->n_slots - 1);
+    }
+    if (b->n_g == b->cap_g) {
+        b->cap_g = b->cap_g ? b->cap_g * 2 : 256;
+        b->g = xrealloc(b->g, b->cap_g * sizeof *b->g);
+    }
+    tgroup *g = &b->g[b->n_g];
+    *g = (tgroup){b->keys.len, name.len, len, 0, 0, 0, NULL, 0, 0};
+    tsdb_buf_put(&b->keys, name.p, name.len);
+    tsdb_buf_putc(&b->keys, 0);
+    tsdb_buf_put(&b->keys, value.p, value.len);
+    int rc = term_find(ix, txn, name, value, keybuf, &g->tid, &g->count);
+    if (rc == MDB_NOTFOUND) {
+        g->tid = 0;
+        rc = 0;
+    }
+    if (rc != 0)
+        return rc;
+    b->slots[j] = (uint32_t)(++b->n_g);
+    *gi = b->n_g - 1;
+    return 0;
+}
+
+static void group_add(tgroup *g, uint64_t id)
+{
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 4;
+        g->ids = xrealloc(g->ids, g->cap * sizeof *g->ids);
+    }
+    g->ids[g->n++] = id;
+}
+
+static void made_rehash(wbatch *b, size_t n_slots)
+{
+    free(b->mslots);
+    b->mslots = xcalloc(n_slots, sizeof *b->mslots);
+    b->n_mslots = n_slots;
+    for (size_t i = 0; i < b->n_made; i++) {
+        size_t j = bytes_hash(b->made_refs.p + b->made[i].off, b->made[i].len) & (n_slots - 1);
+        while (b->mslots[j])
+            j = (j + 1) & (n_slots - 1);
+        b->mslots[j] = (uint32_t)(i + 1);
+    }
+}
+
+/* Id of a series created in this transaction with these refs, or 0. */
+static uint64_t made_find(const wbatch *b, const unsigned char *refs, size_t len)
+{
+    if (b->n_mslots == 0)
+        return 0;
+    size_t j = bytes_hash(refs, len) & (b->n_mslots - 1);
+    while (b->mslots[j]) {
+        const made_ent *m = &b->made[b->mslots[j] - 1];
+        if (m->len == len && memcmp(b->made_refs.p + m->off, refs, len) == 0)
+            return m->id;
+        j = (j + 1) & (b->n_mslots - 1);
+    }
+    return 0;
+}
+
+static void made_add(wbatch *b, const unsigned char *refs, size_t len, uint64_t id)
+{
+    if ((b->n_made + 1) * 2 > b->n_mslots)
+        made_rehash(b, b->n_mslots ? b->n_mslots * 2 : 1024);
+    if (b->n_made == b->cap_made) {
+        b->cap_made = b->cap_made ? b->cap_made * 2 : 256;
+        b->made = xrealloc(b->made, b->cap_made * sizeof *b->made);
+    }
+    b->made[b->n_made] = (made_ent){b->made_refs.len, len, id};
+    tsdb_buf_put(&b->made_refs, refs, len);
+    size_t j = bytes_hash(refs, len) & (b->n_mslots - 1);
+    while (b->mslots[j])
+        j = (j + 1) & (b->n_mslots - 1);
+    b->mslots[j] = (uint32_t)(++b->n_made);
+}
+
+static void batch_free(wbatch *b)
+{
+    for (size_t i = 0; i < b->n_g; i++)
+        free(b->g[i].ids);
+    free(b->g);
+    free(b->slots);
+    tsdb_buf_fini(&b->keys);
+    idvec_free(&b->all);
+    tsdb_buf_fini(&b->made_refs);
+    free(b->made);
+    free(b->mslots);
+    memset(b, 0, sizeof *b);
+}
+
+static const wbatch *sort_batch; /* qsort has no context argument; the writer is single */
+
+static int group_cmp(const void *x, const void *y)
+{
+    const tgroup *a = &sort_batch->g[*(const uint32_t *)x];
+    const tgroup *b = &sort_batch->g[*(const uint32_t *)y];
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(sort_batch->keys.p + a->key_off, sort_batch->keys.p + b->key_off, n);
+    if (c != 0)
+        return c;
+    return (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+/* Writes the series records of the created series (ascending ids above every stored one, so
+ * each record is extended at its end or appended). */
+static int flush_records(tsdb_index *ix, MDB_txn *txn, wbatch *b)
+{
+    tsdb_buf rec;
+    tsdb_buf_init(&rec);
+    int rc = 0;
+    size_t i = 0;
+    while (i < b->n_made && rc == 0) {
+        uint64_t key = b->made[i].id >> SERIES_SHIFT;
+        unsigned char kb[8];
+        tsdb_put_u64be(kb, key);
+        MDB_val k = {8, kb}, v;
+        rec.len = 0;
+        rc = mdb_get(txn, ix->db_series, &k, &v);
+        int existed = rc == 0;
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (rc != 0)
+            break;
+        if (existed)
+            tsdb_buf_put(&rec, v.mv_data, v.mv_size);
+        for (; i < b->n_made && b->made[i].id >> SERIES_SHIFT == key; i++) {
+            tsdb_buf_put_uvarint(&rec, b->made[i].id & ((1u << SERIES_SHIFT) - 1));
+            tsdb_buf_put_uvarint(&rec, b->made[i].len);
+            tsdb_buf_put(&rec, b->made_refs.p + b->made[i].off, b->made[i].len);
+        }
+        MDB_val nv = {rec.len, rec.p};
+        rc = mdb_put(txn, ix->db_series, &k, &nv, existed ? 0 : MDB_APPEND);
+        if (rc == MDB_KEYEXIST)
+            rc = mdb_put(txn, ix->db_series, &k, &nv, 0);
+    }
+    tsdb_buf_fini(&rec);
+    return rc;
+}
+
+static int batch_flush(tsdb_index *ix, MDB_txn *txn, wbatch *b, unsigned char *keybuf)
+{
+    int rc = flush_records(ix, txn, b);
+    if (rc != 0 || b->n_made == 0)
+        return rc;
+    uint32_t *order = xmalloc((b->n_g + 1) * sizeof *order);
+    size_t n_order = 0;
+    for (size_t i = 0; i < b->n_g; i++) {
+        if (b->g[i].n > 0)
+            order[n_order++] = (uint32_t)i;
+    }
+    sort_batch = b;
+    qsort(order, n_order, sizeof *order, group_cmp);
+    sort_batch = NULL;
+    MDB_cursor *c = NULL;
+    rc = mdb_cursor_open(txn, ix->db_post, &c);
+    for (size_t i = 0; i < n_order && rc == 0; i++) {
+        tgroup *g = &b->g[order[i]];
+        uint64_t added = 0;
+        rc = post_add(ix, txn, c, g->tid, g->ids, g->n, &added);
+        if (rc != 0)
+            break;
+        const char *p = (const char *)b->keys.p + g->key_off;
+        tsdb_str name = {p, g->name_len},
+                 value = {p + g->name_len + 1, g->key_len - g->name_len - 1};
+        size_t kl = term_key(ix, name, value, keybuf, NULL);
+        rc = term_count_add(ix, txn, keybuf, kl, g->tid, (int64_t)added);
+    }
+    uint64_t added = 0;
+    if (rc == 0)
+        rc = post_add(ix, txn, c, ALL_TID, b->all.v, b->all.n, &added);
+    if (c)
+        mdb_cursor_close(c);
+    free(order);
+    return rc;
 }
 
 struct resolve_ctx {
@@ -704,51 +1694,106 @@ struct resolve_ctx {
     size_t n;
     uint64_t *ids;
     uint8_t *created;
-    uint64_t next; /* next id after the transaction */
+    uint64_t next;     /* next id after the transaction */
+    uint32_t next_tid; /* next tid after the transaction */
 };
 
 static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
 {
-    (void)err;
     struct resolve_ctx *ctx = vctx;
     uint64_t next = ix->next_id;
+    uint32_t next_tid = ix->next_tid;
     MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(txn, ix->db_lhash, &c);
+    int rc = mdb_cursor_open(txn, ix->db_post, &c);
     if (rc != 0)
         return rc;
     unsigned char *keybuf = xmalloc(ix->maxkey + 16);
-    tsdb_buf enc;
-    tsdb_buf_init(&enc);
-    post_batch pb;
-    memset(&pb, 0, sizeof pb);
-    tsdb_buf_init(&pb.keys);
+    wbatch b;
+    memset(&b, 0, sizeof b);
+    tsdb_buf_init(&b.keys);
+    tsdb_buf_init(&b.made_refs);
+    tsdb_buf refs;
+    tsdb_buf_init(&refs);
+    size_t cap = 16;
+    size_t *gi = xmalloc(cap * sizeof *gi);
+    uint32_t *tids = xmalloc(cap * sizeof *tids);
+    uint64_t *counts = xmalloc(cap * sizeof *counts);
     for (size_t i = 0; i < ctx->n && rc == 0; i++) {
-        enc.len = 0;
-        tsdb__labels_encode(&enc, ctx->sets[i]);
-        uint64_t h = tsdb_siphash(ix->hkey, enc.p, enc.len);
-        uint64_t id = 0;
-        rc = find_encoded(ix, txn, c, h, &enc, &id);
-        if (rc == 0) {
-            ctx->ids[i] = id;
-            if (ctx->created)
-                ctx->created[i] = 0;
-            continue;
+        tsdb_labels l = ctx->sets[i];
+        if (l.n > cap) {
+            cap = l.n;
+            gi = xrealloc(gi, cap * sizeof *gi);
+            tids = xrealloc(tids, cap * sizeof *tids);
+            counts = xrealloc(counts, cap * sizeof *counts);
         }
-        if (rc != MDB_NOTFOUND)
+        int missing = 0, fresh = 0;
+        for (size_t j = 0; j < l.n && rc == 0; j++) {
+            rc = batch_term(ix, txn, &b, l.v[j].name, l.v[j].value, keybuf, &gi[j]);
+            if (rc == 0) {
+                missing |= b.g[gi[j]].tid == 0;
+                fresh |= b.g[gi[j]].fresh;
+            }
+        }
+        if (rc != 0)
             break;
-        id = next++;
-        rc = insert_series(ix, txn, id, ctx->sets[i], &enc, h, 1, keybuf, &pb);
+        refs.len = 0;
+        if (!missing) {
+            for (size_t j = 0; j < l.n; j++) {
+                tids[j] = b.g[gi[j]].tid;
+                counts[j] = b.g[gi[j]].count;
+                refs_put(&refs, tids[j]);
+            }
+            uint64_t id = made_find(&b, refs.p, refs.len);
+            if (id == 0 && !fresh) {
+                rc = find_refs(ix, txn, c, tids, counts, l.n, refs.p, refs.len, &id);
+                if (rc == MDB_NOTFOUND)
+                    rc = 0;
+                if (rc != 0)
+                    break;
+            }
+            if (id != 0) {
+                ctx->ids[i] = id;
+                if (ctx->created)
+                    ctx->created[i] = 0;
+                continue;
+            }
+        }
+        if (next == UINT64_MAX) {
+            rc = tsdb_errf(err, TSDB_ELIMIT, -1, "index: series ids exhausted");
+            break;
+        }
+        uint64_t id = next++;
+        refs.len = 0;
+        for (size_t j = 0; j < l.n && rc == 0; j++) {
+            tgroup *g = &b.g[gi[j]];
+            if (g->tid == 0) {
+                rc = term_create(ix, txn, &next_tid, l.v[j].name, l.v[j].value, &g->tid);
+                g->fresh = 1;
+            }
+            refs_put(&refs, g->tid);
+            group_add(g, id);
+        }
+        if (rc == TSDB_ELIMIT)
+            rc = tsdb_errf(err, TSDB_ELIMIT, -1, "index: term ids exhausted");
+        if (rc != 0)
+            break;
+        made_add(&b, refs.p, refs.len, id);
+        idvec_push(&b.all, id);
         ctx->ids[i] = id;
         if (ctx->created)
             ctx->created[i] = 1;
     }
     if (rc == 0)
-        rc = batch_flush(ix, txn, &pb);
-    batch_free(&pb);
-    if (rc == 0 && next != ix->next_id)
-        rc = put_next_id(ix, txn, next);
+        rc = batch_flush(ix, txn, &b, keybuf);
+    if (rc == 0)
+        rc = put_meta_ids(ix, txn, next, next_tid);
     ctx->next = next;
-    tsdb_buf_fini(&enc);
+    ctx->next_tid = next_tid;
+    batch_free(&b);
+    tsdb_buf_fini(&refs);
+    free(gi);
+    free(tids);
+    free(counts);
     free(keybuf);
     mdb_cursor_close(c);
     return rc;
@@ -762,45 +1807,86 @@ int tsdb__index_resolve(tsdb_index *ix, const tsdb_labels *sets, size_t n, uint6
     int rc = check_names(sets, n, err);
     if (rc != TSDB_OK)
         return rc;
-    struct resolve_ctx ctx = {sets, n, ids, created, 0};
+    struct resolve_ctx ctx = {sets, n, ids, created, 0, 0};
     rc = run_write(ix, resolve_fn, &ctx, err);
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK) {
         __atomic_store_n(&ix->next_id, ctx.next, __ATOMIC_RELEASE);
+        ix->next_tid = ctx.next_tid;
+    }
     return rc;
 }
+
+/* ---- Put (WAL replay) and delete (garbage collection) -------------------------------------- */
 
 struct put_ctx {
     uint64_t id;
     tsdb_labels l;
     uint64_t next;
+    uint32_t next_tid;
 };
 
 static int put_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
 {
     struct put_ctx *ctx = vctx;
-    tsdb_buf enc;
-    tsdb_buf_init(&enc);
-    tsdb__labels_encode(&enc, ctx->l);
-    unsigned char idb[8];
-    tsdb_put_u64be(idb, ctx->id);
-    MDB_val k = {8, idb}, v;
-    unsigned char *keybuf = NULL;
-    int rc = mdb_get(txn, ix->db_series, &k, &v);
+    uint32_t next_tid = ix->next_tid;
+    unsigned char *keybuf = xmalloc(ix->maxkey + 16);
+    uint32_t *tids = xmalloc((ctx->l.n + 1) * sizeof *tids);
+    tsdb_buf refs;
+    tsdb_buf_init(&refs);
     ctx->next = ix->next_id > ctx->id ? ix->next_id : ctx->id + 1;
+    int rc = 0, missing = 0;
+    for (size_t j = 0; j < ctx->l.n && rc == 0; j++) {
+        rc = term_find(ix, txn, ctx->l.v[j].name, ctx->l.v[j].value, keybuf, &tids[j], NULL);
+        if (rc == MDB_NOTFOUND) {
+            tids[j] = 0;
+            missing = 1;
+            rc = 0;
+        }
+        refs_put(&refs, tids[j]);
+    }
+    const unsigned char *have;
+    size_t have_len;
+    if (rc == 0)
+        rc = refs_get(ix, txn, ctx->id, &have, &have_len);
     if (rc == 0) {
-        if (v.mv_size != enc.len || memcmp(v.mv_data, enc.p, enc.len) != 0)
+        if (missing || have_len != refs.len || memcmp(have, refs.p, refs.len) != 0)
             rc =
                 tsdb_errf(err, TSDB_ECORRUPT, -1, "index: series %llu exists with different labels",
                           (unsigned long long)ctx->id);
     } else if (rc == MDB_NOTFOUND) {
-        keybuf = xmalloc(ix->maxkey + 16);
-        uint64_t h = tsdb_siphash(ix->hkey, enc.p, enc.len);
-        rc = insert_series(ix, txn, ctx->id, ctx->l, &enc, h, 0, keybuf, NULL);
+        rc = 0;
+        refs.len = 0;
+        MDB_cursor *c = NULL;
+        rc = mdb_cursor_open(txn, ix->db_post, &c);
+        for (size_t j = 0; j < ctx->l.n && rc == 0; j++) {
+            if (tids[j] == 0) {
+                rc = term_create(ix, txn, &next_tid, ctx->l.v[j].name, ctx->l.v[j].value, &tids[j]);
+                if (rc == TSDB_ELIMIT)
+                    rc = tsdb_errf(err, TSDB_ELIMIT, -1, "index: term ids exhausted");
+            }
+            refs_put(&refs, tids[j]);
+            uint64_t added = 0;
+            if (rc == 0)
+                rc = post_add(ix, txn, c, tids[j], &ctx->id, 1, &added);
+            if (rc == 0) {
+                size_t kl = term_key(ix, ctx->l.v[j].name, ctx->l.v[j].value, keybuf, NULL);
+                rc = term_count_add(ix, txn, keybuf, kl, tids[j], (int64_t)added);
+            }
+        }
+        uint64_t added = 0;
+        if (rc == 0)
+            rc = post_add(ix, txn, c, ALL_TID, &ctx->id, 1, &added);
+        if (rc == 0)
+            rc = record_set(ix, txn, ctx->id, refs.p, refs.len);
+        if (c)
+            mdb_cursor_close(c);
     }
-    if (rc == 0 && ctx->next != ix->next_id)
-        rc = put_next_id(ix, txn, ctx->next);
+    if (rc == 0)
+        rc = put_meta_ids(ix, txn, ctx->next, next_tid);
+    ctx->next_tid = next_tid;
+    tsdb_buf_fini(&refs);
+    free(tids);
     free(keybuf);
-    tsdb_buf_fini(&enc);
     return rc;
 }
 
@@ -811,10 +1897,12 @@ int tsdb__index_put_series(tsdb_index *ix, uint64_t id, tsdb_labels l, tsdb_err 
     int rc = check_names(&l, 1, err);
     if (rc != TSDB_OK)
         return rc;
-    struct put_ctx ctx = {id, l, 0};
+    struct put_ctx ctx = {id, l, 0, 0};
     rc = run_write(ix, put_fn, &ctx, err);
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK) {
         __atomic_store_n(&ix->next_id, ctx.next, __ATOMIC_RELEASE);
+        ix->next_tid = ctx.next_tid;
+    }
     return rc;
 }
 
@@ -823,55 +1911,114 @@ struct del_ctx {
     size_t n;
 };
 
+typedef struct tid_id {
+    uint32_t tid;
+    uint64_t id;
+} tid_id;
+
+static int tid_id_cmp(const void *a, const void *b)
+{
+    const tid_id *x = a, *y = b;
+    if (x->tid != y->tid)
+        return x->tid < y->tid ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static int del_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
 {
     (void)err;
     struct del_ctx *ctx = vctx;
-    unsigned char *keybuf = xmalloc(ix->maxkey + 16);
-    tsdb_arena a;
-    tsdb_arena_init(&a, 0);
+    uint64_t *ids = xmalloc(ctx->n * sizeof *ids);
+    memcpy(ids, ctx->ids, ctx->n * sizeof *ids);
+    qsort(ids, ctx->n, sizeof *ids, u64_cmp);
+    size_t n = ctx->n;
+    if (n > 1) {
+        size_t w = 1;
+        for (size_t i = 1; i < n; i++)
+            if (ids[i] != ids[w - 1])
+                ids[w++] = ids[i];
+        n = w;
+    }
+    tid_id *pairs = NULL;
+    size_t n_pairs = 0, cap_pairs = 0, n_gone = 0;
+    uint32_t tids[64];
     int rc = 0;
-    for (size_t i = 0; i < ctx->n && rc == 0; i++) {
-        unsigned char idb[8], hb[8];
-        tsdb_put_u64be(idb, ctx->ids[i]);
-        MDB_val k = {8, idb}, v;
-        rc = mdb_get(txn, ix->db_series, &k, &v);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const unsigned char *refs;
+        size_t len;
+        rc = refs_get(ix, txn, ids[i], &refs, &len);
         if (rc == MDB_NOTFOUND) {
             rc = 0;
             continue;
         }
         if (rc != 0)
             break;
-        tsdb_labels l;
-        tsdb_arena_reset(&a);
-        if (tsdb__labels_decode(v.mv_data, v.mv_size, &a, &l) != TSDB_OK ||
-            check_names(&l, 1, NULL) != TSDB_OK) {
-            rc = MDB_CORRUPTED;
-            break;
+        size_t cnt = refs_count(refs, len);
+        if (n_pairs + cnt > cap_pairs) {
+            cap_pairs = (n_pairs + cnt) * 2 + 64;
+            pairs = xrealloc(pairs, cap_pairs * sizeof *pairs);
         }
-        tsdb_put_u64be(hb, tsdb_siphash(ix->hkey, v.mv_data, v.mv_size));
-        MDB_val idv = {8, idb};
-        if ((rc = mdb_del(txn, ix->db_series, &k, NULL)) != 0)
-            break;
-        k = (MDB_val){8, hb};
-        rc = mdb_del(txn, ix->db_lhash, &k, &idv);
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-        k = (MDB_val){1, (void *)"\0"};
+        /* Label sets are bounded by validation; decode in slices of the stack array. */
+        const unsigned char *p = refs, *end = refs + len;
+        while (p < end && rc == 0) {
+            size_t k = 0;
+            const unsigned char *q = p;
+            while (q < end && k < 64) {
+                uint64_t t;
+                if (uv_get(&q, end, &t) != 0 || t == ALL_TID || t > MAX_TID) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                tids[k++] = (uint32_t)t;
+            }
+            for (size_t j = 0; j < k && rc == 0; j++)
+                pairs[n_pairs++] = (tid_id){tids[j], ids[i]};
+            p = q;
+        }
         if (rc == 0)
-            rc = mdb_del(txn, ix->db_post, &k, &idv);
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-        for (size_t j = 0; j < l.n && rc == 0; j++) {
-            k.mv_size = post_key(ix, l.v[j].name, l.v[j].value, keybuf, NULL);
-            k.mv_data = keybuf;
-            rc = mdb_del(txn, ix->db_post, &k, &idv);
-            if (rc == MDB_NOTFOUND)
-                rc = 0;
-        }
+            rc = record_set(ix, txn, ids[i], NULL, 0);
+        if (rc == 0)
+            ids[n_gone++] = ids[i]; /* n_gone <= i: compacts the deleted ids in place */
     }
-    tsdb_arena_fini(&a);
+    if (rc == 0 && n_pairs > 1)
+        qsort(pairs, n_pairs, sizeof *pairs, tid_id_cmp);
+    MDB_cursor *c = NULL;
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, ix->db_post, &c);
+    unsigned char *keybuf = xmalloc(ix->maxkey + 16);
+    uint64_t *gids = xmalloc((n_pairs + 1) * sizeof *gids);
+    size_t i = 0;
+    while (rc == 0 && i < n_pairs) {
+        size_t j = i, k = 0;
+        while (j < n_pairs && pairs[j].tid == pairs[i].tid)
+            gids[k++] = pairs[j++].id;
+        uint64_t removed = 0;
+        rc = post_del(ix, txn, c, pairs[i].tid, gids, k, &removed);
+        if (rc == 0 && removed > 0) {
+            tsdb_str name, value;
+            rc = tstr_get(ix, txn, pairs[i].tid, &name, &value);
+            if (rc == 0) {
+                size_t kl = term_key(ix, name, value, keybuf, NULL);
+                rc = term_count_add(ix, txn, keybuf, kl, pairs[i].tid, -(int64_t)removed);
+            }
+        }
+        i = j;
+    }
+    uint64_t removed = 0;
+    if (rc == 0)
+        rc = post_del(ix, txn, c, ALL_TID, ids, n_gone, &removed);
+    if (c)
+        mdb_cursor_close(c);
+    free(gids);
     free(keybuf);
+    free(pairs);
+    free(ids);
     return rc;
 }
 
@@ -901,22 +2048,36 @@ static uint64_t rd_enter(tsdb_index *ix)
 static void rd_exit(tsdb_index *ix)
 {
     pthread_mutex_lock(&ix->mu);
-    if (--ix->n_active == 0)
+    if (--ix->n_active == 0) {
+        /* No read operation runs and none can start while mu is held: the moment to empty a
+         * full term cache. */
+        if (__atomic_load_n(&ix->tc_full, __ATOMIC_RELAXED))
+            tc_clear(ix);
         pthread_cond_broadcast(&ix->cv);
+    }
     pthread_mutex_unlock(&ix->mu);
 }
 
+static void rd_drop_cursors(tsdb_index_rd *r)
+{
+    if (r->c_post)
+        mdb_cursor_close(r->c_post);
+    if (r->c_terms)
+        mdb_cursor_close(r->c_terms);
+    if (r->c_series)
+        mdb_cursor_close(r->c_series);
+    r->c_post = r->c_terms = r->c_series = NULL;
+    r->blk_ok = 0;
+}
+
 /* rd_enter for an operation on handle r. An LMDB cursor keeps pointers to the pages it sits on
- * (and re-uses them when positioned again), so cursors opened before a resize are dropped. */
+ * (and re-uses them when positioned again), so cursors opened before a resize are dropped, and
+ * so is the remembered series record. */
 static uint64_t rd_op_enter(tsdb_index_rd *r)
 {
     uint64_t gen = rd_enter(r->ix);
     if (gen != r->gen) {
-        if (r->c_post)
-            mdb_cursor_close(r->c_post);
-        if (r->c_series)
-            mdb_cursor_close(r->c_series);
-        r->c_post = r->c_series = NULL;
+        rd_drop_cursors(r);
         r->gen = gen;
     }
     return gen;
@@ -961,6 +2122,7 @@ int tsdb__index_rd_begin(tsdb_index *ix, tsdb_index_rd **out, tsdb_err *err)
     }
     r->next = NULL;
     r->gen = gen;
+    r->blk_ok = 0;
     *out = r;
     return TSDB_OK;
 }
@@ -971,11 +2133,7 @@ void tsdb__index_rd_end(tsdb_index_rd *r)
         return;
     tsdb_index *ix = r->ix;
     rd_enter(ix);
-    if (r->c_post)
-        mdb_cursor_close(r->c_post);
-    if (r->c_series)
-        mdb_cursor_close(r->c_series);
-    r->c_post = r->c_series = NULL;
+    rd_drop_cursors(r);
     mdb_txn_reset(r->txn);
     rd_exit(ix);
     pthread_mutex_lock(&ix->mu);
@@ -986,7 +2144,9 @@ void tsdb__index_rd_end(tsdb_index_rd *r)
 
 static int rd_cursor(tsdb_index_rd *r, MDB_dbi dbi, MDB_cursor **c)
 {
-    MDB_cursor **slot = dbi == r->ix->db_post ? &r->c_post : &r->c_series;
+    MDB_cursor **slot = dbi == r->ix->db_post    ? &r->c_post
+                        : dbi == r->ix->db_terms ? &r->c_terms
+                                                 : &r->c_series;
     if (*slot == NULL) {
         int rc = mdb_cursor_open(r->txn, dbi, slot);
         if (rc != 0)
@@ -996,189 +2156,225 @@ static int rd_cursor(tsdb_index_rd *r, MDB_dbi dbi, MDB_cursor **c)
     return 0;
 }
 
-/* Borrowed encoding of series id (valid until the handle ends). */
-static int rd_encoded(tsdb_index_rd *r, uint64_t id, MDB_val *v)
+/* Refs of series id (borrowed until the operation ends). The last series record read is kept,
+ * so ascending ids of one record cost one B-tree lookup. */
+static int rd_refs(tsdb_index_rd *r, uint64_t id, const unsigned char **refs, size_t *len)
 {
-    unsigned char idb[8];
-    tsdb_put_u64be(idb, id);
-    MDB_val k = {8, idb};
-    return mdb_get(r->txn, r->ix->db_series, &k, v);
+    uint64_t key = id >> SERIES_SHIFT;
+    if (!r->blk_ok || r->blk_key != key) {
+        unsigned char kb[8];
+        tsdb_put_u64be(kb, key);
+        MDB_val k = {8, kb};
+        r->blk_ok = 0;
+        int rc = mdb_get(r->txn, r->ix->db_series, &k, &r->blk);
+        if (rc != 0)
+            return rc;
+        r->blk_key = key;
+        r->blk_ok = 1;
+    }
+    int rc = record_find(r->blk.mv_data, r->blk.mv_size, id, refs, len);
+    return rc == 1 ? 0 : rc == 0 ? MDB_NOTFOUND : rc;
+}
+
+/* Strings of term tid, from the cache or the map (borrowed until the operation ends). */
+static int rd_term(tsdb_index_rd *r, uint32_t tid, tsdb_str *name, tsdb_str *value)
+{
+    const tc_ent *e = tc_get(r->ix, tid);
+    if (e == NULL) {
+        int rc = tstr_get(r->ix, r->txn, tid, name, value);
+        if (rc != 0)
+            return rc;
+        e = tc_put(r->ix, tid, *name, *value);
+        if (e == NULL)
+            return 0;
+    }
+    *name = (tsdb_str){e->s, e->nlen};
+    *value = (tsdb_str){e->s + e->nlen + 1, e->vlen};
+    return 0;
+}
+
+/* Label set of refs, copied into the arena (strings NUL-terminated). */
+static int rd_decode(tsdb_index_rd *r, const unsigned char *refs, size_t len, tsdb_arena *a,
+                     tsdb_labels *out)
+{
+    size_t n = refs_count(refs, len);
+    tsdb_label *v = n ? tsdb_arena_alloc(a, n * sizeof *v) : NULL;
+    const unsigned char *p = refs, *end = refs + len;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t;
+        if (uv_get(&p, end, &t) != 0 || t == ALL_TID || t > MAX_TID)
+            return MDB_CORRUPTED;
+        int rc = rd_term(r, (uint32_t)t, &v[i].name, &v[i].value);
+        if (rc != 0)
+            return rc;
+        if (i > 0 && tsdb_str_cmp(v[i - 1].name, v[i].name) >= 0)
+            return MDB_CORRUPTED; /* labels are stored sorted by unique name */
+        bytes += v[i].name.len + v[i].value.len + 2;
+    }
+    if (p != end)
+        return MDB_CORRUPTED;
+    char *s = bytes ? tsdb_arena_alloc(a, bytes) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(s, v[i].name.p, v[i].name.len);
+        s[v[i].name.len] = 0;
+        v[i].name.p = s;
+        s += v[i].name.len + 1;
+        if (v[i].value.len)
+            memcpy(s, v[i].value.p, v[i].value.len);
+        s[v[i].value.len] = 0;
+        v[i].value.p = s;
+        s += v[i].value.len + 1;
+    }
+    *out = (tsdb_labels){v, n};
+    return 0;
 }
 
 static int rd_labels_locked(tsdb_index_rd *r, uint64_t id, tsdb_arena *a, tsdb_labels *out)
 {
-    MDB_val v;
-    int rc = rd_encoded(r, id, &v);
-    if (rc != 0)
-        return map_err(rc, "read series", NULL);
-    return tsdb__labels_decode(v.mv_data, v.mv_size, a, out);
+    const unsigned char *refs;
+    size_t len;
+    int rc = rd_refs(r, id, &refs, &len);
+    if (rc == 0)
+        rc = rd_decode(r, refs, len, a, out);
+    return map_err(rc, "read series", NULL);
+}
+
+/* Value of label name in refs ("" if absent). 0 or an LMDB code. */
+static int rd_value_in(tsdb_index_rd *r, const unsigned char *refs, size_t len, tsdb_str name,
+                       tsdb_str *value)
+{
+    const unsigned char *p = refs, *end = refs + len;
+    *value = (tsdb_str){"", 0};
+    while (p < end) {
+        uint64_t t;
+        if (uv_get(&p, end, &t) != 0 || t == ALL_TID || t > MAX_TID)
+            return MDB_CORRUPTED;
+        tsdb_str n2, v2;
+        int rc = rd_term(r, (uint32_t)t, &n2, &v2);
+        if (rc != 0)
+            return rc;
+        int c = tsdb_str_cmp(n2, name);
+        if (c == 0) {
+            *value = v2;
+            return 0;
+        }
+        if (c > 0)
+            return 0; /* sorted by name: not present */
+    }
+    return 0;
 }
 
 static int rd_lookup_locked(tsdb_index_rd *r, tsdb_labels l, uint64_t *id)
 {
-    tsdb_buf enc;
-    tsdb_buf_init(&enc);
-    tsdb__labels_encode(&enc, l);
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(r->txn, r->ix->db_lhash, &c);
-    if (rc == 0) {
-        uint64_t h = tsdb_siphash(r->ix->hkey, enc.p, enc.len);
-        rc = find_encoded(r->ix, r->txn, c, h, &enc, id);
-        mdb_cursor_close(c);
+    if (check_names(&l, 1, NULL) != TSDB_OK)
+        return TSDB_ENOTFOUND;
+    unsigned char *keybuf = xmalloc(r->ix->maxkey + 16);
+    uint32_t *tids = xmalloc((l.n + 1) * sizeof *tids);
+    uint64_t *counts = xmalloc((l.n + 1) * sizeof *counts);
+    tsdb_buf refs;
+    tsdb_buf_init(&refs);
+    int rc = 0;
+    for (size_t j = 0; j < l.n && rc == 0; j++) {
+        rc = term_find(r->ix, r->txn, l.v[j].name, l.v[j].value, keybuf, &tids[j], &counts[j]);
+        if (rc == 0)
+            refs_put(&refs, tids[j]);
     }
-    tsdb_buf_fini(&enc);
+    MDB_cursor *c = NULL;
+    if (rc == 0)
+        rc = rd_cursor(r, r->ix->db_post, &c);
+    if (rc == 0)
+        rc = find_refs(r->ix, r->txn, c, tids, counts, l.n, refs.p, refs.len, id);
+    tsdb_buf_fini(&refs);
+    free(counts);
+    free(tids);
+    free(keybuf);
     return map_err(rc, "lookup", NULL);
 }
 
-/* Value of label name in series id's stored labels ("" if absent). 0 or an LMDB/TSDB code. */
-static int rd_value_of(tsdb_index_rd *r, uint64_t id, tsdb_str name, tsdb_str *value)
-{
-    MDB_val v;
-    int rc = rd_encoded(r, id, &v);
-    if (rc != 0)
-        return rc;
-    int got = tsdb__labels_encoded_get(v.mv_data, v.mv_size, name, value);
-    if (got < 0)
-        return got;
-    if (got == 0)
-        *value = (tsdb_str){"", 0};
-    return 0;
-}
-
-/* Appends the ids under the postings key at cursor position (after MDB_SET_KEY/NEXT_NODUP
- * returned first = its first id) to out. */
-static int read_dups(MDB_cursor *c, MDB_val *first, idvec *out)
-{
-    size_t cnt = 0;
-    int rc = mdb_cursor_count(c, &cnt);
-    if (rc != 0)
-        return rc;
-    if (first->mv_size != 8)
-        return MDB_CORRUPTED;
-    if (cnt == 1) {
-        idvec_push(out, be64(first->mv_data));
-        return 0;
-    }
-    idvec_reserve(out, (size_t)cnt);
-    MDB_val k, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_GET_MULTIPLE);
-    while (rc == 0) {
-        if (v.mv_size % 8 != 0)
-            return MDB_CORRUPTED;
-        const unsigned char *p = v.mv_data;
-        for (size_t i = 0; i < v.mv_size / 8; i++)
-            idvec_push(out, be64(p + i * 8));
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_MULTIPLE);
-    }
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-/* Appends to out the ids of series with name=value (exact, verified for hashed keys). */
+/* Appends to out the ids of series with name=value. */
 static int read_postings(tsdb_index_rd *r, tsdb_str name, tsdb_str value, idvec *out)
 {
     if (name.len == 0 || name.len > INDEX_MAX_NAME)
         return 0; /* never stored (and would not fit a key buffer) */
     unsigned char *kb = xmalloc(r->ix->maxkey + 16);
-    int hashed = 0;
-    MDB_val k = {post_key(r->ix, name, value, kb, &hashed), kb}, v;
-    MDB_cursor *c = NULL;
-    int rc = rd_cursor(r, r->ix->db_post, &c);
-    if (rc == 0)
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-    if (rc == MDB_NOTFOUND) {
-        free(kb);
-        return 0;
-    }
-    size_t start = out->n;
-    if (rc == 0)
-        rc = read_dups(c, &v, out);
-    if (rc == 0 && hashed) {
-        size_t w = start;
-        for (size_t i = start; i < out->n && rc == 0; i++) {
-            tsdb_str got;
-            rc = rd_value_of(r, out->v[i], name, &got);
-            if (rc == 0 && tsdb_str_eq(got, value))
-                out->v[w++] = out->v[i];
-        }
-        out->n = w;
-    }
+    uint32_t tid;
+    int rc = term_find(r->ix, r->txn, name, value, kb, &tid, NULL);
     free(kb);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    MDB_cursor *c = NULL;
+    if (rc == 0)
+        rc = rd_cursor(r, r->ix->db_post, &c);
+    if (rc == 0)
+        rc = post_read(c, tid, 0, UINT64_MAX, out);
     return rc;
 }
 
 static int read_all(tsdb_index_rd *r, idvec *out)
 {
     MDB_cursor *c = NULL;
-    MDB_val k = {1, (void *)"\0"}, v;
     int rc = rd_cursor(r, r->ix->db_post, &c);
     if (rc == 0)
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc == 0)
-        rc = read_dups(c, &v, out);
+        rc = post_read(c, ALL_TID, 0, UINT64_MAX, out);
     return rc;
 }
 
-/* Number of ids under name=value (exact count; hashed keys are verified). */
+/* Number of series with name=value (the term's count). */
 static int count_postings(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64_t *n)
 {
-    if (name.len == 0 || name.len > INDEX_MAX_NAME) {
-        *n = 0; /* never stored (and would not fit a key buffer) */
-        return 0;
-    }
+    *n = 0;
+    if (name.len == 0 || name.len > INDEX_MAX_NAME)
+        return 0; /* never stored (and would not fit a key buffer) */
     unsigned char *kb = xmalloc(r->ix->maxkey + 16);
-    int hashed = 0;
-    MDB_val k = {post_key(r->ix, name, value, kb, &hashed), kb}, v;
-    MDB_cursor *c = NULL;
-    int rc = rd_cursor(r, r->ix->db_post, &c);
-    if (rc == 0)
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+    uint32_t tid;
+    int rc = term_find(r->ix, r->txn, name, value, kb, &tid, n);
     free(kb);
     if (rc == MDB_NOTFOUND) {
         *n = 0;
         return 0;
     }
-    if (rc != 0)
-        return rc;
-    if (hashed) {
-        idvec ids = {0};
-        rc = read_postings(r, name, value, &ids);
-        *n = ids.n;
-        idvec_free(&ids);
-        return rc;
-    }
-    size_t cnt = 0;
-    rc = mdb_cursor_count(c, &cnt);
-    *n = cnt;
     return rc;
 }
 
 static int rd_count_locked(tsdb_index_rd *r, tsdb_str name, tsdb_str value, uint64_t *n)
 {
-    if (name.len == 0 || name.len > INDEX_MAX_NAME) {
-        *n = 0;
-        return TSDB_OK;
-    }
     return map_err(count_postings(r, name, value, n), "count", NULL);
 }
 
-/* Visits every postings key of name in value order; fn gets the value (NULL for a hashed key)
- * with the cursor positioned on the key's first id in *v. fn returns 0 to go on, 1 to stop, or
- * an error. Seeks to name\0prefix first. */
-typedef int (*scan_fn)(tsdb_index_rd *r, MDB_cursor *c, MDB_val *v, const tsdb_str *value,
-                       void *ctx);
+/* Visits every term of name in value order (terms under a hashed key come last, in no order);
+ * fn gets the term's tid and value. fn returns 0 to go on, 1 to stop, or an error. Seeks to
+ * name\0prefix first. */
+typedef int (*scan_fn)(tsdb_index_rd *r, uint32_t tid, tsdb_str value, int hashed, void *ctx);
+
+static int scan_hashed(tsdb_index_rd *r, const MDB_val *v, tsdb_str name, scan_fn fn, void *ctx)
+{
+    if (v->mv_size == 0 || v->mv_size % TERM_REC != 0)
+        return MDB_CORRUPTED;
+    for (size_t off = 0; off < v->mv_size; off += TERM_REC) {
+        uint32_t tid = be32((const unsigned char *)v->mv_data + off);
+        tsdb_str n2, v2;
+        int rc = rd_term(r, tid, &n2, &v2);
+        if (rc != 0)
+            return rc;
+        if (!tsdb_str_eq(n2, name))
+            return MDB_CORRUPTED;
+        if ((rc = fn(r, tid, v2, 1, ctx)) != 0)
+            return rc;
+    }
+    return 0;
+}
 
 static int scan_values(tsdb_index_rd *r, tsdb_str name, tsdb_str prefix, scan_fn fn, void *ctx)
 {
     MDB_cursor *c = NULL;
-    int rc = rd_cursor(r, r->ix->db_post, &c);
+    int rc = rd_cursor(r, r->ix->db_terms, &c);
     if (rc != 0)
         return rc;
     size_t kl = name.len + 1 + prefix.len;
     if (kl > r->ix->maxkey)
         kl = name.len + 1; /* an over-long prefix: scan the whole name */
-    unsigned char *kb = xmalloc(kl + 1);
+    unsigned char *kb = xmalloc(kl + 2);
     memcpy(kb, name.p, name.len);
     kb[name.len] = 0;
     if (kl > name.len + 1)
@@ -1190,30 +2386,27 @@ static int scan_values(tsdb_index_rd *r, tsdb_str name, tsdb_str prefix, scan_fn
         if (k.mv_size < name.len + 1 || memcmp(p, name.p, name.len) != 0 || p[name.len] != 0)
             break;
         if (key_is_hashed(&k, name.len)) {
-            rc = fn(r, c, &v, NULL, ctx);
+            rc = scan_hashed(r, &v, name, fn, ctx);
         } else {
             if (prefix.len && kl > name.len + 1 &&
                 (k.mv_size < kl || memcmp(p + name.len + 1, prefix.p, prefix.len) != 0)) {
                 /* Past the prefix range: the only keys left worth visiting are hashed ones. */
-                unsigned char *hk = xmalloc(name.len + 2);
-                memcpy(hk, name.p, name.len);
-                hk[name.len] = 0;
-                hk[name.len + 1] = HASHED_KEY_MARK;
-                MDB_val k2 = {name.len + 2, hk};
-                rc = mdb_cursor_get(c, &k2, &v, MDB_SET_RANGE);
-                k = k2;
-                free(hk);
+                kb[name.len + 1] = HASHED_KEY_MARK;
+                k = (MDB_val){name.len + 2, kb};
+                rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
                 kl = name.len + 1; /* no more prefix checks */
-                if (rc != 0)
-                    break;
                 continue;
             }
+            if (v.mv_size != TERM_REC) {
+                rc = MDB_CORRUPTED;
+                break;
+            }
             tsdb_str val = {(const char *)p + name.len + 1, k.mv_size - name.len - 1};
-            rc = fn(r, c, &v, &val, ctx);
+            rc = fn(r, be32(v.mv_data), val, 0, ctx);
         }
         if (rc != 0)
             break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     free(kb);
     if (rc == 1 || rc == MDB_NOTFOUND)
@@ -1226,7 +2419,7 @@ static int scan_values(tsdb_index_rd *r, tsdb_str name, tsdb_str prefix, scan_fn
 static int rd_names_locked(tsdb_index_rd *r, tsdb_arena *a, tsdb_str **out, size_t *n)
 {
     MDB_cursor *c = NULL;
-    int rc = rd_cursor(r, r->ix->db_post, &c);
+    int rc = rd_cursor(r, r->ix->db_terms, &c);
     size_t cnt = 0, cap = 16;
     tsdb_str *names = tsdb_arena_alloc(a, cap * sizeof *names);
     unsigned char seek[INDEX_MAX_NAME + 2] = {1};
@@ -1265,42 +2458,25 @@ static int rd_names_locked(tsdb_index_rd *r, tsdb_arena *a, tsdb_str **out, size
 }
 
 struct values_ctx {
-    tsdb_str name;
     tsdb_arena *a;
     tsdb_str *v;
     size_t n, cap;
     int unsorted;
 };
 
-static void values_push(struct values_ctx *x, tsdb_str s)
+static int values_fn(tsdb_index_rd *r, uint32_t tid, tsdb_str value, int hashed, void *vctx)
 {
+    (void)r;
+    (void)tid;
+    struct values_ctx *x = vctx;
     if (x->n == x->cap) {
         size_t nc = x->cap ? x->cap * 2 : 16;
         x->v = tsdb_arena_realloc(x->a, x->v, x->cap * sizeof *x->v, nc * sizeof *x->v);
         x->cap = nc;
     }
-    x->v[x->n++] = tsdb_arena_str(x->a, s);
-}
-
-static int values_fn(tsdb_index_rd *r, MDB_cursor *c, MDB_val *v, const tsdb_str *value, void *vctx)
-{
-    struct values_ctx *x = vctx;
-    if (value) {
-        values_push(x, *value);
-        return 0;
-    }
-    /* Hashed key: the values are in the series' labels. */
-    idvec ids = {0};
-    int rc = read_dups(c, v, &ids);
-    for (size_t i = 0; i < ids.n && rc == 0; i++) {
-        tsdb_str got;
-        rc = rd_value_of(r, ids.v[i], x->name, &got);
-        if (rc == 0 && got.len > 0)
-            values_push(x, got);
-    }
-    idvec_free(&ids);
-    x->unsorted = 1;
-    return rc;
+    x->v[x->n++] = tsdb_arena_str(x->a, value);
+    x->unsorted |= hashed;
+    return 0;
 }
 
 static int str_qcmp(const void *a, const void *b)
@@ -1311,7 +2487,7 @@ static int str_qcmp(const void *a, const void *b)
 static int rd_values_locked(tsdb_index_rd *r, tsdb_str name, tsdb_arena *a, tsdb_str **out,
                             size_t *n)
 {
-    struct values_ctx x = {name, a, NULL, 0, 0, 0};
+    struct values_ctx x = {a, NULL, 0, 0, 0};
     if (name.len == 0 || name.len > INDEX_MAX_NAME) {
         *out = NULL;
         *n = 0;
@@ -1334,6 +2510,28 @@ static int rd_values_locked(tsdb_index_rd *r, tsdb_str name, tsdb_arena *a, tsdb
     return TSDB_OK;
 }
 
+struct each_ctx {
+    tsdb_index_rd *r;
+    tsdb_arena *a;
+    uint64_t want; /* first id >= want */
+    uint64_t id;
+    tsdb_labels l;
+    int got;
+};
+
+static int each_entry(void *vctx, uint64_t id, const unsigned char *refs, size_t len)
+{
+    struct each_ctx *x = vctx;
+    if (id < x->want)
+        return 0;
+    int rc = rd_decode(x->r, refs, len, x->a, &x->l);
+    if (rc != 0)
+        return rc;
+    x->id = id;
+    x->got = 1;
+    return 1;
+}
+
 int tsdb__index_rd_each(tsdb_index_rd *r, tsdb_arena *scratch,
                         int (*fn)(void *ctx, uint64_t id, tsdb_labels l), void *ctx)
 {
@@ -1341,48 +2539,47 @@ int tsdb__index_rd_each(tsdb_index_rd *r, tsdb_arena *scratch,
     tsdb_index *ix = r->ix;
     tsdb_arena a;
     tsdb_arena_init(&a, 0);
-    uint64_t next = 0, gen = 0;
-    int first = 1, rc = 0;
+    uint64_t next = 0;
+    int rc = 0;
     for (;;) {
-        /* The callback runs outside the read operation (it may read or write the index); the
-         * cursor re-seeks only when the map was resized in between. */
-        uint64_t now = rd_op_enter(r);
+        /* The callback runs outside the read operation (it may read or write the index), so
+         * every step seeks again from the next id. */
+        rd_op_enter(r);
         MDB_cursor *c = NULL;
         MDB_val k, v;
+        struct each_ctx x = {r, &a, next, 0, {NULL, 0}, 0};
+        tsdb_arena_reset(&a);
         rc = rd_cursor(r, ix->db_series, &c);
         if (rc == 0) {
-            if (first || now != gen) {
-                unsigned char kb[8];
-                tsdb_put_u64be(kb, next);
-                k = (MDB_val){8, kb};
-                rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-            } else {
-                rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            unsigned char kb[8];
+            tsdb_put_u64be(kb, next >> SERIES_SHIFT);
+            k = (MDB_val){8, kb};
+            rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        }
+        while (rc == 0) {
+            if (k.mv_size != 8 || be64(k.mv_data) > (UINT64_MAX >> SERIES_SHIFT)) {
+                rc = MDB_CORRUPTED;
+                break;
             }
+            rc = record_each(be64(k.mv_data), v.mv_data, v.mv_size, each_entry, &x);
+            if (rc != 0)
+                break;
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
         }
-        first = 0;
-        gen = now;
-        uint64_t id = 0;
-        tsdb_labels l = {NULL, 0};
-        if (rc == 0 && k.mv_size != 8)
-            rc = MDB_CORRUPTED;
-        if (rc == 0) {
-            id = be64(k.mv_data);
-            tsdb_arena_reset(&a);
-            rc = tsdb__labels_decode(v.mv_data, v.mv_size, &a, &l);
-        }
+        if (rc == 1)
+            rc = 0;
         rd_exit(ix);
-        if (rc != 0)
+        if (rc != 0 || !x.got)
             break;
-        int stop = fn(ctx, id, l);
+        int stop = fn(ctx, x.id, x.l);
         if (stop != 0) {
             rc = stop < 0 ? stop : 0;
             tsdb_arena_fini(&a);
             return rc;
         }
-        if (id == UINT64_MAX)
+        if (x.id == UINT64_MAX)
             break;
-        next = id + 1;
+        next = x.id + 1;
     }
     tsdb_arena_fini(&a);
     if (rc == MDB_NOTFOUND)
@@ -1398,28 +2595,18 @@ struct match_scan_ctx {
     idvec *out;
 };
 
-static int match_scan_fn(tsdb_index_rd *r, MDB_cursor *c, MDB_val *v, const tsdb_str *value,
-                         void *vctx)
+static int match_scan_fn(tsdb_index_rd *r, uint32_t tid, tsdb_str value, int hashed, void *vctx)
 {
+    (void)hashed;
     struct match_scan_ctx *x = vctx;
-    if (value) {
-        if (tsdb_matcher_matches(x->m, *value) == x->accept)
-            return read_dups(c, v, x->out);
+    if (tsdb_matcher_matches(x->m, value) != x->accept)
         return 0;
-    }
-    idvec ids = {0};
-    int rc = read_dups(c, v, &ids);
-    tsdb_str name = tsdb_matcher_name(x->m);
-    for (size_t i = 0; i < ids.n && rc == 0; i++) {
-        tsdb_str got;
-        rc = rd_value_of(r, ids.v[i], name, &got);
-        if (rc == 0 && tsdb_matcher_matches(x->m, got) == x->accept)
-            idvec_push(x->out, ids.v[i]);
-    }
-    idvec_free(&ids);
+    MDB_cursor *c = NULL;
+    int rc = rd_cursor(r, r->ix->db_post, &c);
+    if (rc == 0)
+        rc = post_read(c, tid, 0, UINT64_MAX, x->out);
     return rc;
 }
-
 /* Does "matches(m, v) == accept" mean "v is one of m's literals / starts with its prefix"? */
 static int accept_is_raw(const tsdb_matcher *m, int accept)
 {
@@ -1476,19 +2663,18 @@ static int filter_by_labels(tsdb_index_rd *r, const tsdb_matcher *const *ms, siz
 {
     size_t w = 0;
     for (size_t i = 0; i < cand->n; i++) {
-        MDB_val v;
-        int rc = rd_encoded(r, cand->v[i], &v);
+        const unsigned char *refs;
+        size_t len;
+        int rc = rd_refs(r, cand->v[i], &refs, &len);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc != 0)
             return rc;
         int ok = 1;
         for (size_t j = 0; j < n && ok; j++) {
-            tsdb_str val = {"", 0};
-            int got =
-                tsdb__labels_encoded_get(v.mv_data, v.mv_size, tsdb_matcher_name(ms[j]), &val);
-            if (got < 0)
-                return MDB_CORRUPTED;
+            tsdb_str val;
+            if ((rc = rd_value_in(r, refs, len, tsdb_matcher_name(ms[j]), &val)) != 0)
+                return rc;
             ok = tsdb_matcher_matches(ms[j], val);
         }
         if (ok)

@@ -66,5 +66,14 @@ uint64_t tsdb__index_disk_bytes(tsdb_index *ix);
 /* Tests: select checks the remaining matchers against stored labels once at most n candidates
  * are left (default 1024); 0 forces pure postings algebra. */
 void tsdb__index_set_filter_max(tsdb_index *ix, size_t n);
+/* Budget of the in-memory term string cache (default 64 MiB) and the bytes it holds now. */
+void tsdb__index_set_cache_max(tsdb_index *ix, size_t bytes);
+size_t tsdb__index_cache_bytes(tsdb_index *ix);
+/* Tests: every hashed term key (long values) collides, to exercise collision handling. */
+void tsdb__index_set_weak_hash(tsdb_index *ix, int on);
+/* Tests: writes (val != NULL) or deletes a raw entry of database db ("meta", "series", "terms",
+ * "tstr", "postings") in its own transaction, to check that damage is detected. */
+int tsdb__index_poke(tsdb_index *ix, const char *db, const void *key, size_t klen, const void *val,
+                     size_t vlen);
 
 #endif
