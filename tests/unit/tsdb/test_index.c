@@ -749,6 +749,397 @@ static void test_each(void **state)
     assert_int_equal(select_n(f, ms, 1, &ids), 50);
 }
 
+/* ---- Postings chunks, term counts, damage, collisions, the term cache ----------------------- */
+
+/* Ids of series (in model order) that have label name=value, ascending. */
+typedef struct model {
+    size_t n;
+    uint64_t *id;
+    int *alive;
+    int *run, *stride, *rnd; /* label values; rnd < 0 = label absent */
+} model;
+
+static tsdb_labels model_labels(tsdb_arena *a, const model *m, size_t i)
+{
+    /* k makes every set unique: (run, stride, k) differ within a run of 150. */
+    size_t k = (i / 7) % 22;
+    if (m->rnd[i] < 0)
+        return L(a, tsdb_arena_sprintf(a, "__name__=m,k=%zu,run=r%d,stride=s%d", k, m->run[i],
+                                       m->stride[i]));
+    return L(a, tsdb_arena_sprintf(a, "__name__=m,k=%zu,rnd=x%d,run=r%d,stride=s%d", k, m->rnd[i],
+                                   m->run[i], m->stride[i]));
+}
+
+/* Checks equality selects and counts of every value of every label against the model. */
+static void model_check(fx *f, const model *m, const char *stage)
+{
+    struct {
+        const char *name;
+        int *vals;
+        int n_vals;
+    } lbl[3] = {{"run", m->run, 40}, {"stride", m->stride, 7}, {"rnd", m->rnd, 5}};
+    uint64_t *want = malloc(m->n * sizeof *want);
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    for (int l = 0; l < 3; l++) {
+        for (int v = 0; v < lbl[l].n_vals; v++) {
+            size_t nw = 0;
+            for (size_t i = 0; i < m->n; i++)
+                if (m->alive[i] && lbl[l].vals[i] == v)
+                    want[nw++] = m->id[i];
+            char val[16];
+            snprintf(val, sizeof val, "%c%d", l == 0 ? 'r' : l == 1 ? 's' : 'x', v);
+            const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_EQ, lbl[l].name, val)};
+            uint64_t *got;
+            size_t ng = select_n(f, ms, 1, &got);
+            if (ng != nw)
+                fail_msg("%s: %s=%s: %zu ids, want %zu", stage, lbl[l].name, val, ng, nw);
+            for (size_t i = 0; i < ng; i++)
+                if (got[i] != want[i])
+                    fail_msg("%s: %s=%s: id %zu is %llu, want %llu", stage, lbl[l].name, val, i,
+                             (unsigned long long)got[i], (unsigned long long)want[i]);
+            uint64_t cnt = 0;
+            assert_int_equal(
+                tsdb__index_rd_count(r, tsdb_str_c(lbl[l].name), tsdb_str_c(val), &cnt), 0);
+            if (cnt != nw)
+                fail_msg("%s: count %s=%s is %llu, want %zu", stage, lbl[l].name, val,
+                         (unsigned long long)cnt, nw);
+        }
+    }
+    /* Every live series reads back and is found by its labels. */
+    for (size_t i = 0; i < m->n; i += 7) {
+        tsdb_labels back;
+        int rc = tsdb__index_rd_labels(r, m->id[i], &f->a, &back);
+        if (!m->alive[i]) {
+            assert_int_equal(rc, TSDB_ENOTFOUND);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_true(tsdb_labels_equal(back, model_labels(&f->a, m, i)));
+        uint64_t id = 0;
+        assert_int_equal(tsdb__index_rd_lookup(r, back, &id), 0);
+        assert_int_equal(id, m->id[i]);
+    }
+    tsdb__index_rd_end(r);
+    free(want);
+    tsdb_arena_reset(&f->a);
+}
+
+/* Runs (consecutive ids), strides and random members, then deletions in batches and put_series
+ * of deleted ids back (inserts in the middle of lists): postings, counts and labels must always
+ * match the model. Chunks fill and split (thousands of ids, random gaps). */
+static void test_postings_model(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    unsigned seed = (unsigned)time(NULL);
+    printf("seed %u\n", seed);
+    srand(seed);
+    model m;
+    m.n = 6000;
+    m.id = calloc(m.n, sizeof *m.id);
+    m.alive = calloc(m.n, sizeof *m.alive);
+    m.run = calloc(m.n, sizeof *m.run);
+    m.stride = calloc(m.n, sizeof *m.stride);
+    m.rnd = calloc(m.n, sizeof *m.rnd);
+    tsdb_arena la;
+    tsdb_arena_init(&la, 0);
+    size_t batch = 500;
+    tsdb_labels *sets = malloc(batch * sizeof *sets);
+    for (size_t b = 0; b < m.n; b += batch) {
+        for (size_t i = b; i < b + batch; i++) {
+            m.run[i] = (int)(i / 150);
+            m.stride[i] = (int)(i % 7);
+            m.rnd[i] = rand() % 3 == 0 ? -1 : rand() % 5;
+            sets[i - b] = model_labels(&la, &m, i);
+        }
+        assert_int_equal(tsdb__index_resolve(f->ix, sets, batch, m.id + b, NULL, NULL), 0);
+        for (size_t i = b; i < b + batch; i++)
+            m.alive[i] = 1;
+    }
+    for (size_t i = 1; i < m.n; i++)
+        assert_true(m.id[i] == m.id[i - 1] + 1);
+    model_check(f, &m, "created");
+    fx_reopen(f, 0);
+    model_check(f, &m, "reopened");
+
+    /* Delete about a third, in batches, including whole runs. */
+    uint64_t *del = malloc(m.n * sizeof *del);
+    for (int round = 0; round < 3; round++) {
+        size_t nd = 0;
+        for (size_t i = 0; i < m.n; i++) {
+            int whole_run = m.run[i] % 9 == round;
+            if (m.alive[i] && (whole_run || rand() % 8 == 0)) {
+                del[nd++] = m.id[i];
+                m.alive[i] = 0;
+            }
+        }
+        assert_int_equal(tsdb__index_delete_series(f->ix, del, nd, NULL), 0);
+        model_check(f, &m, "deleted");
+    }
+    /* Put some back under their old ids (WAL replay). */
+    for (size_t i = 0; i < m.n; i++) {
+        if (!m.alive[i] && rand() % 3 == 0) {
+            assert_int_equal(
+                tsdb__index_put_series(f->ix, m.id[i], model_labels(&f->a, &m, i), NULL), 0);
+            m.alive[i] = 1;
+        }
+    }
+    model_check(f, &m, "put back");
+    fx_reopen(f, 0);
+    model_check(f, &m, "put back, reopened");
+    /* Delete everything: terms go, lists empty. */
+    size_t nd = 0;
+    for (size_t i = 0; i < m.n; i++)
+        if (m.alive[i]) {
+            del[nd++] = m.id[i];
+            m.alive[i] = 0;
+        }
+    assert_int_equal(tsdb__index_delete_series(f->ix, del, nd, NULL), 0);
+    model_check(f, &m, "emptied");
+    tsdb_index_rd *r = NULL;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    tsdb_str *names;
+    size_t n;
+    assert_int_equal(tsdb__index_rd_names(r, &f->a, &names, &n), 0);
+    assert_int_equal(n, 0);
+    tsdb__index_rd_end(r);
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_NE, "run", "r1")};
+    uint64_t *ids;
+    assert_int_equal(select_n(f, ms, 1, &ids), 0);
+    free(del);
+    free(sets);
+    tsdb_arena_fini(&la);
+    free(m.id);
+    free(m.alive);
+    free(m.run);
+    free(m.stride);
+    free(m.rnd);
+}
+
+static void be32_put(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static void be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+/* Damaged entries of each database are reported as TSDB_ECORRUPT, never a crash. */
+static void test_corruption_detected(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    uint64_t id1 = resolve1(f, L(&f->a, "__name__=a,job=x"), NULL);
+    resolve1(f, L(&f->a, "__name__=a,job=y"), NULL);
+    /* Term ids: 1 = __name__=a, 2 = job=x, 3 = job=y (allocated in label order). */
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_EQ, "job", "x")};
+    uint64_t *ids;
+    assert_int_equal(select_n(f, ms, 1, &ids), 1);
+    tsdb_index_rd *r = NULL;
+    size_t cnt = 0;
+    tsdb_labels l;
+    unsigned char key[12], val[16];
+
+    /* A postings chunk whose count disagrees with its tokens. */
+    be32_put(key, 2);
+    be64_put(key + 4, id1);
+    val[0] = 5; /* five ids, no tokens */
+    assert_int_equal(tsdb__index_poke(f->ix, "postings", key, 12, val, 1), 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_select(r, ms, 1, &f->a, &ids, &cnt, NULL), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+    /* A truncated token. */
+    val[0] = 2;
+    val[1] = 0x80;
+    assert_int_equal(tsdb__index_poke(f->ix, "postings", key, 12, val, 2), 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_select(r, ms, 1, &f->a, &ids, &cnt, NULL), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+    /* A key of the wrong size in the postings. */
+    assert_int_equal(tsdb__index_poke(f->ix, "postings", key, 11, val, 1), 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_select(r, ms, 1, &f->a, &ids, &cnt, NULL), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+
+    /* A series record with an entry running past its end. */
+    be64_put(key, id1 >> 4);
+    val[0] = (unsigned char)(id1 & 15);
+    val[1] = 9;
+    val[2] = 1;
+    assert_int_equal(tsdb__index_poke(f->ix, "series", key, 8, val, 3), 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_labels(r, id1, &f->a, &l), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+    /* Refs naming a term that does not exist, and refs out of name order. */
+    val[1] = 2;
+    val[2] = 1;
+    val[3] = 0x7f;
+    assert_int_equal(tsdb__index_poke(f->ix, "series", key, 8, val, 4), 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_labels(r, id1, &f->a, &l), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+    val[2] = 2;
+    val[3] = 1;
+    assert_int_equal(tsdb__index_poke(f->ix, "series", key, 8, val, 4), 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_labels(r, id1, &f->a, &l), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+
+    /* A term string with an empty name (checked before the cache holds it: reopen). The
+     * record gets its two entries back first: refs (1, 2) and (1, 3). */
+    unsigned char rec[8] = {(unsigned char)(id1 & 15),       2, 1, 2,
+                            (unsigned char)((id1 + 1) & 15), 2, 1, 3};
+    assert_int_equal(tsdb__index_poke(f->ix, "series", key, 8, rec, 8), 0);
+    fx_reopen(f, 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_labels(r, id1, &f->a, &l), 0);
+    assert_true(tsdb_labels_equal(l, L(&f->a, "__name__=a,job=x")));
+    tsdb__index_rd_end(r);
+    be32_put(key, 3);
+    val[0] = 0;
+    val[1] = 'y';
+    assert_int_equal(tsdb__index_poke(f->ix, "tstr", key, 4, val, 2), 0);
+    uint64_t id2 = id1 + 1;
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_labels(r, id2, &f->a, &l), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+    /* A terms record of the wrong size. */
+    assert_int_equal(tsdb__index_poke(f->ix, "terms", "job\0y", 5, val, 5), 0);
+    const tsdb_matcher *my[1] = {M(&f->a, TSDB_MATCH_EQ, "job", "y")};
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_select(r, my, 1, &f->a, &ids, &cnt, NULL), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
+
+    /* An index of another format version is refused with a message naming it. */
+    be32_put(val, 1);
+    assert_int_equal(tsdb__index_poke(f->ix, "meta", "version", 7, val, 4), 0);
+    tsdb__index_close(f->ix);
+    f->ix = NULL;
+    tsdb_err err = {0};
+    assert_int_equal(tsdb__index_open(f->dir, 0, 0, &f->ix, &err), TSDB_ECORRUPT);
+    assert_non_null(strstr(err.msg, "version 1"));
+    assert_int_equal(tsdb__index_open(f->dir, 0, 1, &f->ix, &err), TSDB_ECORRUPT);
+    assert_null(f->ix);
+}
+
+/* Long values share one hashed key when every hash collides: each term keeps its own id,
+ * count and postings, found by comparing the stored strings. */
+static void test_hash_collisions(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    tsdb__index_set_weak_hash(f->ix, 1);
+    size_t len = 2000, nv = 5;
+    char *vals[5];
+    uint64_t ids[5][3];
+    for (size_t i = 0; i < nv; i++) {
+        vals[i] = tsdb_arena_alloc(&f->a, len + 1);
+        memset(vals[i], 'a' + (int)i, len);
+        vals[i][len] = 0;
+        for (int k = 0; k < 3; k++) {
+            tsdb_label lb[3] = {{TSDB_STR("__name__"), TSDB_STR("m")},
+                                {TSDB_STR("k"), tsdb_str_c(k == 0   ? "0"
+                                                           : k == 1 ? "1"
+                                                                    : "2")},
+                                {TSDB_STR("long"), {vals[i], len}}};
+            ids[i][k] = resolve1(f, (tsdb_labels){lb, 3}, NULL);
+        }
+    }
+    /* A value starting with 0xff is hashed too (and collides with the others). */
+    char odd[4] = {(char)0xff, 'z', 0, 0};
+    tsdb_label lo[2] = {{TSDB_STR("__name__"), TSDB_STR("m")}, {TSDB_STR("long"), {odd, 2}}};
+    uint64_t id_odd = resolve1(f, (tsdb_labels){lo, 2}, NULL);
+    tsdb_index_rd *r = NULL;
+    for (size_t i = 0; i < nv; i++) {
+        const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_EQ, "long", vals[i])};
+        uint64_t *got;
+        assert_int_equal(select_n(f, ms, 1, &got), 3);
+        for (int k = 0; k < 3; k++)
+            assert_int_equal(got[k], ids[i][k]);
+        assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+        uint64_t cnt = 0;
+        assert_int_equal(tsdb__index_rd_count(r, TSDB_STR("long"), (tsdb_str){vals[i], len}, &cnt),
+                         0);
+        assert_int_equal(cnt, 3);
+        tsdb_labels back;
+        assert_int_equal(tsdb__index_rd_labels(r, ids[i][1], &f->a, &back), 0);
+        uint64_t id = 0;
+        assert_int_equal(tsdb__index_rd_lookup(r, back, &id), 0);
+        assert_int_equal(id, ids[i][1]);
+        tsdb__index_rd_end(r);
+    }
+    const tsdb_matcher *ms[1] = {M(&f->a, TSDB_MATCH_RE, "long", "c+")};
+    uint64_t *got;
+    assert_int_equal(select_n(f, ms, 1, &got), 3);
+    assert_int_equal(got[0], ids[2][0]);
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, "long", odd);
+    assert_int_equal(select_n(f, ms, 1, &got), 1);
+    assert_int_equal(got[0], id_odd);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    tsdb_str *v;
+    size_t n;
+    assert_int_equal(tsdb__index_rd_values(r, TSDB_STR("long"), &f->a, &v, &n), 0);
+    assert_int_equal(n, nv + 1);
+    for (size_t i = 0; i < nv; i++)
+        assert_true(v[i].len == len && v[i].p[0] == 'a' + (int)i);
+    assert_true(tsdb_str_eq(v[nv], (tsdb_str){odd, 2}));
+    tsdb__index_rd_end(r);
+    /* Deleting every series of one term removes only that term from the shared key. */
+    assert_int_equal(tsdb__index_delete_series(f->ix, ids[1], 3, NULL), 0);
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, "long", vals[1]);
+    assert_int_equal(select_n(f, ms, 1, &got), 0);
+    ms[0] = M(&f->a, TSDB_MATCH_EQ, "long", vals[3]);
+    assert_int_equal(select_n(f, ms, 1, &got), 3);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_values(r, TSDB_STR("long"), &f->a, &v, &n), 0);
+    assert_int_equal(n, nv);
+    tsdb__index_rd_end(r);
+    uint8_t created;
+    tsdb_label lb[2] = {{TSDB_STR("__name__"), TSDB_STR("m")}, {TSDB_STR("long"), {vals[1], len}}};
+    resolve1(f, (tsdb_labels){lb, 2}, &created);
+    assert_int_equal(created, 1);
+}
+
+/* Label sets read correctly whatever the term cache budget; the cache stays within it. */
+static void test_term_cache_budget(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    size_t n = 3000;
+    tsdb_labels *sets = tsdb_arena_alloc(&f->a, n * sizeof *sets);
+    uint64_t *ids = tsdb_arena_alloc(&f->a, n * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        sets[i] = L(
+            &f->a, tsdb_arena_sprintf(&f->a, "__name__=metric_%zu,inst=host-%zu,job=j", i % 13, i));
+    assert_int_equal(tsdb__index_resolve(f->ix, sets, n, ids, NULL, NULL), 0);
+    size_t budgets[3] = {0, 100 * 1024, 64 << 20};
+    for (int b = 0; b < 3; b++) {
+        tsdb__index_set_cache_max(f->ix, budgets[b]);
+        for (int pass = 0; pass < 2; pass++) {
+            tsdb_index_rd *r = NULL;
+            assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+            for (size_t i = 0; i < n; i++) {
+                tsdb_labels back;
+                assert_int_equal(tsdb__index_rd_labels(r, ids[i], &f->a, &back), 0);
+                assert_true(tsdb_labels_equal(back, sets[i]));
+                assert_true(tsdb__index_cache_bytes(f->ix) <= budgets[b]);
+            }
+            tsdb__index_rd_end(r);
+        }
+        if (b == 2)
+            assert_true(tsdb__index_cache_bytes(f->ix) > 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +1155,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_each, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_postings_model, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_corruption_detected, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_hash_collisions, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_term_cache_budget, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
