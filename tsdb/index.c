@@ -16,9 +16,10 @@
  *             A term is one label pair name=value; count is the number of live series that
  *             have it. A hashed key may hold several terms (a 64-bit collision); their strings
  *             tell them apart. A term whose count drops to 0 is deleted (its tid is not reused).
- *   tstr      u32be tid -> uvarint(len(name)) name value      (the term's exact strings)
- *   series    u64be(id >> 4) -> the label sets of up to 16 series, ascending by id, each entry
- *             uvarint(id & 15) uvarint(len(refs)) refs, where refs are the uvarint tids of the
+ *   tstr      tid (unsigned int, MDB_INTEGERKEY) -> uvarint(len(name)) name value
+ *             (the term's exact strings)
+ *   series    id >> 4 (size_t, MDB_INTEGERKEY) -> the label sets of up to 16 series, ascending by
+ * id, each entry uvarint(id & 15) uvarint(len(refs)) refs, where refs are the uvarint tids of the
  *             labels in label order. Two sorted label sets are equal exactly when their refs
  *             are, so refs double as the canonical encoding for lookups.
  *   postings  u32be tid ++ u64be first id -> a chunk of the ascending ids of the term's series
@@ -99,6 +100,11 @@
 #define TC_TOP               (1u << (32 - TC_PAGE_BITS))
 #define TC_DEFAULT_MAX       ((size_t)64 << 20)
 
+/* Integer keys (native byte order, compared as integers: LMDB files are not portable across
+ * architectures anyway) are size_t for series records and unsigned int for term ids. */
+_Static_assert(sizeof(size_t) == 8, "series record keys are 64-bit size_t");
+_Static_assert(sizeof(unsigned int) == 4, "term ids are 32-bit unsigned int");
+
 /* A cached term: name NUL value NUL. */
 typedef struct tc_ent {
     uint32_t nlen, vlen;
@@ -137,6 +143,7 @@ struct tsdb_index_rd {
     MDB_txn *txn;
     MDB_cursor *c_post, *c_terms, *c_series; /* opened lazily, closed at end or after a resize */
     uint64_t gen;                            /* ix->map_gen the cursors were opened under */
+    uint64_t limit;                          /* next_id in this snapshot: ids are below */
     uint64_t blk_key;                        /* series record held in blk (valid if blk_ok) */
     MDB_val blk;
     int blk_ok;
@@ -329,9 +336,8 @@ static int tstr_parse(const MDB_val *v, tsdb_str *name, tsdb_str *value)
 /* Strings of term tid as stored (borrowed from the map). */
 static int tstr_get(tsdb_index *ix, MDB_txn *txn, uint32_t tid, tsdb_str *name, tsdb_str *value)
 {
-    unsigned char kb[4];
-    put_be32(kb, tid);
-    MDB_val k = {4, kb}, v;
+    unsigned int kt = tid;
+    MDB_val k = {sizeof kt, &kt}, v;
     int rc = mdb_get(txn, ix->db_tstr, &k, &v);
     if (rc == MDB_NOTFOUND)
         return MDB_CORRUPTED; /* referenced terms exist */
@@ -448,24 +454,68 @@ static int chunk_walk(uint64_t first, const unsigned char *p, size_t n, run_fn e
     return 0;
 }
 
-struct ids_range {
-    idvec *out;
-    uint64_t lo, hi;
-};
-
-static void emit_ids(void *vctx, uint64_t start, uint64_t len)
+/* Appends the ids of chunk (first, p, n) within [lo, hi] to out. Every id must be below
+ * limit (the next id to allocate), which bounds what a damaged chunk can expand to.
+ * 0 or MDB_CORRUPTED. */
+static int chunk_ids(uint64_t first, const unsigned char *p, size_t n, uint64_t lo, uint64_t hi,
+                     uint64_t limit, idvec *out)
 {
-    struct ids_range *x = vctx;
-    uint64_t a = start > x->lo ? start : x->lo;
-    uint64_t b = start + len - 1 < x->hi ? start + len - 1 : x->hi;
-    if (a > b)
-        return;
-    idvec_reserve(x->out, (size_t)(b - a + 1));
-    for (uint64_t id = a;; id++) {
-        x->out->v[x->out->n++] = id;
-        if (id == b)
-            break;
+    const unsigned char *end = p + n;
+    uint64_t count;
+    if (uv_get(&p, end, &count) != 0 || count == 0 || first >= limit || count > limit - first)
+        return MDB_CORRUPTED;
+    uint64_t prev = first, left = count - 1;
+    if (first >= lo && first <= hi) {
+        idvec_reserve(out, count < 4096 ? (size_t)count : 4096);
+        out->v[out->n++] = first;
     }
+    while (p < end) {
+        uint64_t x;
+        if (*p < 0x80) {
+            x = *p++;
+        } else if (uv_get(&p, end, &x) != 0) {
+            return MDB_CORRUPTED;
+        }
+        if (x == 0) {
+            uint64_t r;
+            if (uv_get(&p, end, &r) != 0 || r >= left || r >= limit - 1 - prev)
+                return MDB_CORRUPTED;
+            uint64_t a = prev + 1, b = prev + r + 1; /* [a, b] */
+            left -= r + 1;
+            prev = b;
+            if (a < lo)
+                a = lo;
+            if (b > hi)
+                b = hi;
+            if (a <= b) {
+                idvec_reserve(out, (size_t)(b - a + 1));
+                uint64_t *w = out->v + out->n;
+                for (uint64_t id = a; id < b; id++)
+                    *w++ = id;
+                *w++ = b;
+                out->n = (size_t)(w - out->v);
+            }
+        } else {
+            if (left == 0 || x >= limit - 1 - prev)
+                return MDB_CORRUPTED;
+            prev += x + 1;
+            left--;
+            if (prev >= lo && prev <= hi) {
+                if (out->n == out->cap)
+                    idvec_reserve(out, 1);
+                out->v[out->n++] = prev;
+            }
+        }
+        if (prev > hi) {
+            /* The rest is beyond the range: still check it is well formed. */
+            while (p < end) {
+                if (uv_get(&p, end, &x) != 0)
+                    return MDB_CORRUPTED;
+            }
+            return 0;
+        }
+    }
+    return left == 0 ? 0 : MDB_CORRUPTED;
 }
 
 static void emit_runs(void *vctx, uint64_t start, uint64_t len)
@@ -706,7 +756,8 @@ static int post_del(tsdb_index *ix, MDB_txn *txn, MDB_cursor *c, uint32_t tid, c
 }
 
 /* Appends to out the ids of tid within [lo, hi], ascending. */
-static int post_read(MDB_cursor *c, uint32_t tid, uint64_t lo, uint64_t hi, idvec *out)
+static int post_read(MDB_cursor *c, uint32_t tid, uint64_t lo, uint64_t hi, uint64_t limit,
+                     idvec *out)
 {
     MDB_val k, v;
     int found;
@@ -722,7 +773,6 @@ static int post_read(MDB_cursor *c, uint32_t tid, uint64_t lo, uint64_t hi, idve
     post_key(kb, tid, start);
     k = (MDB_val){12, kb};
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    struct ids_range x = {out, lo, hi};
     while (rc == 0) {
         if (k.mv_size != 12)
             return MDB_CORRUPTED;
@@ -731,7 +781,7 @@ static int post_read(MDB_cursor *c, uint32_t tid, uint64_t lo, uint64_t hi, idve
         uint64_t first = be64((const unsigned char *)k.mv_data + 4);
         if (first > hi)
             break;
-        if ((rc = chunk_walk(first, v.mv_data, v.mv_size, emit_ids, &x)) != 0)
+        if ((rc = chunk_ids(first, v.mv_data, v.mv_size, lo, hi, limit, out)) != 0)
             return rc;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -794,9 +844,8 @@ static int record_each(uint64_t key, const unsigned char *p, size_t n, entry_fn 
 static int refs_get(tsdb_index *ix, MDB_txn *txn, uint64_t id, const unsigned char **refs,
                     size_t *len)
 {
-    unsigned char kb[8];
-    tsdb_put_u64be(kb, id >> SERIES_SHIFT);
-    MDB_val k = {8, kb}, v;
+    size_t kx = (size_t)(id >> SERIES_SHIFT);
+    MDB_val k = {sizeof kx, &kx}, v;
     int rc = mdb_get(txn, ix->db_series, &k, &v);
     if (rc != 0)
         return rc;
@@ -808,10 +857,9 @@ static int refs_get(tsdb_index *ix, MDB_txn *txn, uint64_t id, const unsigned ch
 static int record_set(tsdb_index *ix, MDB_txn *txn, uint64_t id, const unsigned char *refs,
                       size_t len)
 {
-    unsigned char kb[8];
-    uint64_t key = id >> SERIES_SHIFT, want = id & ((1u << SERIES_SHIFT) - 1);
-    tsdb_put_u64be(kb, key);
-    MDB_val k = {8, kb}, v;
+    size_t kx = (size_t)(id >> SERIES_SHIFT);
+    uint64_t want = id & ((1u << SERIES_SHIFT) - 1);
+    MDB_val k = {sizeof kx, &kx}, v;
     int rc = mdb_get(txn, ix->db_series, &k, &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
@@ -863,9 +911,9 @@ static size_t refs_count(const unsigned char *p, size_t len)
 
 /* Finds the series whose refs equal (refs, len), given its terms (tids, with counts) in any
  * order. 0 (*id set), MDB_NOTFOUND or an error. */
-static int find_refs(tsdb_index *ix, MDB_txn *txn, MDB_cursor *cpost, const uint32_t *tids,
-                     const uint64_t *counts, size_t n, const unsigned char *refs, size_t len,
-                     uint64_t *id)
+static int find_refs(tsdb_index *ix, MDB_txn *txn, MDB_cursor *cpost, uint64_t limit,
+                     const uint32_t *tids, const uint64_t *counts, size_t n,
+                     const unsigned char *refs, size_t len, uint64_t *id)
 {
     size_t *ord = xmalloc((n + 1) * sizeof *ord);
     for (size_t i = 0; i < n; i++) {
@@ -877,10 +925,10 @@ static int find_refs(tsdb_index *ix, MDB_txn *txn, MDB_cursor *cpost, const uint
         ord[j] = i;
     }
     idvec cand = {0}, tmp = {0};
-    int rc = post_read(cpost, n ? tids[ord[0]] : ALL_TID, 0, UINT64_MAX, &cand);
+    int rc = post_read(cpost, n ? tids[ord[0]] : ALL_TID, 0, UINT64_MAX, limit, &cand);
     for (size_t i = 1; rc == 0 && i < n && cand.n > LOOKUP_NARROW; i++) {
         tmp.n = 0;
-        rc = post_read(cpost, tids[ord[i]], cand.v[0], cand.v[cand.n - 1], &tmp);
+        rc = post_read(cpost, tids[ord[i]], cand.v[0], cand.v[cand.n - 1], limit, &tmp);
         cand.n = tsdb__postings_intersect(cand.v, cand.n, tmp.v, tmp.n, cand.v);
     }
     int res = MDB_NOTFOUND;
@@ -1030,9 +1078,9 @@ static int open_dbs(tsdb_index *ix, tsdb_err *err)
                          "%u); the index folder was written by another version of Cairn",
                          (unsigned)got, INDEX_VERSION);
     }
-    if ((rc = mdb_dbi_open(txn, "series", cf, &ix->db_series)) != 0 ||
+    if ((rc = mdb_dbi_open(txn, "series", cf | MDB_INTEGERKEY, &ix->db_series)) != 0 ||
         (rc = mdb_dbi_open(txn, "terms", cf, &ix->db_terms)) != 0 ||
-        (rc = mdb_dbi_open(txn, "tstr", cf, &ix->db_tstr)) != 0 ||
+        (rc = mdb_dbi_open(txn, "tstr", cf | MDB_INTEGERKEY, &ix->db_tstr)) != 0 ||
         (rc = mdb_dbi_open(txn, "postings", cf, &ix->db_post)) != 0) {
         mdb_txn_abort(txn);
         if (rc == MDB_NOTFOUND)
@@ -1357,9 +1405,8 @@ static int term_count_add(tsdb_index *ix, MDB_txn *txn, const unsigned char *key
             memmove(buf + at, buf + at + TERM_REC, n - at - TERM_REC);
             n -= TERM_REC;
         }
-        unsigned char tk[4];
-        put_be32(tk, tid);
-        MDB_val dk = {4, tk};
+        unsigned int kt = tid;
+        MDB_val dk = {sizeof kt, &kt};
         rc = mdb_del(txn, ix->db_tstr, &dk, NULL);
         if (rc == MDB_NOTFOUND)
             rc = 0;
@@ -1388,14 +1435,13 @@ static int term_create(tsdb_index *ix, MDB_txn *txn, uint32_t *next_tid, tsdb_st
     if (*next_tid == MAX_TID)
         return TSDB_ELIMIT;
     uint32_t t = (*next_tid)++;
-    unsigned char kb[4];
-    put_be32(kb, t);
+    unsigned int kt = t;
     tsdb_buf b;
     tsdb_buf_init(&b);
     tsdb_buf_put_uvarint(&b, name.len);
     tsdb_buf_put(&b, name.p, name.len);
     tsdb_buf_put(&b, value.p, value.len);
-    MDB_val k = {4, kb}, v = {b.len, b.p};
+    MDB_val k = {sizeof kt, &kt}, v = {b.len, b.p};
     int rc = mdb_put(txn, ix->db_tstr, &k, &v, MDB_APPEND);
     if (rc == MDB_KEYEXIST)
         rc = mdb_put(txn, ix->db_tstr, &k, &v, 0);
@@ -1626,9 +1672,8 @@ static int flush_records(tsdb_index *ix, MDB_txn *txn, wbatch *b)
     size_t i = 0;
     while (i < b->n_made && rc == 0) {
         uint64_t key = b->made[i].id >> SERIES_SHIFT;
-        unsigned char kb[8];
-        tsdb_put_u64be(kb, key);
-        MDB_val k = {8, kb}, v;
+        size_t kx = (size_t)key;
+        MDB_val k = {sizeof kx, &kx}, v;
         rec.len = 0;
         rc = mdb_get(txn, ix->db_series, &k, &v);
         int existed = rc == 0;
@@ -1745,7 +1790,7 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
             }
             uint64_t id = made_find(&b, refs.p, refs.len);
             if (id == 0 && !fresh) {
-                rc = find_refs(ix, txn, c, tids, counts, l.n, refs.p, refs.len, &id);
+                rc = find_refs(ix, txn, c, ix->next_id, tids, counts, l.n, refs.p, refs.len, &id);
                 if (rc == MDB_NOTFOUND)
                     rc = 0;
                 if (rc != 0)
@@ -2123,6 +2168,21 @@ int tsdb__index_rd_begin(tsdb_index *ix, tsdb_index_rd **out, tsdb_err *err)
     r->next = NULL;
     r->gen = gen;
     r->blk_ok = 0;
+    /* The snapshot's next id bounds every stored id (another process may have written since
+     * this one opened the index). */
+    rd_enter(ix);
+    MDB_val nid;
+    rc = meta_get(r->txn, ix->db_meta, "next_id", &nid);
+    if (rc == 0 && nid.mv_size != 8)
+        rc = MDB_CORRUPTED;
+    if (rc == 0)
+        r->limit = be64(nid.mv_data);
+    rd_exit(ix);
+    if (rc != 0) {
+        mdb_txn_abort(r->txn);
+        free(r);
+        return map_err(rc, "begin read", err);
+    }
     *out = r;
     return TSDB_OK;
 }
@@ -2162,11 +2222,14 @@ static int rd_refs(tsdb_index_rd *r, uint64_t id, const unsigned char **refs, si
 {
     uint64_t key = id >> SERIES_SHIFT;
     if (!r->blk_ok || r->blk_key != key) {
-        unsigned char kb[8];
-        tsdb_put_u64be(kb, key);
-        MDB_val k = {8, kb};
+        size_t kx = (size_t)key;
+        MDB_val k = {sizeof kx, &kx};
         r->blk_ok = 0;
-        int rc = mdb_get(r->txn, r->ix->db_series, &k, &r->blk);
+        /* A cursor: LMDB searches only the current leaf page when the key falls within it. */
+        MDB_cursor *c = NULL;
+        int rc = rd_cursor(r, r->ix->db_series, &c);
+        if (rc == 0)
+            rc = mdb_cursor_get(c, &k, &r->blk, MDB_SET_KEY);
         if (rc != 0)
             return rc;
         r->blk_key = key;
@@ -2193,40 +2256,60 @@ static int rd_term(tsdb_index_rd *r, uint32_t tid, tsdb_str *name, tsdb_str *val
     return 0;
 }
 
+/* Is name a before name b (memcmp order, shorter first)? Names are never empty. */
+static inline int name_before(tsdb_str a, tsdb_str b)
+{
+    if (a.p[0] != b.p[0])
+        return (unsigned char)a.p[0] < (unsigned char)b.p[0];
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = memcmp(a.p, b.p, n);
+    return c < 0 || (c == 0 && a.len < b.len);
+}
+
 /* Label set of refs, copied into the arena (strings NUL-terminated). */
 static int rd_decode(tsdb_index_rd *r, const unsigned char *refs, size_t len, tsdb_arena *a,
                      tsdb_labels *out)
 {
     size_t n = refs_count(refs, len);
-    tsdb_label *v = n ? tsdb_arena_alloc(a, n * sizeof *v) : NULL;
+    tsdb_label stack[24];
+    tsdb_label *v = n <= 24 ? stack : tsdb_arena_alloc(a, n * sizeof *v);
     const unsigned char *p = refs, *end = refs + len;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t t;
-        if (uv_get(&p, end, &t) != 0 || t == ALL_TID || t > MAX_TID)
+        if (*p < 0x80 && p < end)
+            t = *p++;
+        else if (uv_get(&p, end, &t) != 0)
+            return MDB_CORRUPTED;
+        if (t == ALL_TID || t > MAX_TID)
             return MDB_CORRUPTED;
         int rc = rd_term(r, (uint32_t)t, &v[i].name, &v[i].value);
         if (rc != 0)
             return rc;
-        if (i > 0 && tsdb_str_cmp(v[i - 1].name, v[i].name) >= 0)
+        if (i > 0 && !name_before(v[i - 1].name, v[i].name))
             return MDB_CORRUPTED; /* labels are stored sorted by unique name */
         bytes += v[i].name.len + v[i].value.len + 2;
     }
     if (p != end)
         return MDB_CORRUPTED;
-    char *s = bytes ? tsdb_arena_alloc(a, bytes) : NULL;
+    char *s = tsdb_arena_alloc(a, n * sizeof(tsdb_label) + bytes + 1);
+    tsdb_label *dst = (tsdb_label *)(void *)s;
+    s += n * sizeof(tsdb_label);
     for (size_t i = 0; i < n; i++) {
-        memcpy(s, v[i].name.p, v[i].name.len);
-        s[v[i].name.len] = 0;
-        v[i].name.p = s;
-        s += v[i].name.len + 1;
-        if (v[i].value.len)
-            memcpy(s, v[i].value.p, v[i].value.len);
-        s[v[i].value.len] = 0;
-        v[i].value.p = s;
-        s += v[i].value.len + 1;
+        size_t nl = v[i].name.len, vl = v[i].value.len;
+        if (v[i].value.p == v[i].name.p + nl + 1) {
+            memcpy(s, v[i].name.p, nl + vl + 2); /* a cached "name\0value\0" */
+        } else {
+            memcpy(s, v[i].name.p, nl);
+            s[nl] = 0;
+            memcpy(s + nl + 1, v[i].value.p, vl);
+            s[nl + 1 + vl] = 0;
+        }
+        dst[i].name = (tsdb_str){s, nl};
+        dst[i].value = (tsdb_str){s + nl + 1, vl};
+        s += nl + vl + 2;
     }
-    *out = (tsdb_labels){v, n};
+    *out = (tsdb_labels){n ? dst : NULL, n};
     return 0;
 }
 
@@ -2284,7 +2367,7 @@ static int rd_lookup_locked(tsdb_index_rd *r, tsdb_labels l, uint64_t *id)
     if (rc == 0)
         rc = rd_cursor(r, r->ix->db_post, &c);
     if (rc == 0)
-        rc = find_refs(r->ix, r->txn, c, tids, counts, l.n, refs.p, refs.len, id);
+        rc = find_refs(r->ix, r->txn, c, r->limit, tids, counts, l.n, refs.p, refs.len, id);
     tsdb_buf_fini(&refs);
     free(counts);
     free(tids);
@@ -2307,7 +2390,7 @@ static int read_postings(tsdb_index_rd *r, tsdb_str name, tsdb_str value, idvec 
     if (rc == 0)
         rc = rd_cursor(r, r->ix->db_post, &c);
     if (rc == 0)
-        rc = post_read(c, tid, 0, UINT64_MAX, out);
+        rc = post_read(c, tid, 0, UINT64_MAX, r->limit, out);
     return rc;
 }
 
@@ -2316,7 +2399,7 @@ static int read_all(tsdb_index_rd *r, idvec *out)
     MDB_cursor *c = NULL;
     int rc = rd_cursor(r, r->ix->db_post, &c);
     if (rc == 0)
-        rc = post_read(c, ALL_TID, 0, UINT64_MAX, out);
+        rc = post_read(c, ALL_TID, 0, UINT64_MAX, r->limit, out);
     return rc;
 }
 
@@ -2551,17 +2634,22 @@ int tsdb__index_rd_each(tsdb_index_rd *r, tsdb_arena *scratch,
         tsdb_arena_reset(&a);
         rc = rd_cursor(r, ix->db_series, &c);
         if (rc == 0) {
-            unsigned char kb[8];
-            tsdb_put_u64be(kb, next >> SERIES_SHIFT);
-            k = (MDB_val){8, kb};
+            size_t kx = (size_t)(next >> SERIES_SHIFT);
+            k = (MDB_val){sizeof kx, &kx};
             rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         }
         while (rc == 0) {
-            if (k.mv_size != 8 || be64(k.mv_data) > (UINT64_MAX >> SERIES_SHIFT)) {
+            size_t kx;
+            if (k.mv_size != sizeof kx) {
                 rc = MDB_CORRUPTED;
                 break;
             }
-            rc = record_each(be64(k.mv_data), v.mv_data, v.mv_size, each_entry, &x);
+            memcpy(&kx, k.mv_data, sizeof kx);
+            if ((uint64_t)kx > (UINT64_MAX >> SERIES_SHIFT)) {
+                rc = MDB_CORRUPTED;
+                break;
+            }
+            rc = record_each(kx, v.mv_data, v.mv_size, each_entry, &x);
             if (rc != 0)
                 break;
             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -2604,7 +2692,7 @@ static int match_scan_fn(tsdb_index_rd *r, uint32_t tid, tsdb_str value, int has
     MDB_cursor *c = NULL;
     int rc = rd_cursor(r, r->ix->db_post, &c);
     if (rc == 0)
-        rc = post_read(c, tid, 0, UINT64_MAX, x->out);
+        rc = post_read(c, tid, 0, UINT64_MAX, r->limit, x->out);
     return rc;
 }
 /* Does "matches(m, v) == accept" mean "v is one of m's literals / starts with its prefix"? */

@@ -964,6 +964,25 @@ static void test_corruption_detected(void **state)
     assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
     assert_int_equal(tsdb__index_rd_select(r, ms, 1, &f->a, &ids, &cnt, NULL), TSDB_ECORRUPT);
     tsdb__index_rd_end(r);
+    /* A run far past the last allocated id (it must not be expanded). */
+    unsigned char big[32];
+    size_t nb = 0;
+    uint64_t huge = (uint64_t)1 << 40;
+    for (uint64_t x = huge;; x >>= 7) {
+        big[nb++] = (unsigned char)(x < 0x80 ? x : (x & 0x7f) | 0x80);
+        if (x < 0x80)
+            break;
+    }
+    big[nb++] = 0;
+    for (uint64_t x = huge - 2;; x >>= 7) {
+        big[nb++] = (unsigned char)(x < 0x80 ? x : (x & 0x7f) | 0x80);
+        if (x < 0x80)
+            break;
+    }
+    assert_int_equal(tsdb__index_poke(f->ix, "postings", key, 12, big, nb), 0);
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    assert_int_equal(tsdb__index_rd_select(r, ms, 1, &f->a, &ids, &cnt, NULL), TSDB_ECORRUPT);
+    tsdb__index_rd_end(r);
     /* A key of the wrong size in the postings. */
     assert_int_equal(tsdb__index_poke(f->ix, "postings", key, 11, val, 1), 0);
     assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
@@ -971,7 +990,8 @@ static void test_corruption_detected(void **state)
     tsdb__index_rd_end(r);
 
     /* A series record with an entry running past its end. */
-    be64_put(key, id1 >> 4);
+    size_t rkey = (size_t)(id1 >> 4); /* series records: native size_t keys */
+    memcpy(key, &rkey, sizeof rkey);
     val[0] = (unsigned char)(id1 & 15);
     val[1] = 9;
     val[2] = 1;
@@ -1004,7 +1024,8 @@ static void test_corruption_detected(void **state)
     assert_int_equal(tsdb__index_rd_labels(r, id1, &f->a, &l), 0);
     assert_true(tsdb_labels_equal(l, L(&f->a, "__name__=a,job=x")));
     tsdb__index_rd_end(r);
-    be32_put(key, 3);
+    unsigned int tkey = 3; /* term strings: native unsigned int keys */
+    memcpy(key, &tkey, sizeof tkey);
     val[0] = 0;
     val[1] = 'y';
     assert_int_equal(tsdb__index_poke(f->ix, "tstr", key, 4, val, 2), 0);
