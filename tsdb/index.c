@@ -800,8 +800,14 @@ static int record_find(const unsigned char *p, size_t n, uint64_t id, const unsi
     int first = 1;
     while (p < end) {
         uint64_t off, l;
-        if (uv_get(&p, end, &off) != 0 || uv_get(&p, end, &l) != 0 || l > (size_t)(end - p) ||
-            off >= (1u << SERIES_SHIFT) || (!first && off <= prev))
+        if (end - p >= 2 && (p[0] | p[1]) < 0x80) { /* the usual one-byte offset and length */
+            off = p[0];
+            l = p[1];
+            p += 2;
+        } else if (uv_get(&p, end, &off) != 0 || uv_get(&p, end, &l) != 0) {
+            return MDB_CORRUPTED;
+        }
+        if (l > (size_t)(end - p) || off >= (1u << SERIES_SHIFT) || (!first && off <= prev))
             return MDB_CORRUPTED;
         if (off == want) {
             *refs = p;
