@@ -130,11 +130,12 @@ struct tsdb_index {
     size_t tc_max;    /* budget */
     int tc_full;      /* a fill was refused (atomic): empty at the next quiet moment */
 
-    pthread_mutex_t mu; /* guards the fields below */
+    pthread_mutex_t mu; /* guards rd_pool; waits on cv for the two flags below */
     pthread_cond_t cv;
-    int n_active;           /* read operations running (not handles: see rd_enter) */
-    int growing;            /* a map resize is waiting or running */
-    uint64_t map_gen;       /* resizes so far; cursors re-seek when it changes */
+    int n_active;           /* read operations running (atomic; not handles: see rd_enter) */
+    int growing;            /* atomic, set under mu: an exclusive section (map resize, cache
+                             * clear) waits for or holds the index; new reads wait */
+    uint64_t map_gen;       /* resizes so far (atomic); cursors re-seek when it changes */
     tsdb_index_rd *rd_pool; /* reset read handles */
 };
 
@@ -1022,8 +1023,8 @@ static void tc_clear(tsdb_index *ix)
         free(page);
         ix->tc_top[i] = NULL;
     }
-    ix->tc_bytes = 0;
-    ix->tc_full = 0;
+    __atomic_store_n(&ix->tc_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&ix->tc_full, 0, __ATOMIC_RELAXED);
 }
 
 /* ---- Open and close ---------------------------------------------------------------------- */
@@ -1294,23 +1295,47 @@ static void deadline_after_ms(struct timespec *ts, int ms)
     }
 }
 
+/* Exclusive sections (mu held by the caller): waits for another one to end, then keeps new
+ * read operations out and waits for the running ones. 0, or ETIMEDOUT at the deadline. */
+static int excl_begin(tsdb_index *ix, const struct timespec *dl)
+{
+    int timed_out = 0;
+    while (__atomic_load_n(&ix->growing, __ATOMIC_SEQ_CST) && !timed_out)
+        timed_out = pthread_cond_timedwait(&ix->cv, &ix->mu, dl) != 0 &&
+                    __atomic_load_n(&ix->growing, __ATOMIC_SEQ_CST);
+    if (timed_out)
+        return ETIMEDOUT;
+    __atomic_store_n(&ix->growing, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&ix->n_active, __ATOMIC_SEQ_CST) > 0 && !timed_out)
+        timed_out = pthread_cond_timedwait(&ix->cv, &ix->mu, dl) != 0 &&
+                    __atomic_load_n(&ix->n_active, __ATOMIC_SEQ_CST) > 0;
+    if (timed_out) {
+        __atomic_store_n(&ix->growing, 0, __ATOMIC_SEQ_CST);
+        pthread_cond_broadcast(&ix->cv);
+        return ETIMEDOUT;
+    }
+    return 0;
+}
+
+static void excl_end(tsdb_index *ix)
+{
+    __atomic_store_n(&ix->growing, 0, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&ix->cv);
+}
+
 /* Sets the map size (0 = adopt the size another process chose) while no read operation runs. */
 static int resize_map(tsdb_index *ix, size_t size, tsdb_err *err)
 {
     struct timespec dl;
     deadline_after_ms(&dl, INDEX_GROW_WAIT_MS);
     pthread_mutex_lock(&ix->mu);
-    ix->growing = 1;
-    int timed_out = 0;
-    while (ix->n_active > 0 && !timed_out)
-        timed_out = pthread_cond_timedwait(&ix->cv, &ix->mu, &dl) != 0 && ix->n_active > 0;
+    int timed_out = excl_begin(ix, &dl) != 0;
     int rc = 0;
     if (!timed_out) {
         rc = mdb_env_set_mapsize(ix->env, size);
-        ix->map_gen++;
+        __atomic_add_fetch(&ix->map_gen, 1, __ATOMIC_RELEASE);
+        excl_end(ix);
     }
-    ix->growing = 0;
-    pthread_cond_broadcast(&ix->cv);
     pthread_mutex_unlock(&ix->mu);
     if (timed_out)
         return tsdb_errf(err, TSDB_EFULL, -1,
@@ -2083,28 +2108,45 @@ int tsdb__index_delete_series(tsdb_index *ix, const uint64_t *ids, size_t n, tsd
 
 /* ---- Read handles -------------------------------------------------------------------------- */
 
-/* Brackets one read operation: waits out a map resize, then keeps the next one from starting
- * until rd_exit. Operations never nest (callbacks run outside). */
+static void rd_exit(tsdb_index *ix);
+
+/* Brackets one read operation: waits out an exclusive section (map resize, cache clear), then
+ * keeps the next one from starting until rd_exit. Operations never nest (callbacks run
+ * outside). The count is an atomic: an uncontended read takes no lock. */
 static uint64_t rd_enter(tsdb_index *ix)
 {
-    pthread_mutex_lock(&ix->mu);
-    while (ix->growing)
-        pthread_cond_wait(&ix->cv, &ix->mu);
-    ix->n_active++;
-    uint64_t gen = ix->map_gen;
-    pthread_mutex_unlock(&ix->mu);
-    return gen;
+    for (;;) {
+        __atomic_add_fetch(&ix->n_active, 1, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&ix->growing, __ATOMIC_SEQ_CST))
+            return __atomic_load_n(&ix->map_gen, __ATOMIC_ACQUIRE);
+        rd_exit(ix); /* step back (waking the exclusive section) and wait for it */
+        pthread_mutex_lock(&ix->mu);
+        while (__atomic_load_n(&ix->growing, __ATOMIC_SEQ_CST))
+            pthread_cond_wait(&ix->cv, &ix->mu);
+        pthread_mutex_unlock(&ix->mu);
+    }
 }
 
 static void rd_exit(tsdb_index *ix)
 {
-    pthread_mutex_lock(&ix->mu);
-    if (--ix->n_active == 0) {
-        /* No read operation runs and none can start while mu is held: the moment to empty a
-         * full term cache. */
-        if (__atomic_load_n(&ix->tc_full, __ATOMIC_RELAXED))
-            tc_clear(ix);
+    if (__atomic_sub_fetch(&ix->n_active, 1, __ATOMIC_SEQ_CST) != 0)
+        return;
+    if (__atomic_load_n(&ix->growing, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&ix->mu);
         pthread_cond_broadcast(&ix->cv);
+        pthread_mutex_unlock(&ix->mu);
+        return;
+    }
+    if (!__atomic_load_n(&ix->tc_full, __ATOMIC_RELAXED))
+        return;
+    /* A full term cache is emptied in an exclusive section when no read runs; if reads keep
+     * coming, a later exit tries again. */
+    struct timespec dl;
+    deadline_after_ms(&dl, 5);
+    pthread_mutex_lock(&ix->mu);
+    if (__atomic_load_n(&ix->tc_full, __ATOMIC_RELAXED) && excl_begin(ix, &dl) == 0) {
+        tc_clear(ix);
+        excl_end(ix);
     }
     pthread_mutex_unlock(&ix->mu);
 }

@@ -1161,6 +1161,70 @@ static void test_term_cache_budget(void **state)
     }
 }
 
+/* Readers on several threads while the term cache keeps filling up and being emptied (a small
+ * budget): every label set must read back exactly. */
+struct cache_reader {
+    tsdb_index *ix;
+    const tsdb_labels *sets;
+    const uint64_t *ids;
+    size_t n;
+    unsigned seed;
+    int failed;
+};
+
+static void *cache_reader_main(void *arg)
+{
+    struct cache_reader *x = arg;
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    for (int round = 0; round < 40 && !x->failed; round++) {
+        tsdb_index_rd *r = NULL;
+        if (tsdb__index_rd_begin(x->ix, &r, NULL) != 0) {
+            x->failed = 1;
+            break;
+        }
+        for (size_t k = 0; k < 200; k++) {
+            size_t i = (size_t)rand_r(&x->seed) % x->n;
+            tsdb_labels back;
+            if (tsdb__index_rd_labels(r, x->ids[i], &a, &back) != 0 ||
+                !tsdb_labels_equal(back, x->sets[i])) {
+                x->failed = 1;
+                break;
+            }
+        }
+        tsdb__index_rd_end(r);
+        tsdb_arena_reset(&a);
+    }
+    tsdb_arena_fini(&a);
+    return NULL;
+}
+
+static void test_term_cache_threads(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    size_t n = 4000;
+    tsdb_labels *sets = tsdb_arena_alloc(&f->a, n * sizeof *sets);
+    uint64_t *ids = tsdb_arena_alloc(&f->a, n * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        sets[i] =
+            L(&f->a, tsdb_arena_sprintf(&f->a, "__name__=m%zu,inst=h%zu,v=%zu", i % 17, i / 3, i));
+    assert_int_equal(tsdb__index_resolve(f->ix, sets, n, ids, NULL, NULL), 0);
+    /* Room for a page or two of slots: fills, refuses, is emptied, again and again. */
+    tsdb__index_set_cache_max(f->ix, 80 * 1024);
+    struct cache_reader rd[3];
+    pthread_t th[3];
+    for (int t = 0; t < 3; t++) {
+        rd[t] = (struct cache_reader){f->ix, sets, ids, n, (unsigned)(t + 1) * 7919u, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, cache_reader_main, &rd[t]), 0);
+    }
+    for (int t = 0; t < 3; t++) {
+        pthread_join(th[t], NULL);
+        assert_false(rd[t].failed);
+    }
+    assert_true(tsdb__index_cache_bytes(f->ix) <= 80 * 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1180,6 +1244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corruption_detected, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_hash_collisions, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_term_cache_budget, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_term_cache_threads, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
