@@ -5,7 +5,7 @@
  * reaches storage. Names follow [a-zA-Z_][a-zA-Z0-9_]*, the __name__ value follows the metric
  * name syntax [a-zA-Z_:][a-zA-Z0-9_:]*, and values are valid UTF-8 (model.LabelValue.IsValid).
  *
- * Canonical encoding (tsdb__labels_encode; the index stores it as the series value):
+ * Canonical encoding (tsdb__labels_encode; a self-contained byte form of a label set):
  *
  *     uvarint n | n x ( uvarint name_len | name | uvarint value_len | value )
  *

@@ -1,8 +1,8 @@
 /* tsdb/labels.h -- folder-internal helpers around label sets and matchers (tsdb/labels.c).
  *
  * The public label and matcher API is in tsdb/tsdb.h; this header adds the canonical byte
- * encoding of a label set (used by the index) and what the index needs to know about a
- * compiled matcher to pick a cheap plan.
+ * encoding of a label set and what the index needs to know about a compiled matcher to pick a
+ * cheap plan.
  */
 #ifndef TSDB_LABELS_H
 #define TSDB_LABELS_H
