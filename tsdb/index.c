@@ -18,15 +18,18 @@
  *             tell them apart. A term whose count drops to 0 is deleted (its tid is not reused).
  *   tstr      tid (unsigned int, MDB_INTEGERKEY) -> uvarint(len(name)) name value
  *             (the term's exact strings)
- *   series    id >> 4 (size_t, MDB_INTEGERKEY) -> the label sets of up to 16 series, ascending by
- * id, each entry uvarint(id & 15) uvarint(len(refs)) refs, where refs are the uvarint tids of the
- *             labels in label order. Two sorted label sets are equal exactly when their refs
- *             are, so refs double as the canonical encoding for lookups.
+ *   series    id >> 4 (size_t, MDB_INTEGERKEY) -> the label sets of up to 16 series,
+ *             ascending by id, each entry uvarint(id & 15) uvarint(len(refs)) refs, where
+ *             refs are the uvarint tids of the labels in label order. Two sorted label sets
+ *             are equal exactly when their refs are, so refs double as the canonical encoding
+ *             for lookups.
  *   postings  u32be tid ++ u64be first id -> a chunk of the ascending ids of the term's series
  *             (tid 0 lists every series). Chunk = uvarint(count) then, after the first id
  *             (the key's), tokens: uvarint(x), x >= 1: the next id is previous + x + 1;
  *             x = 0 followed by uvarint(r): the next r + 1 ids follow the previous one
  *             consecutively. New chunks start once a chunk's tokens pass CHUNK_MAX bytes.
+ *             Readers expand chunks only below the snapshot's next_id, so a damaged count or
+ *             run cannot ask for more ids than were ever allocated.
  *
  * Names never contain 0x00 and valid UTF-8 never contains 0xff, so the term keys of one name
  * are the contiguous range starting at "name\0", sorted by value bytes (hashed keys sort last),
@@ -49,11 +52,12 @@
  * Writes: one writer at a time (the caller serialises). A write transaction that hits
  * MDB_MAP_FULL is aborted, the map doubled and the transaction run again; the map can only be
  * resized while no other thread is inside LMDB, so every read operation runs between rd_enter
- * and rd_exit and the resize waits for the running ones to finish (new ones wait for it). A read
- * handle may stay open across a resize: its transaction holds page numbers, not pointers, and
- * its cursors and remembered series record (which do point into the map) are dropped at its next
- * operation. Read handles wrap a read-only transaction; ended handles are reset and pooled for
- * mdb_txn_renew.
+ * and rd_exit (an atomic count, no lock when nothing is exclusive) and the resize waits for the
+ * running ones to finish (new ones wait for it); emptying the term cache uses the same exclusive
+ * section. A read handle may stay open across a resize: its transaction holds page numbers,
+ * not pointers, and its cursors and remembered series record (which do point into the map) are
+ * dropped at its next operation. Read handles wrap a read-only transaction; ended handles are
+ * reset and pooled for mdb_txn_renew.
  *
  * select: matchers that do not match "" yield the ids of the values they accept (positives);
  * matchers that match "" yield the ids of the values they reject, to subtract (negatives).
