@@ -109,6 +109,17 @@
 _Static_assert(sizeof(size_t) == 8, "series record keys are 64-bit size_t");
 _Static_assert(sizeof(unsigned int) == 4, "term ids are 32-bit unsigned int");
 
+/* A term in the writer's cache: name 0x00 value -> tid (and its count when cached). */
+typedef struct wt_ent {
+    uint64_t h;
+    unsigned char *key; /* NULL = empty slot */
+    size_t len;
+    uint32_t tid;
+    uint64_t count;
+} wt_ent;
+
+#define WT_MAX_SLOTS ((size_t)1 << 18)
+
 /* A cached term: name NUL value NUL. */
 typedef struct tc_ent {
     uint32_t nlen, vlen;
@@ -126,6 +137,13 @@ struct tsdb_index {
     uint32_t next_tid; /* writer only */
     size_t map_bytes;  /* current map size (writer; grows) */
     size_t filter_max; /* candidate count below which select filters by labels */
+
+    /* Writer's term cache (writer only): saves the terms lookups of label sets whose terms were
+     * seen before. Filled after a resolve commits; emptied after a delete commits (deleting a
+     * term is the only way a name=value can later get another tid). Counts are as of caching:
+     * they only order a lookup's intersections. */
+    wt_ent *wt;
+    size_t wt_slots, wt_n;
 
     /* Term string cache: slots are read and filled with __atomic operations by read
      * operations; emptied by rd_exit under mu when no read operation runs. */
@@ -1013,6 +1031,16 @@ static const tc_ent *tc_put(tsdb_index *ix, uint32_t tid, tsdb_str name, tsdb_st
     return e;
 }
 
+/* Empties the writer's term cache. */
+static void wt_clear(tsdb_index *ix)
+{
+    for (size_t i = 0; i < ix->wt_slots; i++)
+        free(ix->wt[i].key);
+    free(ix->wt);
+    ix->wt = NULL;
+    ix->wt_slots = ix->wt_n = 0;
+}
+
 /* Frees every cached entry. Callers guarantee that no read operation runs. */
 static void tc_clear(tsdb_index *ix)
 {
@@ -1196,6 +1224,7 @@ void tsdb__index_close(tsdb_index *ix)
     }
     mdb_env_close(ix->env);
     tc_clear(ix);
+    wt_clear(ix);
     free(ix->tc_top);
     pthread_mutex_destroy(&ix->mu);
     pthread_cond_destroy(&ix->cv);
@@ -1519,10 +1548,71 @@ static void refs_put(tsdb_buf *b, uint32_t tid)
     tsdb_buf_put(b, tmp, uv_put(tmp, tid));
 }
 
+/* ---- Writer's term cache ------------------------------------------------------------------ */
+
+static const wt_ent *wt_find(const tsdb_index *ix, uint64_t h, tsdb_str name, tsdb_str value)
+{
+    if (ix->wt_slots == 0)
+        return NULL;
+    size_t len = name.len + 1 + value.len;
+    for (size_t j = h & (ix->wt_slots - 1);; j = (j + 1) & (ix->wt_slots - 1)) {
+        const wt_ent *e = &ix->wt[j];
+        if (e->key == NULL)
+            return NULL;
+        if (e->h == h && e->len == len && memcmp(e->key, name.p, name.len) == 0 &&
+            e->key[name.len] == 0 &&
+            (value.len == 0 || memcmp(e->key + name.len + 1, value.p, value.len) == 0))
+            return e;
+    }
+}
+
+static void wt_slot_put(wt_ent *v, size_t slots, wt_ent e)
+{
+    size_t j = e.h & (slots - 1);
+    while (v[j].key != NULL)
+        j = (j + 1) & (slots - 1);
+    v[j] = e;
+}
+
+/* Caches key (name 0x00 value, len bytes) -> tid, count; an existing entry is updated. */
+static void wt_put(tsdb_index *ix, uint64_t h, const unsigned char *key, size_t len, uint32_t tid,
+                   uint64_t count)
+{
+    for (size_t j = ix->wt_slots ? h & (ix->wt_slots - 1) : 0; ix->wt_slots;
+         j = (j + 1) & (ix->wt_slots - 1)) {
+        wt_ent *e = &ix->wt[j];
+        if (e->key == NULL)
+            break;
+        if (e->h == h && e->len == len && memcmp(e->key, key, len) == 0) {
+            e->tid = tid;
+            e->count = count;
+            return;
+        }
+    }
+    if ((ix->wt_n + 1) * 2 > ix->wt_slots) {
+        if (ix->wt_slots >= WT_MAX_SLOTS) {
+            wt_clear(ix); /* bounded: start over with the terms seen from now on */
+        }
+        size_t ns = ix->wt_slots ? ix->wt_slots * 2 : 1024;
+        wt_ent *nv = xcalloc(ns, sizeof *nv);
+        for (size_t i = 0; i < ix->wt_slots; i++)
+            if (ix->wt[i].key)
+                wt_slot_put(nv, ns, ix->wt[i]);
+        free(ix->wt);
+        ix->wt = nv;
+        ix->wt_slots = ns;
+    }
+    unsigned char *k = xmalloc(len ? len : 1);
+    memcpy(k, key, len);
+    wt_slot_put(ix->wt, ix->wt_slots, (wt_ent){h, k, len, tid, count});
+    ix->wt_n++;
+}
+
 /* ---- Resolve: one transaction for a batch of label sets -------------------------------------- */
 
 /* A term touched by the batch: its state before the transaction and the new ids it gains. */
 typedef struct tgroup {
+    uint64_t h;                        /* hash of name 0x00 value */
     size_t key_off, name_len, key_len; /* name 0x00 value in keys */
     uint32_t tid;                      /* 0 while the term does not exist */
     uint64_t count;                    /* series before this transaction */
@@ -1601,11 +1691,18 @@ static int batch_term(tsdb_index *ix, MDB_txn *txn, wbatch *b, tsdb_str name, ts
         b->g = xrealloc(b->g, b->cap_g * sizeof *b->g);
     }
     tgroup *g = &b->g[b->n_g];
-    *g = (tgroup){b->keys.len, name.len, len, 0, 0, 0, NULL, 0, 0};
+    *g = (tgroup){h, b->keys.len, name.len, len, 0, 0, 0, NULL, 0, 0};
     tsdb_buf_put(&b->keys, name.p, name.len);
     tsdb_buf_putc(&b->keys, 0);
     tsdb_buf_put(&b->keys, value.p, value.len);
-    int rc = term_find(ix, txn, name, value, keybuf, &g->tid, &g->count);
+    const wt_ent *e = wt_find(ix, h, name, value);
+    int rc = 0;
+    if (e) {
+        g->tid = e->tid;
+        g->count = e->count;
+    } else {
+        rc = term_find(ix, txn, name, value, keybuf, &g->tid, &g->count);
+    }
     if (rc == MDB_NOTFOUND) {
         g->tid = 0;
         rc = 0;
@@ -1754,6 +1851,7 @@ static int batch_flush(tsdb_index *ix, MDB_txn *txn, wbatch *b, unsigned char *k
         rc = post_add(ix, txn, c, g->tid, g->ids, g->n, &added);
         if (rc != 0)
             break;
+        g->count += added;
         const char *p = (const char *)b->keys.p + g->key_off;
         tsdb_str name = {p, g->name_len},
                  value = {p + g->name_len + 1, g->key_len - g->name_len - 1};
@@ -1776,6 +1874,7 @@ struct resolve_ctx {
     uint8_t *created;
     uint64_t next;     /* next id after the transaction */
     uint32_t next_tid; /* next tid after the transaction */
+    wbatch b;          /* the terms of the last run, cached once it commits */
 };
 
 static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
@@ -1788,10 +1887,10 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
     if (rc != 0)
         return rc;
     unsigned char *keybuf = xmalloc(ix->maxkey + 16);
-    wbatch b;
-    memset(&b, 0, sizeof b);
-    tsdb_buf_init(&b.keys);
-    tsdb_buf_init(&b.made_refs);
+    batch_free(&ctx->b); /* a run again after map growth starts over */
+    wbatch *bp = &ctx->b;
+    tsdb_buf_init(&bp->keys);
+    tsdb_buf_init(&bp->made_refs);
     tsdb_buf refs;
     tsdb_buf_init(&refs);
     size_t cap = 16;
@@ -1808,10 +1907,10 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
         }
         int missing = 0, fresh = 0;
         for (size_t j = 0; j < l.n && rc == 0; j++) {
-            rc = batch_term(ix, txn, &b, l.v[j].name, l.v[j].value, keybuf, &gi[j]);
+            rc = batch_term(ix, txn, bp, l.v[j].name, l.v[j].value, keybuf, &gi[j]);
             if (rc == 0) {
-                missing |= b.g[gi[j]].tid == 0;
-                fresh |= b.g[gi[j]].fresh;
+                missing |= bp->g[gi[j]].tid == 0;
+                fresh |= bp->g[gi[j]].fresh;
             }
         }
         if (rc != 0)
@@ -1819,11 +1918,11 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
         refs.len = 0;
         if (!missing) {
             for (size_t j = 0; j < l.n; j++) {
-                tids[j] = b.g[gi[j]].tid;
-                counts[j] = b.g[gi[j]].count;
+                tids[j] = bp->g[gi[j]].tid;
+                counts[j] = bp->g[gi[j]].count;
                 refs_put(&refs, tids[j]);
             }
-            uint64_t id = made_find(&b, refs.p, refs.len);
+            uint64_t id = made_find(bp, refs.p, refs.len);
             if (id == 0 && !fresh) {
                 rc = find_refs(ix, txn, c, ix->next_id, tids, counts, l.n, refs.p, refs.len, &id);
                 if (rc == MDB_NOTFOUND)
@@ -1845,7 +1944,7 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
         uint64_t id = next++;
         refs.len = 0;
         for (size_t j = 0; j < l.n && rc == 0; j++) {
-            tgroup *g = &b.g[gi[j]];
+            tgroup *g = &bp->g[gi[j]];
             if (g->tid == 0) {
                 rc = term_create(ix, txn, &next_tid, l.v[j].name, l.v[j].value, &g->tid);
                 g->fresh = 1;
@@ -1857,19 +1956,18 @@ static int resolve_fn(tsdb_index *ix, MDB_txn *txn, void *vctx, tsdb_err *err)
             rc = tsdb_errf(err, TSDB_ELIMIT, -1, "index: term ids exhausted");
         if (rc != 0)
             break;
-        made_add(&b, refs.p, refs.len, id);
-        idvec_push(&b.all, id);
+        made_add(bp, refs.p, refs.len, id);
+        idvec_push(&bp->all, id);
         ctx->ids[i] = id;
         if (ctx->created)
             ctx->created[i] = 1;
     }
     if (rc == 0)
-        rc = batch_flush(ix, txn, &b, keybuf);
+        rc = batch_flush(ix, txn, bp, keybuf);
     if (rc == 0)
         rc = put_meta_ids(ix, txn, next, next_tid);
     ctx->next = next;
     ctx->next_tid = next_tid;
-    batch_free(&b);
     tsdb_buf_fini(&refs);
     free(gi);
     free(tids);
@@ -1887,12 +1985,23 @@ int tsdb__index_resolve(tsdb_index *ix, const tsdb_labels *sets, size_t n, uint6
     int rc = check_names(sets, n, err);
     if (rc != TSDB_OK)
         return rc;
-    struct resolve_ctx ctx = {sets, n, ids, created, 0, 0};
+    struct resolve_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.sets = sets;
+    ctx.n = n;
+    ctx.ids = ids;
+    ctx.created = created;
     rc = run_write(ix, resolve_fn, &ctx, err);
     if (rc == TSDB_OK) {
         __atomic_store_n(&ix->next_id, ctx.next, __ATOMIC_RELEASE);
         ix->next_tid = ctx.next_tid;
+        for (size_t i = 0; i < ctx.b.n_g; i++) {
+            const tgroup *g = &ctx.b.g[i];
+            if (g->tid != 0)
+                wt_put(ix, g->h, ctx.b.keys.p + g->key_off, g->key_len, g->tid, g->count);
+        }
     }
+    batch_free(&ctx.b);
     return rc;
 }
 
@@ -2107,7 +2216,10 @@ int tsdb__index_delete_series(tsdb_index *ix, const uint64_t *ids, size_t n, tsd
     if (n == 0)
         return TSDB_OK;
     struct del_ctx ctx = {ids, n};
-    return run_write(ix, del_fn, &ctx, err);
+    int rc = run_write(ix, del_fn, &ctx, err);
+    if (rc == TSDB_OK)
+        wt_clear(ix); /* terms may be gone: their name=value would get new tids */
+    return rc;
 }
 
 /* ---- Read handles -------------------------------------------------------------------------- */

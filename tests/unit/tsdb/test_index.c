@@ -427,6 +427,14 @@ static void test_delete_and_put(void **state)
     uint64_t idb2 = resolve1(f, b, &created);
     assert_int_equal(created, 1);
     assert_true(idb2 > idb);
+    /* only_b=1 came back as a new term: the series reads back and is found again. */
+    assert_int_equal(tsdb__index_rd_begin(f->ix, &r, NULL), 0);
+    tsdb_labels back;
+    assert_int_equal(tsdb__index_rd_labels(r, idb2, &f->a, &back), 0);
+    assert_true(tsdb_labels_equal(back, b));
+    tsdb__index_rd_end(r);
+    assert_int_equal(resolve1(f, b, &created), idb2);
+    assert_int_equal(created, 0);
 
     /* put_series: idempotent, bumps next id, refuses a different label set for a known id. */
     tsdb_labels c = L(&f->a, "__name__=replayed");
