@@ -2,7 +2,8 @@
  * maintenance thread.
  *
  * Data directory (DESIGN 2.5): LOCK, index/ (LMDB), wal/ (segments and checkpoints),
- * blocks/ (<mint>-<maxt>-L<level>-<seq>.blk and their .tomb files).
+ * blocks/ (<mint>-<maxt>-L<level>-<seq>.blk and their .tomb files), chunks_head/ (closed head
+ * chunks, a memory offload emptied at open; see tsdb/hchunks.h).
  *
  * Invariants:
  *  1. A block file becomes visible only after: write *.tmp -> fsync -> rename -> fsync the
@@ -413,6 +414,21 @@ static void *maint_main(void *arg)
 /* ---- Open and close -----------------------------------------------------------------------------
  */
 
+/* Gives the head its chunk files (chunks_head/, emptied: the WAL replay refills it). Without
+ * them the head keeps closed chunks in the heap, which only costs memory. */
+static void open_head_files(tsdb *db)
+{
+    char path[TSDB__DIR_MAX + 16];
+    snprintf(path, sizeof(path), "%s/chunks_head", db->dir);
+    tsdb__hchunks *f = NULL;
+    tsdb_err e;
+    if (tsdb__hchunks_open(path, 0, 0, &f, &e) == TSDB_OK)
+        tsdb__head_set_files(db->head, f);
+    else
+        TSDB_LOG_WARN("db", "head chunk files unavailable, closed chunks stay in memory: %s",
+                      e.msg);
+}
+
 int tsdb_open(const tsdb_opts *o, tsdb **out, tsdb_err *err)
 {
     if (!o || !o->dir || !o->dir[0] || !out)
@@ -460,6 +476,8 @@ int tsdb_open(const tsdb_opts *o, tsdb **out, tsdb_err *err)
             rc = tsdb__os_mkdir_p(db->blocks_dir, err);
         if (rc == TSDB_OK)
             rc = tsdb__os_mkdir_p(db->index_dir, err);
+        if (rc == TSDB_OK)
+            open_head_files(db);
     }
     if (rc == TSDB_OK)
         rc = tsdb__index_open(db->index_dir, db->o.index_map_bytes, db->o.read_only, &db->ix, err);

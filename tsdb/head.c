@@ -37,6 +37,7 @@ struct tsdb__head {
     _Atomic uint64_t n_series, n_samples, n_chunks;
     _Atomic int64_t mint, maxt;
     _Atomic int64_t chunk_floor; /* see tsdb__head_set_chunk_floor */
+    tsdb__hchunks *files;        /* NULL: closed chunks stay in the heap */
     pthread_mutex_t tomb_lock;
     int64_t *tombs; /* triples (id, mint, maxt) sorted by id, then mint */
     size_t n_tombs, cap_tombs;
@@ -229,10 +230,63 @@ tsdb__head *tsdb__head_new(int64_t block_ms)
     return h;
 }
 
-static void series_free(tsdb__hseries *s)
+/* ---- Closed chunk bytes ---------------------------------------------------------------------- */
+
+/* Stores the bytes of a closed chunk: in the chunk files when they take it, else in the heap. */
+static void chunk_store(tsdb__head *h, tsdb__hchunk *c, const unsigned char *p, size_t len)
+{
+    c->len = (uint32_t)len;
+    if (h->files) {
+        tsdb_err e;
+        if (tsdb__hchunks_append(h->files, p, len, &c->at.ref, &e) == TSDB_OK) {
+            c->in_file = 1;
+            return;
+        }
+    }
+    c->in_file = 0;
+    c->at.p = xmalloc(len);
+    memcpy(c->at.p, p, len);
+}
+
+/* Copies a closed chunk's bytes (stripe lock held). */
+static void chunk_read(tsdb__head *h, const tsdb__hchunk *c, unsigned char *dst)
+{
+    if (c->in_file)
+        tsdb__hchunks_read(h->files, c->at.ref, c->len, dst);
+    else
+        memcpy(dst, c->at.p, c->len);
+}
+
+/* Drops a closed chunk's bytes (stripe lock held, or the series unreachable). */
+static void chunk_drop(tsdb__head *h, tsdb__hchunk *c)
+{
+    if (c->in_file)
+        tsdb__hchunks_release(h->files, c->at.ref);
+    else
+        free(c->at.p);
+}
+
+/* Room for one more closed chunk: grows by half (from 2), not doubling, since most series keep
+ * only a few chunks between cuts. */
+static tsdb__hchunk *chunk_push(tsdb__hseries *s)
+{
+    if (s->n_chunks == s->cap_chunks) {
+        s->cap_chunks = s->cap_chunks < 2 ? 2 : s->cap_chunks + s->cap_chunks / 2;
+        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
+    }
+    return &s->chunks[s->n_chunks++];
+}
+
+void tsdb__head_set_files(tsdb__head *h, tsdb__hchunks *files)
+{
+    tsdb__hchunks_close(h->files);
+    h->files = files;
+}
+
+static void series_free(tsdb__head *h, tsdb__hseries *s)
 {
     for (uint32_t i = 0; i < s->n_chunks; i++)
-        free(s->chunks[i].p);
+        chunk_drop(h, &s->chunks[i]);
     free(s->chunks);
     tsdb_chunk_app_fini(&s->app);
     free(s->ooo);
@@ -246,7 +300,8 @@ void tsdb__head_free(tsdb__head *h)
         return;
     for (size_t i = 0; i < h->by_id->cap; i++)
         if (h->by_id->e[i].val)
-            series_free(h->by_id->e[i].val);
+            series_free(h, h->by_id->e[i].val);
+    tsdb__hchunks_close(h->files);
     hm_free(h->by_hash);
     hm_free(h->by_id);
     for (size_t i = 0; i < TSDB__HEAD_STRIPES; i++)
@@ -423,20 +478,13 @@ static void close_chunk(tsdb__head *h, tsdb__hseries *s)
 {
     size_t len;
     const unsigned char *b = tsdb_chunk_app_bytes(&s->app, &len);
-    if (s->n_chunks == s->cap_chunks) {
-        s->cap_chunks = s->cap_chunks ? s->cap_chunks * 2 : 2;
-        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
-    }
-    tsdb__hchunk *c = &s->chunks[s->n_chunks++];
-    c->p = xmalloc(len);
-    memcpy(c->p, b, len);
-    c->len = (uint32_t)len;
+    tsdb__hchunk *c = chunk_push(s);
+    chunk_store(h, c, b, len);
     c->n = s->app.n;
     c->mint = s->app_mint;
     c->maxt = s->app_maxt;
     tsdb_chunk_app_fini(&s->app);
     tsdb_chunk_app_init(&s->app);
-    (void)h;
 }
 
 void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
@@ -469,9 +517,10 @@ void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
 
 /* Copies the overlapping chunks (stripe lock held): closed ones, the open one and the
  * out-of-order samples as chunks, as the parts mask selects. */
-static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t block_ms, int parts,
+static size_t copy_locked(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt, int parts,
                           tsdb_arena *a, tsdb__chunk_ref **out)
 {
+    int64_t block_ms = h->block_ms;
     size_t n = 0;
     uint32_t n_closed = parts & TSDB__HEAD_CLOSED ? s->n_chunks : 0;
     for (uint32_t i = 0; i < n_closed; i++)
@@ -497,7 +546,7 @@ static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t 
         if (c->maxt < mint || c->mint > maxt)
             continue;
         unsigned char *p = tsdb_arena_alloc(a, c->len);
-        memcpy(p, c->p, c->len);
+        chunk_read(h, c, p);
         r[k++] = (tsdb__chunk_ref){c->mint, c->maxt, p, c->len};
     }
     if (app) {
@@ -537,7 +586,7 @@ size_t tsdb__head_copy(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt, t
     tsdb__hseries *s = hm_next(h->by_id, id, &pos);
     if (s) {
         pthread_mutex_lock(stripe(h, id));
-        n = copy_locked(s, mint, maxt, h->block_ms, TSDB__HEAD_ALL, a, out);
+        n = copy_locked(h, s, mint, maxt, TSDB__HEAD_ALL, a, out);
         pthread_mutex_unlock(stripe(h, id));
     }
     pthread_rwlock_unlock(&h->map_lock);
@@ -554,7 +603,7 @@ size_t tsdb__head_copy_parts(tsdb__head *h, tsdb__hseries *s, int64_t mint, int6
                              tsdb_arena *a, tsdb__chunk_ref **out)
 {
     pthread_mutex_lock(stripe(h, s->id));
-    size_t n = copy_locked(s, mint, maxt, h->block_ms, parts, a, out);
+    size_t n = copy_locked(h, s, mint, maxt, parts, a, out);
     pthread_mutex_unlock(stripe(h, s->id));
     return n;
 }
@@ -567,7 +616,7 @@ size_t tsdb__head_copy_split(tsdb__head *h, tsdb__hseries *s, int64_t mint, tsdb
     for (uint32_t i = 0; i < s->n_chunks; i++)
         if (s->chunks[i].maxt >= mint)
             c++;
-    size_t n = copy_locked(s, mint, INT64_MAX, h->block_ms, TSDB__HEAD_ALL, a, out);
+    size_t n = copy_locked(h, s, mint, INT64_MAX, TSDB__HEAD_ALL, a, out);
     pthread_mutex_unlock(stripe(h, s->id));
     *n_closed = c;
     return n;
@@ -595,14 +644,8 @@ int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t 
         return TSDB_ECORRUPT;
     pthread_mutex_t *mu = stripe(h, s->id);
     pthread_mutex_lock(mu);
-    if (s->n_chunks == s->cap_chunks) {
-        s->cap_chunks = s->cap_chunks ? s->cap_chunks * 2 : 2;
-        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
-    }
-    tsdb__hchunk *c = &s->chunks[s->n_chunks++];
-    c->p = xmalloc(len);
-    memcpy(c->p, p, len);
-    c->len = (uint32_t)len;
+    tsdb__hchunk *c = chunk_push(s);
+    chunk_store(h, c, p, len);
     c->n = n;
     c->mint = mint;
     c->maxt = maxt;
@@ -661,7 +704,7 @@ void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t)
         uint32_t k = 0;
         while (k < s->n_chunks && s->chunks[k].maxt < t) {
             dropped_samples += s->chunks[k].n;
-            free(s->chunks[k].p);
+            chunk_drop(h, &s->chunks[k]);
             k++;
         }
         if (k > 0) {
@@ -723,7 +766,7 @@ size_t tsdb__head_gc_empty(tsdb__head *h, int64_t t, uint64_t **empty, size_t *n
                 ev = xmalloc(n * sizeof(*ev));
             ev[ne++] = s->id;
         }
-        series_free(s);
+        series_free(h, s);
         removed++;
     }
     free(v);

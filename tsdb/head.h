@@ -3,7 +3,11 @@
  * Locking (DESIGN 2.6): the head has one writer at a time (the caller holds db->append_lock),
  * which alone creates series, checks ingest rules and appends samples. Readers find series by id
  * under the map read lock and copy chunk bytes under the series' stripe lock. Removing series
- * (truncation) needs the append lock and the map write lock. No I/O happens in this file.
+ * (truncation) needs the append lock and the map write lock.
+ *
+ * Memory: closed chunks go to the head chunk files (tsdb/hchunks.h) when the database has them,
+ * so a series holds only its open chunk and a small reference per closed one. I/O happens only
+ * there; a chunk the files refuse stays in the heap.
  */
 #ifndef TSDB_HEAD_H
 #define TSDB_HEAD_H
@@ -15,15 +19,22 @@
 
 #include "tsdb/base.h"
 #include "tsdb/chunk.h"
+#include "tsdb/hchunks.h"
 #include "tsdb/tsdb.h"
 
 #define TSDB__HEAD_STRIPES 4096
 
+/* A closed chunk: its bytes live in the head chunk files (tsdb/hchunks.h) or, without them or
+ * when writing them failed, in an exact-size heap copy. */
 typedef struct tsdb__hchunk {
     int64_t mint, maxt;
-    unsigned char *p; /* heap copy, exactly len bytes */
+    union {
+        unsigned char *p; /* in_file == 0: heap copy, exactly len bytes */
+        uint64_t ref;     /* in_file == 1: chunk file reference */
+    } at;
     uint32_t len;
     uint16_t n;
+    uint8_t in_file;
 } tsdb__hchunk;
 
 typedef struct tsdb__hseries {
@@ -59,7 +70,10 @@ typedef struct tsdb__chunk_ref {
 typedef struct tsdb__head tsdb__head;
 
 tsdb__head *tsdb__head_new(int64_t block_ms);
-void tsdb__head_free(tsdb__head *h); /* NULL allowed */
+void tsdb__head_free(tsdb__head *h); /* NULL allowed; closes the chunk files */
+/* Before the first sample: from now on closed chunks go to these chunk files (the head owns
+ * and closes them). Without files every closed chunk stays in the heap. */
+void tsdb__head_set_files(tsdb__head *h, tsdb__hchunks *files);
 
 /* Writer: finds the series with sorted labels l and hash, or NULL. */
 tsdb__hseries *tsdb__head_get(tsdb__head *h, uint64_t hash, tsdb_labels l);
