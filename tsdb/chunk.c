@@ -220,6 +220,16 @@ void tsdb_chunk_app_init(tsdb_chunk_app *a)
     a->leading = 0xff;
 }
 
+void tsdb_chunk_app_reset(tsdb_chunk_app *a)
+{
+    tsdb_buf b = a->b;
+    memset(b.p, 0, b.len + CHUNK_APP_SLACK <= b.cap ? b.len + CHUNK_APP_SLACK : b.cap);
+    memset(a, 0, sizeof(*a));
+    a->b = b;
+    a->b.len = CHUNK_HDR;
+    a->leading = 0xff;
+}
+
 void tsdb_chunk_app_fini(tsdb_chunk_app *a)
 {
     if (!a)
@@ -276,8 +286,12 @@ void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
     assert(a->n < UINT16_MAX);
     tsdb_buf *b = &a->b;
     if (b->cap - b->len < CHUNK_APP_SLACK) {
-        size_t old_cap = b->cap;
-        tsdb_buf_reserve(b, CHUNK_APP_SLACK);
+        /* Grows by an eighth (at least 32 bytes), not doubling: an open head chunk lives as
+         * long as its series keeps appending, so its slack is resident memory. */
+        size_t old_cap = b->cap, step = b->len / 8 > 32 ? b->len / 8 : 32;
+        size_t cap = (b->len + CHUNK_APP_SLACK + step + 15) & ~(size_t)15;
+        b->p = xrealloc(b->p, cap);
+        b->cap = cap;
         memset(b->p + old_cap, 0, b->cap - old_cap); /* [len, old_cap) is zero already */
     }
     unsigned char *p = b->p;

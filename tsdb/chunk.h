@@ -27,6 +27,9 @@ typedef struct tsdb_chunk_app {
 
 void tsdb_chunk_app_init(tsdb_chunk_app *a);
 void tsdb_chunk_app_fini(tsdb_chunk_app *a);
+/* Starts a new chunk in the same buffer (keeping its capacity, which suits a chunk like the
+ * last one). */
+void tsdb_chunk_app_reset(tsdb_chunk_app *a);
 /* Appends one sample (t must not be below the previous one). */
 void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v);
 /* The chunk's bytes so far (borrowed until the next add or fini). */

@@ -47,7 +47,10 @@
 
 #define DAY_MS             (24LL * 3600 * 1000)
 #define SAMPLES_PER_RECORD 8192
-#define MAINT_INTERVAL_MS  1000
+/* New series per SERIES record: bounds the record and compression buffers, which keep their
+ * size after a batch of many new series. */
+#define SERIES_PER_RECORD 4096
+#define MAINT_INTERVAL_MS 1000
 
 void tsdb_opts_default(tsdb_opts *o)
 {
@@ -573,7 +576,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     size_t ns = b->n_series;
     tsdb__app_scratch *sc = &db->sc;
     if (ns > sc->cap_series) {
-        size_t c = ns + ns / 2;
+        size_t c = ns + ns / 8; /* batches tend to keep their size: little headroom */
         sc->lbls = xrealloc(sc->lbls, c * sizeof(*sc->lbls));
         sc->hashes = xrealloc(sc->hashes, c * sizeof(*sc->hashes));
         sc->ser = xrealloc(sc->ser, c * sizeof(*sc->ser));
@@ -669,7 +672,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         if (ser[i])
             total += b->series[i].n_samples;
     if (total > sc->cap_samples) {
-        size_t c = total + total / 2;
+        size_t c = total + total / 8;
         sc->acc = xrealloc(sc->acc, c * sizeof(*sc->acc));
         sc->acc_s = xrealloc(sc->acc_s, c * sizeof(*sc->acc_s));
         sc->acc_ooo = xrealloc(sc->acc_ooo, c);
@@ -723,9 +726,10 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     if (n_acc > 0) {
         tsdb_buf *rec = &sc->rec;
         tsdb__wal_mark(db->wal);
-        if (n_news > 0) {
+        for (size_t off = 0; rc == TSDB_OK && off < n_news; off += SERIES_PER_RECORD) {
+            size_t n = n_news - off < SERIES_PER_RECORD ? n_news - off : SERIES_PER_RECORD;
             rec->len = 0;
-            tsdb__rec_series_encode(rec, news, n_news);
+            tsdb__rec_series_encode(rec, news + off, n);
             rc = tsdb__wal_log(db->wal, rec->p, rec->len, err);
         }
         for (size_t off = 0; rc == TSDB_OK && off < n_acc; off += SAMPLES_PER_RECORD) {

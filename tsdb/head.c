@@ -26,6 +26,7 @@
  */
 #include "tsdb/head.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,7 +291,6 @@ static void series_free(tsdb__head *h, tsdb__hseries *s)
     free(s->chunks);
     tsdb_chunk_app_fini(&s->app);
     free(s->ooo);
-    free(s->lbl);
     free(s);
 }
 
@@ -366,14 +366,13 @@ static void map_put(tsdb__head *h, struct hmap **mp, uint64_t k, void *v)
 
 tsdb__hseries *tsdb__head_create(tsdb__head *h, uint64_t id, uint64_t hash, tsdb_labels l)
 {
-    tsdb__hseries *s = xcalloc(1, sizeof(*s));
-    s->id = id;
-    s->hash = hash;
     size_t len = 0;
     for (size_t i = 0; i < l.n; i++)
         len +=
             uv_len(l.v[i].name.len) + l.v[i].name.len + uv_len(l.v[i].value.len) + l.v[i].value.len;
-    s->lbl = xmalloc(len ? len : 1);
+    tsdb__hseries *s = xcalloc(1, offsetof(tsdb__hseries, lbl) + len);
+    s->id = id;
+    s->hash = hash;
     unsigned char *p = s->lbl;
     for (size_t i = 0; i < l.n; i++) {
         p = uv_put(p, l.v[i].name.len);
@@ -412,12 +411,17 @@ int tsdb__head_check(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64
 }
 
 /* Index of the first out-of-order sample with t >= t0. */
+static uint32_t n_ooo(const tsdb__hseries *s)
+{
+    return s->ooo ? s->ooo->n : 0;
+}
+
 static uint32_t ooo_lower_bound(const tsdb__hseries *s, int64_t t0)
 {
-    uint32_t lo = 0, hi = s->n_ooo;
+    uint32_t lo = 0, hi = n_ooo(s);
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (s->ooo[mid].t < t0)
+        if (s->ooo->v[mid].t < t0)
             lo = mid + 1;
         else
             hi = mid;
@@ -431,13 +435,13 @@ int tsdb__head_check_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, i
     if (t < ooo_min)
         return TSDB_EOOO;
     uint32_t i = ooo_lower_bound(s, t);
-    if (i < s->n_ooo && s->ooo[i].t == t) {
+    if (i < n_ooo(s) && s->ooo->v[i].t == t) {
         uint64_t a, b;
         memcpy(&a, &v, 8);
-        memcpy(&b, &s->ooo[i].v, 8);
+        memcpy(&b, &s->ooo->v[i].v, 8);
         return a == b ? 0 : TSDB_EDUP;
     }
-    return s->n_ooo >= TSDB__HEAD_OOO_MAX ? TSDB_EOOO : 2;
+    return n_ooo(s) >= TSDB__HEAD_OOO_MAX ? TSDB_EOOO : 2;
 }
 
 void tsdb__head_apply_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
@@ -446,14 +450,17 @@ void tsdb__head_apply_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
     pthread_mutex_lock(mu);
     uint32_t i = ooo_lower_bound(s, t);
     int added = 0;
-    if (!(i < s->n_ooo && s->ooo[i].t == t)) {
-        if (s->n_ooo == s->cap_ooo) {
-            s->cap_ooo = s->cap_ooo ? s->cap_ooo * 2 : 8;
-            s->ooo = xrealloc(s->ooo, s->cap_ooo * sizeof(*s->ooo));
+    uint32_t n = n_ooo(s);
+    if (!(i < n && s->ooo->v[i].t == t)) {
+        if (!s->ooo || n == s->ooo->cap) {
+            uint32_t cap = s->ooo ? s->ooo->cap * 2 : 8;
+            s->ooo = xrealloc(s->ooo, sizeof(*s->ooo) + cap * sizeof(tsdb_sample));
+            s->ooo->n = n;
+            s->ooo->cap = cap;
         }
-        memmove(&s->ooo[i + 1], &s->ooo[i], (s->n_ooo - i) * sizeof(*s->ooo));
-        s->ooo[i] = (tsdb_sample){t, v};
-        s->n_ooo++;
+        memmove(&s->ooo->v[i + 1], &s->ooo->v[i], (n - i) * sizeof(tsdb_sample));
+        s->ooo->v[i] = (tsdb_sample){t, v};
+        s->ooo->n++;
         added = 1;
     }
     pthread_mutex_unlock(mu);
@@ -482,9 +489,8 @@ static void close_chunk(tsdb__head *h, tsdb__hseries *s)
     chunk_store(h, c, b, len);
     c->n = s->app.n;
     c->mint = s->app_mint;
-    c->maxt = s->app_maxt;
-    tsdb_chunk_app_fini(&s->app);
-    tsdb_chunk_app_init(&s->app);
+    c->maxt = s->app.t;
+    tsdb_chunk_app_reset(&s->app);
 }
 
 void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
@@ -501,7 +507,6 @@ void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
         atomic_fetch_add_explicit(&h->n_chunks, 1, memory_order_relaxed);
     }
     tsdb_chunk_app_add(&s->app, t, v);
-    s->app_maxt = t;
     pthread_mutex_unlock(mu);
     atomic_fetch_add_explicit(&h->n_samples, 1, memory_order_relaxed);
     int64_t cur = atomic_load_explicit(&h->maxt, memory_order_relaxed);
@@ -526,12 +531,11 @@ static size_t copy_locked(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t
     for (uint32_t i = 0; i < n_closed; i++)
         if (s->chunks[i].maxt >= mint && s->chunks[i].mint <= maxt)
             n++;
-    int app =
-        (parts & TSDB__HEAD_OPEN) && s->app.n > 0 && s->app_maxt >= mint && s->app_mint <= maxt;
+    int app = (parts & TSDB__HEAD_OPEN) && s->app.n > 0 && s->app.t >= mint && s->app_mint <= maxt;
     uint32_t o_lo = 0, o_hi = 0;
-    if ((parts & TSDB__HEAD_OOO) && s->n_ooo) {
+    if ((parts & TSDB__HEAD_OOO) && n_ooo(s)) {
         o_lo = o_hi = ooo_lower_bound(s, mint);
-        while (o_hi < s->n_ooo && s->ooo[o_hi].t <= maxt)
+        while (o_hi < n_ooo(s) && s->ooo->v[o_hi].t <= maxt)
             o_hi++;
     }
     /* Out-of-order samples become chunks of at most TSDB_CHUNK_SAMPLES_MAX, split at block
@@ -554,15 +558,15 @@ static size_t copy_locked(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t
         const unsigned char *b = tsdb_chunk_app_bytes(&s->app, &len);
         unsigned char *p = tsdb_arena_alloc(a, len);
         memcpy(p, b, len);
-        r[k++] = (tsdb__chunk_ref){s->app_mint, s->app_maxt, p, len};
+        r[k++] = (tsdb__chunk_ref){s->app_mint, s->app.t, p, len};
     }
     for (uint32_t i = o_lo; i < o_hi;) {
-        int64_t end = (floor_div(s->ooo[i].t, block_ms) + 1) * block_ms;
+        int64_t end = (floor_div(s->ooo->v[i].t, block_ms) + 1) * block_ms;
         tsdb_chunk_app ca;
         tsdb_chunk_app_init(&ca);
         uint32_t j = i;
-        while (j < o_hi && j - i < TSDB_CHUNK_SAMPLES_MAX && s->ooo[j].t < end) {
-            tsdb_chunk_app_add(&ca, s->ooo[j].t, s->ooo[j].v);
+        while (j < o_hi && j - i < TSDB_CHUNK_SAMPLES_MAX && s->ooo->v[j].t < end) {
+            tsdb_chunk_app_add(&ca, s->ooo->v[j].t, s->ooo->v[j].v);
             j++;
         }
         size_t len;
@@ -570,7 +574,7 @@ static size_t copy_locked(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t
         unsigned char *p = tsdb_arena_alloc(a, len);
         memcpy(p, b, len);
         tsdb_chunk_app_fini(&ca);
-        r[k++] = (tsdb__chunk_ref){s->ooo[i].t, s->ooo[j - 1].t, p, len};
+        r[k++] = (tsdb__chunk_ref){s->ooo->v[i].t, s->ooo->v[j - 1].t, p, len};
         i = j;
     }
     *out = r;
@@ -711,16 +715,24 @@ void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t)
             memmove(s->chunks, s->chunks + k, (s->n_chunks - k) * sizeof(*s->chunks));
             s->n_chunks -= k;
             dropped += k;
-        }
-        if (s->n_ooo > 0) {
-            uint32_t d = ooo_lower_bound(s, t);
-            if (d > 0) {
-                memmove(s->ooo, s->ooo + d, (s->n_ooo - d) * sizeof(*s->ooo));
-                s->n_ooo -= d;
-                dropped_samples += d;
+            if (s->n_chunks == 0) {
+                free(s->chunks);
+                s->chunks = NULL;
+                s->cap_chunks = 0;
             }
         }
-        if (s->n_chunks == 0 && s->app.n > 0 && s->app_maxt < t) {
+        if (n_ooo(s) > 0) {
+            uint32_t d = ooo_lower_bound(s, t);
+            if (d == s->ooo->n) {
+                free(s->ooo);
+                s->ooo = NULL;
+            } else if (d > 0) {
+                memmove(s->ooo->v, s->ooo->v + d, (s->ooo->n - d) * sizeof(tsdb_sample));
+                s->ooo->n -= d;
+            }
+            dropped_samples += d;
+        }
+        if (s->n_chunks == 0 && s->app.n > 0 && s->app.t < t) {
             dropped_samples += s->app.n;
             tsdb_chunk_app_fini(&s->app);
             tsdb_chunk_app_init(&s->app);
@@ -747,13 +759,13 @@ size_t tsdb__head_gc_empty(tsdb__head *h, int64_t t, uint64_t **empty, size_t *n
     for (size_t i = 0; i < n; i++) {
         tsdb__hseries *s = v[i];
         pthread_mutex_lock(stripe(h, s->id));
-        int no_data = s->n_chunks == 0 && s->app.n == 0 && s->n_ooo == 0;
+        int no_data = s->n_chunks == 0 && s->app.n == 0 && n_ooo(s) == 0;
         if (s->n_chunks > 0 && s->chunks[0].mint < mint)
             mint = s->chunks[0].mint;
         else if (s->n_chunks == 0 && s->app.n > 0 && s->app_mint < mint)
             mint = s->app_mint;
-        if (s->n_ooo > 0 && s->ooo[0].t < mint)
-            mint = s->ooo[0].t;
+        if (n_ooo(s) > 0 && s->ooo->v[0].t < mint)
+            mint = s->ooo->v[0].t;
         pthread_mutex_unlock(stripe(h, s->id));
         if (!no_data || (s->last_t != INT64_MIN && s->last_t >= t))
             continue;

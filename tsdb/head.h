@@ -37,24 +37,33 @@ typedef struct tsdb__hchunk {
     uint8_t in_file;
 } tsdb__hchunk;
 
+/* Out-of-order samples of a series, sorted by t, unique t (allocated on the first one). */
+typedef struct tsdb__hooo {
+    uint32_t n, cap;
+    tsdb_sample v[];
+} tsdb__hooo;
+
+/* One allocation per series: the fields, then the compact labels. */
 typedef struct tsdb__hseries {
     /* Immutable after creation. */
     uint64_t id, hash;
-    unsigned char *lbl; /* compact labels: n × (uvarint len, name, uvarint len, value) */
-    uint32_t lbl_len;
-    uint16_t n_labels;
     /* Writer only (append lock). */
-    uint8_t wal_logged; /* a SERIES record for it is in the current WAL */
-    int64_t last_t;     /* INT64_MIN when the series has no sample yet */
+    int64_t last_t; /* INT64_MIN when the series has no sample yet */
     uint64_t last_bits;
     int64_t app_end; /* the open chunk must be cut before this t (block boundary) */
     /* Guarded by the stripe lock (writer changes under it; readers copy under it). */
+    int64_t app_mint;     /* first t of the open chunk (its last is app.t) */
+    tsdb_chunk_app app;   /* open chunk; app.n == 0 when there is none */
     tsdb__hchunk *chunks; /* closed chunks, ascending */
     uint32_t n_chunks, cap_chunks;
-    tsdb_chunk_app app; /* open chunk; app.n == 0 when there is none */
-    int64_t app_mint, app_maxt;
-    tsdb_sample *ooo; /* out-of-order samples, sorted by t, unique t */
-    uint32_t n_ooo, cap_ooo;
+    tsdb__hooo *ooo; /* NULL until the first out-of-order sample */
+    /* Immutable after creation. */
+    uint32_t lbl_len;
+    uint16_t n_labels;
+    /* Writer only. */
+    uint8_t wal_logged; /* a SERIES record for it is in the current WAL */
+    /* Immutable: compact labels, n_labels × (uvarint len, name, uvarint len, value). */
+    unsigned char lbl[];
 } tsdb__hseries;
 
 /* Out-of-order samples a series may hold before more are refused. */
