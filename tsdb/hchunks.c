@@ -31,6 +31,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,13 +82,25 @@ static void seg_destroy(tsdb__hchunks *c, struct seg *s)
     free(s);
 }
 
+static _Atomic uint64_t default_seg_bytes, default_buf_bytes;
+
+void tsdb__hchunks_set_default_sizes(uint64_t seg_bytes, size_t buf_bytes)
+{
+    atomic_store(&default_seg_bytes, seg_bytes);
+    atomic_store(&default_buf_bytes, buf_bytes);
+}
+
 int tsdb__hchunks_open(const char *dir, uint64_t seg_bytes, size_t buf_bytes, tsdb__hchunks **out,
                        tsdb_err *err)
 {
     if (seg_bytes == 0)
+        seg_bytes = atomic_load(&default_seg_bytes);
+    if (seg_bytes == 0)
         seg_bytes = TSDB__HCHUNKS_SEG_BYTES;
     if (seg_bytes > UINT32_MAX || seg_bytes > SIZE_MAX)
         return tsdb_errf(err, TSDB_EINVAL, -1, "head chunk segments larger than 4 GiB");
+    if (buf_bytes == 0)
+        buf_bytes = (size_t)atomic_load(&default_buf_bytes);
     if (buf_bytes == 0)
         buf_bytes = TSDB__HCHUNKS_BUF_BYTES;
     if (buf_bytes > seg_bytes)

@@ -29,6 +29,9 @@ typedef struct tsdb__hchunks tsdb__hchunks;
  * default, at most seg_bytes). No segment file is created until the first append. */
 int tsdb__hchunks_open(const char *dir, uint64_t seg_bytes, size_t buf_bytes, tsdb__hchunks **out,
                        tsdb_err *err);
+/* Process-wide sizes used when open is passed 0 (0 = the defaults above), so tests can make the
+ * database's chunk files roll over and flush often. Call it before opening. */
+void tsdb__hchunks_set_default_sizes(uint64_t seg_bytes, size_t buf_bytes);
 /* Unmaps and deletes every segment (NULL allowed). References become invalid. */
 void tsdb__hchunks_close(tsdb__hchunks *c);
 

@@ -11,10 +11,15 @@
  * block boundaries), which may overlap the in-order ones. Readers and the block writer merge
  * overlapping chunks, keeping the in-order sample when both hold a timestamp.
  *
- * Chunks. Samples go to the open chunk, which is closed (copied to an exact-size heap buffer)
- * after TSDB_CHUNK_SAMPLES_MAX samples or when a sample reaches the next block boundary (a
- * multiple of block_ms). So no chunk ever spans two blocks, and cutting the head into a block
- * moves whole chunks without re-encoding.
+ * Chunks. Samples go to the open chunk, which is closed after TSDB_CHUNK_SAMPLES_MAX samples or
+ * when a sample reaches the next block boundary (a multiple of block_ms). So no chunk ever spans
+ * two blocks, and cutting the head into a block moves whole chunks without re-encoding. A closed
+ * chunk's bytes go to the head chunk files (tsdb/hchunks.h: page cache, not heap) and the series
+ * keeps a 32-byte reference; without files, or when they refuse it (write error, full disk), the
+ * bytes go to an exact-size heap copy instead, so nothing is lost. The open chunk's buffer is
+ * reset in place, keeping a capacity that suits the series' chunks. Readers copy closed chunks
+ * from the files under the stripe lock, and truncation releases file chunks under the same lock,
+ * so a segment the files delete (all its chunks released) is never being read.
  *
  * Maps. Two open-addressing tables (label hash -> series, several series per hash allowed; id ->
  * series). Only the writer (append lock held) mutates them, under the map write lock; readers
