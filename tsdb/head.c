@@ -21,9 +21,10 @@
  * from the files under the stripe lock, and truncation releases file chunks under the same lock,
  * so a segment the files delete (all its chunks released) is never being read.
  *
- * Maps. Two open-addressing tables (label hash -> series, several series per hash allowed; id ->
- * series). Only the writer (append lock held) mutates them, under the map write lock; readers
- * take the read lock. The writer reads them without locking, since nobody else changes them.
+ * Maps. Two open-addressing tables of 8-byte slots (label hash -> series, several series per hash
+ * allowed; id -> series), each slot a tagged series pointer. Only the writer (append lock held)
+ * mutates them, under the map write lock; readers take the read lock. The writer reads them without
+ * locking, since nobody else changes them.
  *
  * Locks. A series' chunk fields are guarded by one of TSDB__HEAD_STRIPES mutexes chosen by id, so
  * a series costs no lock memory. Order: map lock -> stripe lock. The tombstone list has its own
@@ -32,6 +33,7 @@
 #include "tsdb/head.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,31 +51,54 @@ struct tsdb__head {
     size_t n_tombs, cap_tombs;
 };
 
-/* ---- Open-addressing u64 -> pointer map (linear probing, backward-shift deletion) ---------- */
+/* ---- Open-addressing u64 -> series map (linear probing, backward-shift deletion) ------------ */
 
-struct hent {
-    uint64_t key;
-    void *val; /* NULL = empty slot */
-};
+/* A slot is a series pointer (malloc-aligned, so its low 3 bits are zero) with 3 bits of the
+ * key's hash in those bits: 8 bytes a slot, and 7 in 8 non-matching slots are passed over
+ * without reading their series. The key itself is read from the series (its id or label hash). */
+_Static_assert(_Alignof(max_align_t) >= 8, "series pointers need 3 free low bits");
+#define HM_TAG ((uintptr_t)7)
 
 struct hmap {
-    struct hent *e; /* key and value side by side: one cache line per probe */
-    size_t cap;     /* power of two */
+    uintptr_t *e; /* 0 = empty */
+    size_t cap;   /* power of two */
     size_t n;
+    int by_id; /* key: 1 = the series' id, 0 = its label hash */
 };
 
-static size_t hm_slot(const struct hmap *m, uint64_t k)
+static uint64_t hm_mix(uint64_t k)
 {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdULL;
     k ^= k >> 33;
-    return (size_t)k & (m->cap - 1);
+    return k;
 }
 
-static struct hmap *hm_new(size_t cap)
+static size_t hm_slot(const struct hmap *m, uint64_t k)
+{
+    return (size_t)hm_mix(k) & (m->cap - 1);
+}
+
+static uintptr_t hm_tag(uint64_t k)
+{
+    return (uintptr_t)(hm_mix(k) >> 61);
+}
+
+static tsdb__hseries *hm_val(uintptr_t e)
+{
+    return (tsdb__hseries *)(e & ~HM_TAG);
+}
+
+static uint64_t hm_key(const struct hmap *m, const tsdb__hseries *s)
+{
+    return m->by_id ? s->id : s->hash;
+}
+
+static struct hmap *hm_new(size_t cap, int by_id)
 {
     struct hmap *m = xcalloc(1, sizeof(*m));
     m->cap = cap;
+    m->by_id = by_id;
     m->e = xcalloc(cap, sizeof(*m->e));
     return m;
 }
@@ -86,63 +111,62 @@ static void hm_free(struct hmap *m)
     free(m);
 }
 
-static void hm_insert_raw(struct hmap *m, uint64_t k, void *v)
+static void hm_insert_raw(struct hmap *m, uint64_t k, tsdb__hseries *v)
 {
     size_t i = hm_slot(m, k);
-    while (m->e[i].val)
+    while (m->e[i])
         i = (i + 1) & (m->cap - 1);
-    m->e[i].key = k;
-    m->e[i].val = v;
+    m->e[i] = (uintptr_t)v | hm_tag(k);
     m->n++;
 }
 
 /* Builds a bigger table aside, so the caller can swap it in under the write lock. */
 static struct hmap *hm_grown(const struct hmap *m)
 {
-    struct hmap *g = hm_new(m->cap * 2);
+    struct hmap *g = hm_new(m->cap * 2, m->by_id);
     for (size_t i = 0; i < m->cap; i++)
-        if (m->e[i].val)
-            hm_insert_raw(g, m->e[i].key, m->e[i].val);
+        if (m->e[i])
+            hm_insert_raw(g, hm_key(m, hm_val(m->e[i])), hm_val(m->e[i]));
     return g;
 }
 
 /* Iteration over the entries with key k: start with *pos = SIZE_MAX. */
-static void *hm_next(const struct hmap *m, uint64_t k, size_t *pos)
+static tsdb__hseries *hm_next(const struct hmap *m, uint64_t k, size_t *pos)
 {
     size_t i = *pos == SIZE_MAX ? hm_slot(m, k) : ((*pos + 1) & (m->cap - 1));
-    while (m->e[i].val) {
-        if (m->e[i].key == k) {
+    uintptr_t tag = hm_tag(k);
+    while (m->e[i]) {
+        if ((m->e[i] & HM_TAG) == tag && hm_key(m, hm_val(m->e[i])) == k) {
             *pos = i;
-            return m->e[i].val;
+            return hm_val(m->e[i]);
         }
         i = (i + 1) & (m->cap - 1);
     }
     return NULL;
 }
 
-static void hm_delete(struct hmap *m, uint64_t k, const void *v)
+static void hm_delete(struct hmap *m, uint64_t k, const tsdb__hseries *v)
 {
     size_t i = hm_slot(m, k);
-    while (m->e[i].val && !(m->e[i].key == k && m->e[i].val == v))
+    while (m->e[i] && hm_val(m->e[i]) != v)
         i = (i + 1) & (m->cap - 1);
-    if (!m->e[i].val)
+    if (!m->e[i])
         return;
     /* Backward shift: pull later entries of the cluster into the hole when their home slot
      * does not lie cyclically in (hole, j]. */
     size_t hole = i, j = i;
     for (;;) {
         j = (j + 1) & (m->cap - 1);
-        if (!m->e[j].val)
+        if (!m->e[j])
             break;
-        size_t home = hm_slot(m, m->e[j].key);
+        size_t home = hm_slot(m, hm_key(m, hm_val(m->e[j])));
         int in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!in_range) {
             m->e[hole] = m->e[j];
             hole = j;
         }
     }
-    m->e[hole].val = NULL;
-    m->e[hole].key = 0;
+    m->e[hole] = 0;
     m->n--;
 }
 
@@ -228,8 +252,8 @@ tsdb__head *tsdb__head_new(int64_t block_ms)
     pthread_mutex_init(&h->tomb_lock, NULL);
     for (size_t i = 0; i < TSDB__HEAD_STRIPES; i++)
         pthread_mutex_init(&h->stripes[i], NULL);
-    h->by_hash = hm_new(1024);
-    h->by_id = hm_new(1024);
+    h->by_hash = hm_new(1024, 0);
+    h->by_id = hm_new(1024, 1);
     atomic_store(&h->mint, INT64_MAX);
     atomic_store(&h->maxt, INT64_MIN);
     atomic_store(&h->chunk_floor, INT64_MIN);
@@ -304,8 +328,8 @@ void tsdb__head_free(tsdb__head *h)
     if (!h)
         return;
     for (size_t i = 0; i < h->by_id->cap; i++)
-        if (h->by_id->e[i].val)
-            series_free(h, h->by_id->e[i].val);
+        if (h->by_id->e[i])
+            series_free(h, hm_val(h->by_id->e[i]));
     tsdb__hchunks_close(h->files);
     hm_free(h->by_hash);
     hm_free(h->by_id);
@@ -352,7 +376,7 @@ tsdb__hseries *tsdb__head_get_id(tsdb__head *h, uint64_t id)
     return hm_next(h->by_id, id, &pos);
 }
 
-static void map_put(tsdb__head *h, struct hmap **mp, uint64_t k, void *v)
+static void map_put(tsdb__head *h, struct hmap **mp, uint64_t k, tsdb__hseries *v)
 {
     struct hmap *m = *mp;
     if ((m->n + 1) * 10 > m->cap * 7) {
@@ -685,8 +709,8 @@ tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n)
     tsdb__hseries **v = xmalloc((m->n ? m->n : 1) * sizeof(*v));
     size_t k = 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->e[i].val)
-            v[k++] = m->e[i].val;
+        if (m->e[i])
+            v[k++] = hm_val(m->e[i]);
     pthread_rwlock_unlock(&h->map_lock);
     qsort(v, k, sizeof(*v), cmp_series_id);
     *n = k;

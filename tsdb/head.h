@@ -43,10 +43,9 @@ typedef struct tsdb__hooo {
     tsdb_sample v[];
 } tsdb__hooo;
 
-/* One allocation per series: the fields, then the compact labels. */
+/* One allocation per series: the fields, then the compact labels (next to the id and hash that
+ * map lookups compare first). 128 bytes before the labels. */
 typedef struct tsdb__hseries {
-    /* Immutable after creation. */
-    uint64_t id, hash;
     /* Writer only (append lock). */
     int64_t last_t; /* INT64_MIN when the series has no sample yet */
     uint64_t last_bits;
@@ -58,6 +57,7 @@ typedef struct tsdb__hseries {
     uint32_t n_chunks, cap_chunks;
     tsdb__hooo *ooo; /* NULL until the first out-of-order sample */
     /* Immutable after creation. */
+    uint64_t id, hash;
     uint32_t lbl_len;
     uint16_t n_labels;
     /* Writer only. */

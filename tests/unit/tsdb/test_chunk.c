@@ -552,7 +552,7 @@ static void test_reset_reuses_buffer(void **state)
         assert_int_equal(lf, lr);
         assert_memory_equal(pf, pr, lf);
         /* Growth by an eighth: the slack stays well under what doubling leaves. */
-        assert_true(f.b.cap <= lf + 48 + (lf / 8 > 32 ? lf / 8 : 32) + 16);
+        assert_true(f.cap <= lf + 48 + (lf / 8 > 32 ? lf / 8 : 32) + 16);
         tsdb_chunk_app_fini(&f);
         tsdb_chunk_app_reset(&r);
         assert_int_equal(r.n, 0);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
@@ -262,7 +263,7 @@ struct shared {
     pthread_mutex_t mu[STRIPES];
     uint64_t ref[SLOTS];
     uint32_t key[SLOTS]; /* UINT32_MAX: empty */
-    _Atomic int stop;
+    _Atomic int stop, started;
     _Atomic uint64_t reads, bad;
 };
 
@@ -270,7 +271,10 @@ static void *reader(void *arg)
 {
     struct shared *sh = arg;
     uint64_t x = (uint64_t)(uintptr_t)&x;
-    for (int i = 0; i < 200000 && !atomic_load(&sh->stop); i++) {
+    atomic_fetch_add(&sh->started, 1);
+    /* Until the writer stops, and at least 1000 reads however the threads are scheduled. */
+    uint64_t mine = 0;
+    for (int i = 0; i < 20000000 && !(mine >= 1000 && atomic_load(&sh->stop)); i++) {
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
         size_t s = (size_t)(x >> 33) % SLOTS;
         pthread_mutex_lock(&sh->mu[s % STRIPES]);
@@ -278,6 +282,7 @@ static void *reader(void *arg)
             if (!chunk_ok(sh->c, sh->key[s], sh->ref[s]))
                 atomic_fetch_add(&sh->bad, 1);
             atomic_fetch_add(&sh->reads, 1);
+            mine++;
         }
         pthread_mutex_unlock(&sh->mu[s % STRIPES]);
     }
@@ -299,6 +304,10 @@ static void test_concurrent_readers(void **state)
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
         assert_int_equal(pthread_create(&th[i], NULL, reader, sh), 0);
+    for (int i = 0; i < 5000 && atomic_load(&sh->started) < 3; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     unsigned char buf[400];
     for (uint32_t k = 0; k < 20000; k++) {
         size_t s = (k * 2654435761u) % SLOTS;
