@@ -582,7 +582,6 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         sc->ser = xrealloc(sc->ser, c * sizeof(*sc->ser));
         sc->miss = xrealloc(sc->miss, c * sizeof(*sc->miss));
         sc->undo = xrealloc(sc->undo, c * sizeof(*sc->undo));
-        sc->news = xrealloc(sc->news, c * sizeof(*sc->news));
         sc->cap_series = c;
     }
     tsdb_labels *lbls = sc->lbls;
@@ -681,7 +680,6 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     tsdb__rec_sample *acc = sc->acc;
     tsdb__hseries **acc_s = sc->acc_s;
     tsdb__undo *un = sc->undo;
-    tsdb__rec_series *news = sc->news;
     size_t n_acc = 0, n_un = 0, n_news = 0;
     for (size_t i = 0; i < ns; i++) {
         tsdb__hseries *s = ser[i];
@@ -718,7 +716,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         }
         if (n_acc > before && !s->wal_logged) {
             s->wal_logged = 2; /* pending: confirmed after the WAL write */
-            news[n_news++] = (tsdb__rec_series){s->id, lbls[i]};
+            n_news++;
         }
     }
 
@@ -726,11 +724,22 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     if (n_acc > 0) {
         tsdb_buf *rec = &sc->rec;
         tsdb__wal_mark(db->wal);
-        for (size_t off = 0; rc == TSDB_OK && off < n_news; off += SERIES_PER_RECORD) {
-            size_t n = n_news - off < SERIES_PER_RECORD ? n_news - off : SERIES_PER_RECORD;
-            rec->len = 0;
-            tsdb__rec_series_encode(rec, news + off, n);
-            rc = tsdb__wal_log(db->wal, rec->p, rec->len, err);
+        /* SERIES records of at most SERIES_PER_RECORD, gathered from the batch (wal_logged 2 ->
+         * 3 once in a record, so a series listed twice in the batch is written once). */
+        if (n_news > 0 && !sc->news)
+            sc->news = xmalloc(SERIES_PER_RECORD * sizeof(*sc->news));
+        size_t k_news = 0;
+        for (size_t i = 0; rc == TSDB_OK && n_news > 0 && i <= ns; i++) {
+            if (i < ns && ser[i] && ser[i]->wal_logged == 2) {
+                ser[i]->wal_logged = 3;
+                sc->news[k_news++] = (tsdb__rec_series){ser[i]->id, lbls[i]};
+            }
+            if (k_news == SERIES_PER_RECORD || (i == ns && k_news > 0)) {
+                rec->len = 0;
+                tsdb__rec_series_encode(rec, sc->news, k_news);
+                rc = tsdb__wal_log(db->wal, rec->p, rec->len, err);
+                k_news = 0;
+            }
         }
         for (size_t off = 0; rc == TSDB_OK && off < n_acc; off += SAMPLES_PER_RECORD) {
             size_t n = n_acc - off < SAMPLES_PER_RECORD ? n_acc - off : SAMPLES_PER_RECORD;
@@ -746,19 +755,15 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
                 un[k].s->last_t = un[k].last_t;
                 un[k].s->last_bits = un[k].last_bits;
             }
-            for (size_t k = 0; k < n_news; k++) {
-                tsdb__hseries *s = tsdb__head_get_id(db->head, news[k].id);
-                if (s)
-                    s->wal_logged = 0;
-            }
+            for (size_t i = 0; n_news > 0 && i < ns; i++)
+                if (ser[i] && ser[i]->wal_logged >= 2)
+                    ser[i]->wal_logged = 0;
             memset(st, 0, sizeof(*st));
             goto out;
         }
-        for (size_t k = 0; k < n_news; k++) {
-            tsdb__hseries *s = tsdb__head_get_id(db->head, news[k].id);
-            if (s)
-                s->wal_logged = 1;
-        }
+        for (size_t i = 0; n_news > 0 && i < ns; i++)
+            if (ser[i] && ser[i]->wal_logged == 3)
+                ser[i]->wal_logged = 1;
         /* 5. Apply. */
         for (size_t k = 0; k < n_acc; k++)
             if (sc->acc_ooo[k])
