@@ -372,6 +372,9 @@ static void maintain_pass(tsdb *db)
             TSDB_LOG_ERROR("db", "head cut failed: %s", e.msg);
         if (rc <= 0)
             break;
+        /* The cut and its checkpoint read every closed head chunk through the chunk files'
+         * maps: give those pages back (they stay in the page cache). */
+        tsdb__head_drop_pages(db->head);
     }
     if (tsdb__compact(db, &e) < 0)
         TSDB_LOG_ERROR("db", "compaction failed: %s", e.msg);

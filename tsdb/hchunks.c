@@ -10,7 +10,8 @@
  * are page cache, not this process' resident memory; each segment is mapped read-only once, at
  * its full size limit, when it is created (pages past the end of the file are never touched:
  * only written bytes are read). Reading a chunk faults its pages in; the kernel may drop them
- * again at any time.
+ * again at any time, and tsdb__hchunks_drop_pages drops them after bulk reads (a head cut reads
+ * every chunk it persists and its checkpoint every chunk it keeps).
  *
  * Write buffer. Appends copy into one buffer holding the not yet written tail of the current
  * segment, [buf_off, buf_off + buf_len); it is written when full, before a new segment starts,
@@ -289,6 +290,15 @@ void tsdb__hchunks_release(tsdb__hchunks *c, uint64_t ref)
     pthread_mutex_unlock(&c->mu);
     if (dead)
         seg_destroy(c, dead);
+}
+
+void tsdb__hchunks_drop_pages(tsdb__hchunks *c)
+{
+    /* Under the mutex, so no segment is unmapped (and its range reused) meanwhile. */
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n_segs; i++)
+        tsdb__os_unmap_pages(c->segs[i]->map, (size_t)c->seg_bytes);
+    pthread_mutex_unlock(&c->mu);
 }
 
 int tsdb__hchunks_flush(tsdb__hchunks *c, tsdb_err *err)

@@ -46,6 +46,9 @@ void tsdb__hchunks_read(tsdb__hchunks *c, uint64_t ref, size_t len, void *dst);
 /* Drops a reference. A segment whose last live chunk is released, and that is no longer the
  * one appended to, is unmapped and its file deleted. */
 void tsdb__hchunks_release(tsdb__hchunks *c, uint64_t ref);
+/* Drops the pages of every segment map from the process' resident memory (they stay in the page
+ * cache): for after bulk reads such as a head cut and its checkpoint. */
+void tsdb__hchunks_drop_pages(tsdb__hchunks *c);
 /* Writes buffered bytes to the current segment (appends do so when the buffer fills). */
 int tsdb__hchunks_flush(tsdb__hchunks *c, tsdb_err *err);
 

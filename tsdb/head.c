@@ -720,6 +720,12 @@ tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n)
 /* ---- Truncation -------------------------------------------------------------------------------
  */
 
+void tsdb__head_drop_pages(tsdb__head *h)
+{
+    if (h->files)
+        tsdb__hchunks_drop_pages(h->files);
+}
+
 void tsdb__head_set_chunk_floor(tsdb__head *h, int64_t t)
 {
     atomic_store(&h->chunk_floor, t);

@@ -142,6 +142,9 @@ int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t 
 /* Maintenance: from now on an open chunk that started before t is closed when a sample at or
  * after t arrives, so no chunk spans t (a cut that ends inside a block range). */
 void tsdb__head_set_chunk_floor(tsdb__head *h, int64_t t);
+/* Maintenance: after reading many closed chunks (a cut, a checkpoint), drops their file pages
+ * from resident memory (see tsdb__hchunks_drop_pages); nothing without chunk files. */
+void tsdb__head_drop_pages(tsdb__head *h);
 /* Maintenance: drops chunks that end before t (their data is in a block). */
 void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t);
 /* Maintenance with the append lock held: removes series with no chunks whose last sample is
