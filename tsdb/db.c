@@ -579,7 +579,8 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     size_t ns = b->n_series;
     tsdb__app_scratch *sc = &db->sc;
     if (ns > sc->cap_series) {
-        size_t c = ns + ns / 8; /* batches tend to keep their size: little headroom */
+        /* Exact at first (batches tend to keep their size), then 1/8 headroom. */
+        size_t c = sc->cap_series ? ns + ns / 8 : ns;
         sc->lbls = xrealloc(sc->lbls, c * sizeof(*sc->lbls));
         sc->hashes = xrealloc(sc->hashes, c * sizeof(*sc->hashes));
         sc->ser = xrealloc(sc->ser, c * sizeof(*sc->ser));
@@ -674,7 +675,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         if (ser[i])
             total += b->series[i].n_samples;
     if (total > sc->cap_samples) {
-        size_t c = total + total / 8;
+        size_t c = sc->cap_samples ? total + total / 8 : total;
         sc->acc = xrealloc(sc->acc, c * sizeof(*sc->acc));
         sc->acc_s = xrealloc(sc->acc_s, c * sizeof(*sc->acc_s));
         sc->acc_ooo = xrealloc(sc->acc_ooo, c);
