@@ -87,6 +87,7 @@
 #include "tsdb/chunk.h"
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tsdb/base.h"
@@ -213,10 +214,21 @@ static inline size_t put_uvarint(unsigned char *p, size_t off, uint64_t v)
 void tsdb_chunk_app_init(tsdb_chunk_app *a)
 {
     memset(a, 0, sizeof(*a));
-    tsdb_buf_init(&a->b);
-    tsdb_buf_reserve(&a->b, 128);
-    memset(a->b.p, 0, a->b.cap);
-    a->b.len = CHUNK_HDR;
+    a->cap = 128;
+    a->p = xcalloc(1, a->cap);
+    a->len = CHUNK_HDR;
+    a->leading = 0xff;
+}
+
+void tsdb_chunk_app_reset(tsdb_chunk_app *a)
+{
+    unsigned char *p = a->p;
+    uint32_t cap = a->cap;
+    memset(p, 0, a->len + CHUNK_APP_SLACK <= cap ? a->len + CHUNK_APP_SLACK : cap);
+    memset(a, 0, sizeof(*a));
+    a->p = p;
+    a->cap = cap;
+    a->len = CHUNK_HDR;
     a->leading = 0xff;
 }
 
@@ -224,13 +236,15 @@ void tsdb_chunk_app_fini(tsdb_chunk_app *a)
 {
     if (!a)
         return;
-    tsdb_buf_fini(&a->b);
+    free(a->p);
+    a->p = NULL;
+    a->len = a->cap = 0;
 }
 
 const unsigned char *tsdb_chunk_app_bytes(const tsdb_chunk_app *a, size_t *len)
 {
-    *len = a->b.len;
-    return a->b.p;
+    *len = a->len;
+    return a->p;
 }
 
 /* Writes the XOR of v against the previous value; returns 1 when the last write was a whole
@@ -274,14 +288,17 @@ static inline int app_put_value(tsdb_chunk_app *a, bit_writer *w, uint64_t v_bit
 void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
 {
     assert(a->n < UINT16_MAX);
-    tsdb_buf *b = &a->b;
-    if (b->cap - b->len < CHUNK_APP_SLACK) {
-        size_t old_cap = b->cap;
-        tsdb_buf_reserve(b, CHUNK_APP_SLACK);
-        memset(b->p + old_cap, 0, b->cap - old_cap); /* [len, old_cap) is zero already */
+    if (a->cap - a->len < CHUNK_APP_SLACK) {
+        /* Grows by an eighth (at least 32 bytes), not doubling: an open head chunk lives as
+         * long as its series keeps appending, so its slack is resident memory. */
+        uint32_t old_cap = a->cap, step = a->len / 8 > 32 ? a->len / 8 : 32;
+        uint32_t cap = (a->len + CHUNK_APP_SLACK + step + 15) & ~(uint32_t)15;
+        a->p = xrealloc(a->p, cap);
+        a->cap = cap;
+        memset(a->p + old_cap, 0, cap - old_cap); /* [len, old_cap) is zero already */
     }
-    unsigned char *p = b->p;
-    uint64_t pos = (uint64_t)b->len * 8 - a->bit_free;
+    unsigned char *p = a->p;
+    uint64_t pos = (uint64_t)a->len * 8 - a->bit_free;
     uint64_t v_bits = f64_bits(v);
     uint64_t delta = 0;
     int byte_end = 0;
@@ -328,7 +345,7 @@ void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v)
     size_t len = (size_t)((pos + 7) >> 3);
     if ((pos & 7) == 0 && byte_end)
         len++;
-    b->len = len;
+    a->len = (uint32_t)len;
     a->bit_free = (uint8_t)((uint64_t)len * 8 - pos);
     a->n++;
     p[0] = (unsigned char)(a->n >> 8);

@@ -15,18 +15,22 @@
 #define TSDB_CHUNK_ENC_XOR     1   /* Prometheus chunkenc.EncXOR */
 #define TSDB_CHUNK_SAMPLES_MAX 120 /* samples per chunk before a new one is cut */
 
-/* Appender state over a growable buffer (heap-owned). */
+/* Appender state over a growable buffer (heap-owned), 48 bytes: the head keeps one per series. */
 typedef struct tsdb_chunk_app {
-    tsdb_buf b;                /* b.p[0..1] = count (big endian), then the bit stream */
-    uint8_t bit_free;          /* free bits in the last byte of b (0 means a new byte is needed) */
-    uint16_t n;                /* samples appended */
+    unsigned char *p;          /* p[0..1] = count (big endian), then the bit stream */
+    uint32_t len, cap;         /* bytes used; allocated (zero from len to cap) */
     int64_t t, t_delta;        /* last timestamp and last delta */
     uint64_t v_bits;           /* last value's bits */
+    uint16_t n;                /* samples appended */
+    uint8_t bit_free;          /* free bits in the last byte (0 means a new byte is needed) */
     uint8_t leading, trailing; /* last XOR window; leading == 0xff before the first window */
 } tsdb_chunk_app;
 
 void tsdb_chunk_app_init(tsdb_chunk_app *a);
 void tsdb_chunk_app_fini(tsdb_chunk_app *a);
+/* Starts a new chunk in the same buffer (keeping its capacity, which suits a chunk like the
+ * last one). */
+void tsdb_chunk_app_reset(tsdb_chunk_app *a);
 /* Appends one sample (t must not be below the previous one). */
 void tsdb_chunk_app_add(tsdb_chunk_app *a, int64_t t, double v);
 /* The chunk's bytes so far (borrowed until the next add or fini). */

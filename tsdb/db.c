@@ -2,7 +2,8 @@
  * maintenance thread.
  *
  * Data directory (DESIGN 2.5): LOCK, index/ (LMDB), wal/ (segments and checkpoints),
- * blocks/ (<mint>-<maxt>-L<level>-<seq>.blk and their .tomb files).
+ * blocks/ (<mint>-<maxt>-L<level>-<seq>.blk and their .tomb files), chunks_head/ (closed head
+ * chunks, a memory offload emptied at open; see tsdb/hchunks.h).
  *
  * Invariants:
  *  1. A block file becomes visible only after: write *.tmp -> fsync -> rename -> fsync the
@@ -46,7 +47,10 @@
 
 #define DAY_MS             (24LL * 3600 * 1000)
 #define SAMPLES_PER_RECORD 8192
-#define MAINT_INTERVAL_MS  1000
+/* New series per SERIES record: bounds the record and compression buffers, which keep their
+ * size after a batch of many new series. */
+#define SERIES_PER_RECORD 4096
+#define MAINT_INTERVAL_MS 1000
 
 void tsdb_opts_default(tsdb_opts *o)
 {
@@ -368,6 +372,9 @@ static void maintain_pass(tsdb *db)
             TSDB_LOG_ERROR("db", "head cut failed: %s", e.msg);
         if (rc <= 0)
             break;
+        /* The cut and its checkpoint read every closed head chunk through the chunk files'
+         * maps: give those pages back (they stay in the page cache). */
+        tsdb__head_drop_pages(db->head);
     }
     if (tsdb__compact(db, &e) < 0)
         TSDB_LOG_ERROR("db", "compaction failed: %s", e.msg);
@@ -412,6 +419,21 @@ static void *maint_main(void *arg)
 
 /* ---- Open and close -----------------------------------------------------------------------------
  */
+
+/* Gives the head its chunk files (chunks_head/, emptied: the WAL replay refills it). Without
+ * them the head keeps closed chunks in the heap, which only costs memory. */
+static void open_head_files(tsdb *db)
+{
+    char path[TSDB__DIR_MAX + 16];
+    snprintf(path, sizeof(path), "%s/chunks_head", db->dir);
+    tsdb__hchunks *f = NULL;
+    tsdb_err e;
+    if (tsdb__hchunks_open(path, 0, 0, &f, &e) == TSDB_OK)
+        tsdb__head_set_files(db->head, f);
+    else
+        TSDB_LOG_WARN("db", "head chunk files unavailable, closed chunks stay in memory: %s",
+                      e.msg);
+}
 
 int tsdb_open(const tsdb_opts *o, tsdb **out, tsdb_err *err)
 {
@@ -460,6 +482,8 @@ int tsdb_open(const tsdb_opts *o, tsdb **out, tsdb_err *err)
             rc = tsdb__os_mkdir_p(db->blocks_dir, err);
         if (rc == TSDB_OK)
             rc = tsdb__os_mkdir_p(db->index_dir, err);
+        if (rc == TSDB_OK)
+            open_head_files(db);
     }
     if (rc == TSDB_OK)
         rc = tsdb__index_open(db->index_dir, db->o.index_map_bytes, db->o.read_only, &db->ix, err);
@@ -555,13 +579,13 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     size_t ns = b->n_series;
     tsdb__app_scratch *sc = &db->sc;
     if (ns > sc->cap_series) {
-        size_t c = ns + ns / 2;
+        /* Exact at first (batches tend to keep their size), then 1/8 headroom. */
+        size_t c = sc->cap_series ? ns + ns / 8 : ns;
         sc->lbls = xrealloc(sc->lbls, c * sizeof(*sc->lbls));
         sc->hashes = xrealloc(sc->hashes, c * sizeof(*sc->hashes));
         sc->ser = xrealloc(sc->ser, c * sizeof(*sc->ser));
         sc->miss = xrealloc(sc->miss, c * sizeof(*sc->miss));
         sc->undo = xrealloc(sc->undo, c * sizeof(*sc->undo));
-        sc->news = xrealloc(sc->news, c * sizeof(*sc->news));
         sc->cap_series = c;
     }
     tsdb_labels *lbls = sc->lbls;
@@ -651,7 +675,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         if (ser[i])
             total += b->series[i].n_samples;
     if (total > sc->cap_samples) {
-        size_t c = total + total / 2;
+        size_t c = sc->cap_samples ? total + total / 8 : total;
         sc->acc = xrealloc(sc->acc, c * sizeof(*sc->acc));
         sc->acc_s = xrealloc(sc->acc_s, c * sizeof(*sc->acc_s));
         sc->acc_ooo = xrealloc(sc->acc_ooo, c);
@@ -660,7 +684,6 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     tsdb__rec_sample *acc = sc->acc;
     tsdb__hseries **acc_s = sc->acc_s;
     tsdb__undo *un = sc->undo;
-    tsdb__rec_series *news = sc->news;
     size_t n_acc = 0, n_un = 0, n_news = 0;
     for (size_t i = 0; i < ns; i++) {
         tsdb__hseries *s = ser[i];
@@ -697,7 +720,7 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
         }
         if (n_acc > before && !s->wal_logged) {
             s->wal_logged = 2; /* pending: confirmed after the WAL write */
-            news[n_news++] = (tsdb__rec_series){s->id, lbls[i]};
+            n_news++;
         }
     }
 
@@ -705,10 +728,22 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
     if (n_acc > 0) {
         tsdb_buf *rec = &sc->rec;
         tsdb__wal_mark(db->wal);
-        if (n_news > 0) {
-            rec->len = 0;
-            tsdb__rec_series_encode(rec, news, n_news);
-            rc = tsdb__wal_log(db->wal, rec->p, rec->len, err);
+        /* SERIES records of at most SERIES_PER_RECORD, gathered from the batch (wal_logged 2 ->
+         * 3 once in a record, so a series listed twice in the batch is written once). */
+        if (n_news > 0 && !sc->news)
+            sc->news = xmalloc(SERIES_PER_RECORD * sizeof(*sc->news));
+        size_t k_news = 0;
+        for (size_t i = 0; rc == TSDB_OK && n_news > 0 && i <= ns; i++) {
+            if (i < ns && ser[i] && ser[i]->wal_logged == 2) {
+                ser[i]->wal_logged = 3;
+                sc->news[k_news++] = (tsdb__rec_series){ser[i]->id, lbls[i]};
+            }
+            if (k_news == SERIES_PER_RECORD || (i == ns && k_news > 0)) {
+                rec->len = 0;
+                tsdb__rec_series_encode(rec, sc->news, k_news);
+                rc = tsdb__wal_log(db->wal, rec->p, rec->len, err);
+                k_news = 0;
+            }
         }
         for (size_t off = 0; rc == TSDB_OK && off < n_acc; off += SAMPLES_PER_RECORD) {
             size_t n = n_acc - off < SAMPLES_PER_RECORD ? n_acc - off : SAMPLES_PER_RECORD;
@@ -724,19 +759,15 @@ int tsdb_append(tsdb *db, const tsdb_batch *b, tsdb_append_stats *st, tsdb_err *
                 un[k].s->last_t = un[k].last_t;
                 un[k].s->last_bits = un[k].last_bits;
             }
-            for (size_t k = 0; k < n_news; k++) {
-                tsdb__hseries *s = tsdb__head_get_id(db->head, news[k].id);
-                if (s)
-                    s->wal_logged = 0;
-            }
+            for (size_t i = 0; n_news > 0 && i < ns; i++)
+                if (ser[i] && ser[i]->wal_logged >= 2)
+                    ser[i]->wal_logged = 0;
             memset(st, 0, sizeof(*st));
             goto out;
         }
-        for (size_t k = 0; k < n_news; k++) {
-            tsdb__hseries *s = tsdb__head_get_id(db->head, news[k].id);
-            if (s)
-                s->wal_logged = 1;
-        }
+        for (size_t i = 0; n_news > 0 && i < ns; i++)
+            if (ser[i] && ser[i]->wal_logged == 3)
+                ser[i]->wal_logged = 1;
         /* 5. Apply. */
         for (size_t k = 0; k < n_acc; k++)
             if (sc->acc_ooo[k])

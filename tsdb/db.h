@@ -30,7 +30,7 @@ typedef struct tsdb__app_scratch {
     tsdb__hseries **ser;
     size_t *miss;
     tsdb__undo *undo;
-    tsdb__rec_series *news;
+    tsdb__rec_series *news; /* SERIES_PER_RECORD entries, allocated on first use */
     tsdb__rec_sample *acc;
     tsdb__hseries **acc_s;
     uint8_t *acc_ooo; /* 1: the accepted sample goes to the out-of-order buffer */

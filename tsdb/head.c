@@ -11,14 +11,20 @@
  * block boundaries), which may overlap the in-order ones. Readers and the block writer merge
  * overlapping chunks, keeping the in-order sample when both hold a timestamp.
  *
- * Chunks. Samples go to the open chunk, which is closed (copied to an exact-size heap buffer)
- * after TSDB_CHUNK_SAMPLES_MAX samples or when a sample reaches the next block boundary (a
- * multiple of block_ms). So no chunk ever spans two blocks, and cutting the head into a block
- * moves whole chunks without re-encoding.
+ * Chunks. Samples go to the open chunk, which is closed after TSDB_CHUNK_SAMPLES_MAX samples or
+ * when a sample reaches the next block boundary (a multiple of block_ms). So no chunk ever spans
+ * two blocks, and cutting the head into a block moves whole chunks without re-encoding. A closed
+ * chunk's bytes go to the head chunk files (tsdb/hchunks.h: page cache, not heap) and the series
+ * keeps a 32-byte reference; without files, or when they refuse it (write error, full disk), the
+ * bytes go to an exact-size heap copy instead, so nothing is lost. The open chunk's buffer is
+ * reset in place, keeping a capacity that suits the series' chunks. Readers copy closed chunks
+ * from the files under the stripe lock, and truncation releases file chunks under the same lock,
+ * so a segment the files delete (all its chunks released) is never being read.
  *
- * Maps. Two open-addressing tables (label hash -> series, several series per hash allowed; id ->
- * series). Only the writer (append lock held) mutates them, under the map write lock; readers
- * take the read lock. The writer reads them without locking, since nobody else changes them.
+ * Maps. Two open-addressing tables of 8-byte slots (label hash -> series, several series per hash
+ * allowed; id -> series), each slot a tagged series pointer. Only the writer (append lock held)
+ * mutates them, under the map write lock; readers take the read lock. The writer reads them without
+ * locking, since nobody else changes them.
  *
  * Locks. A series' chunk fields are guarded by one of TSDB__HEAD_STRIPES mutexes chosen by id, so
  * a series costs no lock memory. Order: map lock -> stripe lock. The tombstone list has its own
@@ -26,6 +32,8 @@
  */
 #include "tsdb/head.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,36 +45,60 @@ struct tsdb__head {
     _Atomic uint64_t n_series, n_samples, n_chunks;
     _Atomic int64_t mint, maxt;
     _Atomic int64_t chunk_floor; /* see tsdb__head_set_chunk_floor */
+    tsdb__hchunks *files;        /* NULL: closed chunks stay in the heap */
     pthread_mutex_t tomb_lock;
     int64_t *tombs; /* triples (id, mint, maxt) sorted by id, then mint */
     size_t n_tombs, cap_tombs;
 };
 
-/* ---- Open-addressing u64 -> pointer map (linear probing, backward-shift deletion) ---------- */
+/* ---- Open-addressing u64 -> series map (linear probing, backward-shift deletion) ------------ */
 
-struct hent {
-    uint64_t key;
-    void *val; /* NULL = empty slot */
-};
+/* A slot is a series pointer (malloc-aligned, so its low 3 bits are zero) with 3 bits of the
+ * key's hash in those bits: 8 bytes a slot, and 7 in 8 non-matching slots are passed over
+ * without reading their series. The key itself is read from the series (its id or label hash). */
+_Static_assert(_Alignof(max_align_t) >= 8, "series pointers need 3 free low bits");
+#define HM_TAG ((uintptr_t)7)
 
 struct hmap {
-    struct hent *e; /* key and value side by side: one cache line per probe */
-    size_t cap;     /* power of two */
+    uintptr_t *e; /* 0 = empty */
+    size_t cap;   /* power of two */
     size_t n;
+    int by_id; /* key: 1 = the series' id, 0 = its label hash */
 };
 
-static size_t hm_slot(const struct hmap *m, uint64_t k)
+static uint64_t hm_mix(uint64_t k)
 {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdULL;
     k ^= k >> 33;
-    return (size_t)k & (m->cap - 1);
+    return k;
 }
 
-static struct hmap *hm_new(size_t cap)
+static size_t hm_slot(const struct hmap *m, uint64_t k)
+{
+    return (size_t)hm_mix(k) & (m->cap - 1);
+}
+
+static uintptr_t hm_tag(uint64_t k)
+{
+    return (uintptr_t)(hm_mix(k) >> 61);
+}
+
+static tsdb__hseries *hm_val(uintptr_t e)
+{
+    return (tsdb__hseries *)(e & ~HM_TAG);
+}
+
+static uint64_t hm_key(const struct hmap *m, const tsdb__hseries *s)
+{
+    return m->by_id ? s->id : s->hash;
+}
+
+static struct hmap *hm_new(size_t cap, int by_id)
 {
     struct hmap *m = xcalloc(1, sizeof(*m));
     m->cap = cap;
+    m->by_id = by_id;
     m->e = xcalloc(cap, sizeof(*m->e));
     return m;
 }
@@ -79,63 +111,62 @@ static void hm_free(struct hmap *m)
     free(m);
 }
 
-static void hm_insert_raw(struct hmap *m, uint64_t k, void *v)
+static void hm_insert_raw(struct hmap *m, uint64_t k, tsdb__hseries *v)
 {
     size_t i = hm_slot(m, k);
-    while (m->e[i].val)
+    while (m->e[i])
         i = (i + 1) & (m->cap - 1);
-    m->e[i].key = k;
-    m->e[i].val = v;
+    m->e[i] = (uintptr_t)v | hm_tag(k);
     m->n++;
 }
 
 /* Builds a bigger table aside, so the caller can swap it in under the write lock. */
 static struct hmap *hm_grown(const struct hmap *m)
 {
-    struct hmap *g = hm_new(m->cap * 2);
+    struct hmap *g = hm_new(m->cap * 2, m->by_id);
     for (size_t i = 0; i < m->cap; i++)
-        if (m->e[i].val)
-            hm_insert_raw(g, m->e[i].key, m->e[i].val);
+        if (m->e[i])
+            hm_insert_raw(g, hm_key(m, hm_val(m->e[i])), hm_val(m->e[i]));
     return g;
 }
 
 /* Iteration over the entries with key k: start with *pos = SIZE_MAX. */
-static void *hm_next(const struct hmap *m, uint64_t k, size_t *pos)
+static tsdb__hseries *hm_next(const struct hmap *m, uint64_t k, size_t *pos)
 {
     size_t i = *pos == SIZE_MAX ? hm_slot(m, k) : ((*pos + 1) & (m->cap - 1));
-    while (m->e[i].val) {
-        if (m->e[i].key == k) {
+    uintptr_t tag = hm_tag(k);
+    while (m->e[i]) {
+        if ((m->e[i] & HM_TAG) == tag && hm_key(m, hm_val(m->e[i])) == k) {
             *pos = i;
-            return m->e[i].val;
+            return hm_val(m->e[i]);
         }
         i = (i + 1) & (m->cap - 1);
     }
     return NULL;
 }
 
-static void hm_delete(struct hmap *m, uint64_t k, const void *v)
+static void hm_delete(struct hmap *m, uint64_t k, const tsdb__hseries *v)
 {
     size_t i = hm_slot(m, k);
-    while (m->e[i].val && !(m->e[i].key == k && m->e[i].val == v))
+    while (m->e[i] && hm_val(m->e[i]) != v)
         i = (i + 1) & (m->cap - 1);
-    if (!m->e[i].val)
+    if (!m->e[i])
         return;
     /* Backward shift: pull later entries of the cluster into the hole when their home slot
      * does not lie cyclically in (hole, j]. */
     size_t hole = i, j = i;
     for (;;) {
         j = (j + 1) & (m->cap - 1);
-        if (!m->e[j].val)
+        if (!m->e[j])
             break;
-        size_t home = hm_slot(m, m->e[j].key);
+        size_t home = hm_slot(m, hm_key(m, hm_val(m->e[j])));
         int in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!in_range) {
             m->e[hole] = m->e[j];
             hole = j;
         }
     }
-    m->e[hole].val = NULL;
-    m->e[hole].key = 0;
+    m->e[hole] = 0;
     m->n--;
 }
 
@@ -221,22 +252,74 @@ tsdb__head *tsdb__head_new(int64_t block_ms)
     pthread_mutex_init(&h->tomb_lock, NULL);
     for (size_t i = 0; i < TSDB__HEAD_STRIPES; i++)
         pthread_mutex_init(&h->stripes[i], NULL);
-    h->by_hash = hm_new(1024);
-    h->by_id = hm_new(1024);
+    h->by_hash = hm_new(1024, 0);
+    h->by_id = hm_new(1024, 1);
     atomic_store(&h->mint, INT64_MAX);
     atomic_store(&h->maxt, INT64_MIN);
     atomic_store(&h->chunk_floor, INT64_MIN);
     return h;
 }
 
-static void series_free(tsdb__hseries *s)
+/* ---- Closed chunk bytes ---------------------------------------------------------------------- */
+
+/* Stores the bytes of a closed chunk: in the chunk files when they take it, else in the heap. */
+static void chunk_store(tsdb__head *h, tsdb__hchunk *c, const unsigned char *p, size_t len)
+{
+    c->len = (uint32_t)len;
+    if (h->files) {
+        tsdb_err e;
+        if (tsdb__hchunks_append(h->files, p, len, &c->at.ref, &e) == TSDB_OK) {
+            c->in_file = 1;
+            return;
+        }
+    }
+    c->in_file = 0;
+    c->at.p = xmalloc(len);
+    memcpy(c->at.p, p, len);
+}
+
+/* Copies a closed chunk's bytes (stripe lock held). */
+static void chunk_read(tsdb__head *h, const tsdb__hchunk *c, unsigned char *dst)
+{
+    if (c->in_file)
+        tsdb__hchunks_read(h->files, c->at.ref, c->len, dst);
+    else
+        memcpy(dst, c->at.p, c->len);
+}
+
+/* Drops a closed chunk's bytes (stripe lock held, or the series unreachable). */
+static void chunk_drop(tsdb__head *h, tsdb__hchunk *c)
+{
+    if (c->in_file)
+        tsdb__hchunks_release(h->files, c->at.ref);
+    else
+        free(c->at.p);
+}
+
+/* Room for one more closed chunk: grows by half (from 2), not doubling, since most series keep
+ * only a few chunks between cuts. */
+static tsdb__hchunk *chunk_push(tsdb__hseries *s)
+{
+    if (s->n_chunks == s->cap_chunks) {
+        s->cap_chunks = s->cap_chunks < 2 ? 2 : s->cap_chunks + s->cap_chunks / 2;
+        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
+    }
+    return &s->chunks[s->n_chunks++];
+}
+
+void tsdb__head_set_files(tsdb__head *h, tsdb__hchunks *files)
+{
+    tsdb__hchunks_close(h->files);
+    h->files = files;
+}
+
+static void series_free(tsdb__head *h, tsdb__hseries *s)
 {
     for (uint32_t i = 0; i < s->n_chunks; i++)
-        free(s->chunks[i].p);
+        chunk_drop(h, &s->chunks[i]);
     free(s->chunks);
     tsdb_chunk_app_fini(&s->app);
     free(s->ooo);
-    free(s->lbl);
     free(s);
 }
 
@@ -245,8 +328,9 @@ void tsdb__head_free(tsdb__head *h)
     if (!h)
         return;
     for (size_t i = 0; i < h->by_id->cap; i++)
-        if (h->by_id->e[i].val)
-            series_free(h->by_id->e[i].val);
+        if (h->by_id->e[i])
+            series_free(h, hm_val(h->by_id->e[i]));
+    tsdb__hchunks_close(h->files);
     hm_free(h->by_hash);
     hm_free(h->by_id);
     for (size_t i = 0; i < TSDB__HEAD_STRIPES; i++)
@@ -292,7 +376,7 @@ tsdb__hseries *tsdb__head_get_id(tsdb__head *h, uint64_t id)
     return hm_next(h->by_id, id, &pos);
 }
 
-static void map_put(tsdb__head *h, struct hmap **mp, uint64_t k, void *v)
+static void map_put(tsdb__head *h, struct hmap **mp, uint64_t k, tsdb__hseries *v)
 {
     struct hmap *m = *mp;
     if ((m->n + 1) * 10 > m->cap * 7) {
@@ -311,14 +395,13 @@ static void map_put(tsdb__head *h, struct hmap **mp, uint64_t k, void *v)
 
 tsdb__hseries *tsdb__head_create(tsdb__head *h, uint64_t id, uint64_t hash, tsdb_labels l)
 {
-    tsdb__hseries *s = xcalloc(1, sizeof(*s));
-    s->id = id;
-    s->hash = hash;
     size_t len = 0;
     for (size_t i = 0; i < l.n; i++)
         len +=
             uv_len(l.v[i].name.len) + l.v[i].name.len + uv_len(l.v[i].value.len) + l.v[i].value.len;
-    s->lbl = xmalloc(len ? len : 1);
+    tsdb__hseries *s = xcalloc(1, offsetof(tsdb__hseries, lbl) + len);
+    s->id = id;
+    s->hash = hash;
     unsigned char *p = s->lbl;
     for (size_t i = 0; i < l.n; i++) {
         p = uv_put(p, l.v[i].name.len);
@@ -357,12 +440,17 @@ int tsdb__head_check(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, int64
 }
 
 /* Index of the first out-of-order sample with t >= t0. */
+static uint32_t n_ooo(const tsdb__hseries *s)
+{
+    return s->ooo ? s->ooo->n : 0;
+}
+
 static uint32_t ooo_lower_bound(const tsdb__hseries *s, int64_t t0)
 {
-    uint32_t lo = 0, hi = s->n_ooo;
+    uint32_t lo = 0, hi = n_ooo(s);
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (s->ooo[mid].t < t0)
+        if (s->ooo->v[mid].t < t0)
             lo = mid + 1;
         else
             hi = mid;
@@ -376,13 +464,13 @@ int tsdb__head_check_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v, i
     if (t < ooo_min)
         return TSDB_EOOO;
     uint32_t i = ooo_lower_bound(s, t);
-    if (i < s->n_ooo && s->ooo[i].t == t) {
+    if (i < n_ooo(s) && s->ooo->v[i].t == t) {
         uint64_t a, b;
         memcpy(&a, &v, 8);
-        memcpy(&b, &s->ooo[i].v, 8);
+        memcpy(&b, &s->ooo->v[i].v, 8);
         return a == b ? 0 : TSDB_EDUP;
     }
-    return s->n_ooo >= TSDB__HEAD_OOO_MAX ? TSDB_EOOO : 2;
+    return n_ooo(s) >= TSDB__HEAD_OOO_MAX ? TSDB_EOOO : 2;
 }
 
 void tsdb__head_apply_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
@@ -391,14 +479,17 @@ void tsdb__head_apply_ooo(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
     pthread_mutex_lock(mu);
     uint32_t i = ooo_lower_bound(s, t);
     int added = 0;
-    if (!(i < s->n_ooo && s->ooo[i].t == t)) {
-        if (s->n_ooo == s->cap_ooo) {
-            s->cap_ooo = s->cap_ooo ? s->cap_ooo * 2 : 8;
-            s->ooo = xrealloc(s->ooo, s->cap_ooo * sizeof(*s->ooo));
+    uint32_t n = n_ooo(s);
+    if (!(i < n && s->ooo->v[i].t == t)) {
+        if (!s->ooo || n == s->ooo->cap) {
+            uint32_t cap = s->ooo ? s->ooo->cap * 2 : 8;
+            s->ooo = xrealloc(s->ooo, sizeof(*s->ooo) + cap * sizeof(tsdb_sample));
+            s->ooo->n = n;
+            s->ooo->cap = cap;
         }
-        memmove(&s->ooo[i + 1], &s->ooo[i], (s->n_ooo - i) * sizeof(*s->ooo));
-        s->ooo[i] = (tsdb_sample){t, v};
-        s->n_ooo++;
+        memmove(&s->ooo->v[i + 1], &s->ooo->v[i], (n - i) * sizeof(tsdb_sample));
+        s->ooo->v[i] = (tsdb_sample){t, v};
+        s->ooo->n++;
         added = 1;
     }
     pthread_mutex_unlock(mu);
@@ -423,20 +514,12 @@ static void close_chunk(tsdb__head *h, tsdb__hseries *s)
 {
     size_t len;
     const unsigned char *b = tsdb_chunk_app_bytes(&s->app, &len);
-    if (s->n_chunks == s->cap_chunks) {
-        s->cap_chunks = s->cap_chunks ? s->cap_chunks * 2 : 2;
-        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
-    }
-    tsdb__hchunk *c = &s->chunks[s->n_chunks++];
-    c->p = xmalloc(len);
-    memcpy(c->p, b, len);
-    c->len = (uint32_t)len;
+    tsdb__hchunk *c = chunk_push(s);
+    chunk_store(h, c, b, len);
     c->n = s->app.n;
     c->mint = s->app_mint;
-    c->maxt = s->app_maxt;
-    tsdb_chunk_app_fini(&s->app);
-    tsdb_chunk_app_init(&s->app);
-    (void)h;
+    c->maxt = s->app.t;
+    tsdb_chunk_app_reset(&s->app);
 }
 
 void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
@@ -453,7 +536,6 @@ void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
         atomic_fetch_add_explicit(&h->n_chunks, 1, memory_order_relaxed);
     }
     tsdb_chunk_app_add(&s->app, t, v);
-    s->app_maxt = t;
     pthread_mutex_unlock(mu);
     atomic_fetch_add_explicit(&h->n_samples, 1, memory_order_relaxed);
     int64_t cur = atomic_load_explicit(&h->maxt, memory_order_relaxed);
@@ -469,20 +551,20 @@ void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
 
 /* Copies the overlapping chunks (stripe lock held): closed ones, the open one and the
  * out-of-order samples as chunks, as the parts mask selects. */
-static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t block_ms, int parts,
+static size_t copy_locked(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t maxt, int parts,
                           tsdb_arena *a, tsdb__chunk_ref **out)
 {
+    int64_t block_ms = h->block_ms;
     size_t n = 0;
     uint32_t n_closed = parts & TSDB__HEAD_CLOSED ? s->n_chunks : 0;
     for (uint32_t i = 0; i < n_closed; i++)
         if (s->chunks[i].maxt >= mint && s->chunks[i].mint <= maxt)
             n++;
-    int app =
-        (parts & TSDB__HEAD_OPEN) && s->app.n > 0 && s->app_maxt >= mint && s->app_mint <= maxt;
+    int app = (parts & TSDB__HEAD_OPEN) && s->app.n > 0 && s->app.t >= mint && s->app_mint <= maxt;
     uint32_t o_lo = 0, o_hi = 0;
-    if ((parts & TSDB__HEAD_OOO) && s->n_ooo) {
+    if ((parts & TSDB__HEAD_OOO) && n_ooo(s)) {
         o_lo = o_hi = ooo_lower_bound(s, mint);
-        while (o_hi < s->n_ooo && s->ooo[o_hi].t <= maxt)
+        while (o_hi < n_ooo(s) && s->ooo->v[o_hi].t <= maxt)
             o_hi++;
     }
     /* Out-of-order samples become chunks of at most TSDB_CHUNK_SAMPLES_MAX, split at block
@@ -497,7 +579,7 @@ static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t 
         if (c->maxt < mint || c->mint > maxt)
             continue;
         unsigned char *p = tsdb_arena_alloc(a, c->len);
-        memcpy(p, c->p, c->len);
+        chunk_read(h, c, p);
         r[k++] = (tsdb__chunk_ref){c->mint, c->maxt, p, c->len};
     }
     if (app) {
@@ -505,15 +587,15 @@ static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t 
         const unsigned char *b = tsdb_chunk_app_bytes(&s->app, &len);
         unsigned char *p = tsdb_arena_alloc(a, len);
         memcpy(p, b, len);
-        r[k++] = (tsdb__chunk_ref){s->app_mint, s->app_maxt, p, len};
+        r[k++] = (tsdb__chunk_ref){s->app_mint, s->app.t, p, len};
     }
     for (uint32_t i = o_lo; i < o_hi;) {
-        int64_t end = (floor_div(s->ooo[i].t, block_ms) + 1) * block_ms;
+        int64_t end = (floor_div(s->ooo->v[i].t, block_ms) + 1) * block_ms;
         tsdb_chunk_app ca;
         tsdb_chunk_app_init(&ca);
         uint32_t j = i;
-        while (j < o_hi && j - i < TSDB_CHUNK_SAMPLES_MAX && s->ooo[j].t < end) {
-            tsdb_chunk_app_add(&ca, s->ooo[j].t, s->ooo[j].v);
+        while (j < o_hi && j - i < TSDB_CHUNK_SAMPLES_MAX && s->ooo->v[j].t < end) {
+            tsdb_chunk_app_add(&ca, s->ooo->v[j].t, s->ooo->v[j].v);
             j++;
         }
         size_t len;
@@ -521,7 +603,7 @@ static size_t copy_locked(tsdb__hseries *s, int64_t mint, int64_t maxt, int64_t 
         unsigned char *p = tsdb_arena_alloc(a, len);
         memcpy(p, b, len);
         tsdb_chunk_app_fini(&ca);
-        r[k++] = (tsdb__chunk_ref){s->ooo[i].t, s->ooo[j - 1].t, p, len};
+        r[k++] = (tsdb__chunk_ref){s->ooo->v[i].t, s->ooo->v[j - 1].t, p, len};
         i = j;
     }
     *out = r;
@@ -537,7 +619,7 @@ size_t tsdb__head_copy(tsdb__head *h, uint64_t id, int64_t mint, int64_t maxt, t
     tsdb__hseries *s = hm_next(h->by_id, id, &pos);
     if (s) {
         pthread_mutex_lock(stripe(h, id));
-        n = copy_locked(s, mint, maxt, h->block_ms, TSDB__HEAD_ALL, a, out);
+        n = copy_locked(h, s, mint, maxt, TSDB__HEAD_ALL, a, out);
         pthread_mutex_unlock(stripe(h, id));
     }
     pthread_rwlock_unlock(&h->map_lock);
@@ -554,7 +636,7 @@ size_t tsdb__head_copy_parts(tsdb__head *h, tsdb__hseries *s, int64_t mint, int6
                              tsdb_arena *a, tsdb__chunk_ref **out)
 {
     pthread_mutex_lock(stripe(h, s->id));
-    size_t n = copy_locked(s, mint, maxt, h->block_ms, parts, a, out);
+    size_t n = copy_locked(h, s, mint, maxt, parts, a, out);
     pthread_mutex_unlock(stripe(h, s->id));
     return n;
 }
@@ -567,7 +649,7 @@ size_t tsdb__head_copy_split(tsdb__head *h, tsdb__hseries *s, int64_t mint, tsdb
     for (uint32_t i = 0; i < s->n_chunks; i++)
         if (s->chunks[i].maxt >= mint)
             c++;
-    size_t n = copy_locked(s, mint, INT64_MAX, h->block_ms, TSDB__HEAD_ALL, a, out);
+    size_t n = copy_locked(h, s, mint, INT64_MAX, TSDB__HEAD_ALL, a, out);
     pthread_mutex_unlock(stripe(h, s->id));
     *n_closed = c;
     return n;
@@ -595,14 +677,8 @@ int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t 
         return TSDB_ECORRUPT;
     pthread_mutex_t *mu = stripe(h, s->id);
     pthread_mutex_lock(mu);
-    if (s->n_chunks == s->cap_chunks) {
-        s->cap_chunks = s->cap_chunks ? s->cap_chunks * 2 : 2;
-        s->chunks = xrealloc(s->chunks, s->cap_chunks * sizeof(*s->chunks));
-    }
-    tsdb__hchunk *c = &s->chunks[s->n_chunks++];
-    c->p = xmalloc(len);
-    memcpy(c->p, p, len);
-    c->len = (uint32_t)len;
+    tsdb__hchunk *c = chunk_push(s);
+    chunk_store(h, c, p, len);
     c->n = n;
     c->mint = mint;
     c->maxt = maxt;
@@ -633,8 +709,8 @@ tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n)
     tsdb__hseries **v = xmalloc((m->n ? m->n : 1) * sizeof(*v));
     size_t k = 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->e[i].val)
-            v[k++] = m->e[i].val;
+        if (m->e[i])
+            v[k++] = hm_val(m->e[i]);
     pthread_rwlock_unlock(&h->map_lock);
     qsort(v, k, sizeof(*v), cmp_series_id);
     *n = k;
@@ -643,6 +719,12 @@ tsdb__hseries **tsdb__head_list(tsdb__head *h, size_t *n)
 
 /* ---- Truncation -------------------------------------------------------------------------------
  */
+
+void tsdb__head_drop_pages(tsdb__head *h)
+{
+    if (h->files)
+        tsdb__hchunks_drop_pages(h->files);
+}
 
 void tsdb__head_set_chunk_floor(tsdb__head *h, int64_t t)
 {
@@ -661,23 +743,31 @@ void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t)
         uint32_t k = 0;
         while (k < s->n_chunks && s->chunks[k].maxt < t) {
             dropped_samples += s->chunks[k].n;
-            free(s->chunks[k].p);
+            chunk_drop(h, &s->chunks[k]);
             k++;
         }
         if (k > 0) {
             memmove(s->chunks, s->chunks + k, (s->n_chunks - k) * sizeof(*s->chunks));
             s->n_chunks -= k;
             dropped += k;
-        }
-        if (s->n_ooo > 0) {
-            uint32_t d = ooo_lower_bound(s, t);
-            if (d > 0) {
-                memmove(s->ooo, s->ooo + d, (s->n_ooo - d) * sizeof(*s->ooo));
-                s->n_ooo -= d;
-                dropped_samples += d;
+            if (s->n_chunks == 0) {
+                free(s->chunks);
+                s->chunks = NULL;
+                s->cap_chunks = 0;
             }
         }
-        if (s->n_chunks == 0 && s->app.n > 0 && s->app_maxt < t) {
+        if (n_ooo(s) > 0) {
+            uint32_t d = ooo_lower_bound(s, t);
+            if (d == s->ooo->n) {
+                free(s->ooo);
+                s->ooo = NULL;
+            } else if (d > 0) {
+                memmove(s->ooo->v, s->ooo->v + d, (s->ooo->n - d) * sizeof(tsdb_sample));
+                s->ooo->n -= d;
+            }
+            dropped_samples += d;
+        }
+        if (s->n_chunks == 0 && s->app.n > 0 && s->app.t < t) {
             dropped_samples += s->app.n;
             tsdb_chunk_app_fini(&s->app);
             tsdb_chunk_app_init(&s->app);
@@ -704,13 +794,13 @@ size_t tsdb__head_gc_empty(tsdb__head *h, int64_t t, uint64_t **empty, size_t *n
     for (size_t i = 0; i < n; i++) {
         tsdb__hseries *s = v[i];
         pthread_mutex_lock(stripe(h, s->id));
-        int no_data = s->n_chunks == 0 && s->app.n == 0 && s->n_ooo == 0;
+        int no_data = s->n_chunks == 0 && s->app.n == 0 && n_ooo(s) == 0;
         if (s->n_chunks > 0 && s->chunks[0].mint < mint)
             mint = s->chunks[0].mint;
         else if (s->n_chunks == 0 && s->app.n > 0 && s->app_mint < mint)
             mint = s->app_mint;
-        if (s->n_ooo > 0 && s->ooo[0].t < mint)
-            mint = s->ooo[0].t;
+        if (n_ooo(s) > 0 && s->ooo->v[0].t < mint)
+            mint = s->ooo->v[0].t;
         pthread_mutex_unlock(stripe(h, s->id));
         if (!no_data || (s->last_t != INT64_MIN && s->last_t >= t))
             continue;
@@ -723,7 +813,7 @@ size_t tsdb__head_gc_empty(tsdb__head *h, int64_t t, uint64_t **empty, size_t *n
                 ev = xmalloc(n * sizeof(*ev));
             ev[ne++] = s->id;
         }
-        series_free(s);
+        series_free(h, s);
         removed++;
     }
     free(v);

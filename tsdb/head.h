@@ -3,7 +3,11 @@
  * Locking (DESIGN 2.6): the head has one writer at a time (the caller holds db->append_lock),
  * which alone creates series, checks ingest rules and appends samples. Readers find series by id
  * under the map read lock and copy chunk bytes under the series' stripe lock. Removing series
- * (truncation) needs the append lock and the map write lock. No I/O happens in this file.
+ * (truncation) needs the append lock and the map write lock.
+ *
+ * Memory: closed chunks go to the head chunk files (tsdb/hchunks.h) when the database has them,
+ * so a series holds only its open chunk and a small reference per closed one. I/O happens only
+ * there; a chunk the files refuse stays in the heap.
  */
 #ifndef TSDB_HEAD_H
 #define TSDB_HEAD_H
@@ -15,35 +19,51 @@
 
 #include "tsdb/base.h"
 #include "tsdb/chunk.h"
+#include "tsdb/hchunks.h"
 #include "tsdb/tsdb.h"
 
 #define TSDB__HEAD_STRIPES 4096
 
+/* A closed chunk: its bytes live in the head chunk files (tsdb/hchunks.h) or, without them or
+ * when writing them failed, in an exact-size heap copy. */
 typedef struct tsdb__hchunk {
     int64_t mint, maxt;
-    unsigned char *p; /* heap copy, exactly len bytes */
+    union {
+        unsigned char *p; /* in_file == 0: heap copy, exactly len bytes */
+        uint64_t ref;     /* in_file == 1: chunk file reference */
+    } at;
     uint32_t len;
     uint16_t n;
+    uint8_t in_file;
 } tsdb__hchunk;
 
+/* Out-of-order samples of a series, sorted by t, unique t (allocated on the first one). */
+typedef struct tsdb__hooo {
+    uint32_t n, cap;
+    tsdb_sample v[];
+} tsdb__hooo;
+
+/* One allocation per series: the fields, then the compact labels (next to the id and hash that
+ * map lookups compare first). 128 bytes before the labels. */
 typedef struct tsdb__hseries {
-    /* Immutable after creation. */
-    uint64_t id, hash;
-    unsigned char *lbl; /* compact labels: n × (uvarint len, name, uvarint len, value) */
-    uint32_t lbl_len;
-    uint16_t n_labels;
     /* Writer only (append lock). */
-    uint8_t wal_logged; /* a SERIES record for it is in the current WAL */
-    int64_t last_t;     /* INT64_MIN when the series has no sample yet */
+    int64_t last_t; /* INT64_MIN when the series has no sample yet */
     uint64_t last_bits;
     int64_t app_end; /* the open chunk must be cut before this t (block boundary) */
     /* Guarded by the stripe lock (writer changes under it; readers copy under it). */
+    int64_t app_mint;     /* first t of the open chunk (its last is app.t) */
+    tsdb_chunk_app app;   /* open chunk; app.n == 0 when there is none */
     tsdb__hchunk *chunks; /* closed chunks, ascending */
     uint32_t n_chunks, cap_chunks;
-    tsdb_chunk_app app; /* open chunk; app.n == 0 when there is none */
-    int64_t app_mint, app_maxt;
-    tsdb_sample *ooo; /* out-of-order samples, sorted by t, unique t */
-    uint32_t n_ooo, cap_ooo;
+    tsdb__hooo *ooo; /* NULL until the first out-of-order sample */
+    /* Immutable after creation. */
+    uint64_t id, hash;
+    uint32_t lbl_len;
+    uint16_t n_labels;
+    /* Writer only. */
+    uint8_t wal_logged; /* a SERIES record for it is in the current WAL */
+    /* Immutable: compact labels, n_labels × (uvarint len, name, uvarint len, value). */
+    unsigned char lbl[];
 } tsdb__hseries;
 
 /* Out-of-order samples a series may hold before more are refused. */
@@ -59,7 +79,10 @@ typedef struct tsdb__chunk_ref {
 typedef struct tsdb__head tsdb__head;
 
 tsdb__head *tsdb__head_new(int64_t block_ms);
-void tsdb__head_free(tsdb__head *h); /* NULL allowed */
+void tsdb__head_free(tsdb__head *h); /* NULL allowed; closes the chunk files */
+/* Before the first sample: from now on closed chunks go to these chunk files (the head owns
+ * and closes them). Without files every closed chunk stays in the heap. */
+void tsdb__head_set_files(tsdb__head *h, tsdb__hchunks *files);
 
 /* Writer: finds the series with sorted labels l and hash, or NULL. */
 tsdb__hseries *tsdb__head_get(tsdb__head *h, uint64_t hash, tsdb_labels l);
@@ -119,6 +142,9 @@ int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t 
 /* Maintenance: from now on an open chunk that started before t is closed when a sample at or
  * after t arrives, so no chunk spans t (a cut that ends inside a block range). */
 void tsdb__head_set_chunk_floor(tsdb__head *h, int64_t t);
+/* Maintenance: after reading many closed chunks (a cut, a checkpoint), drops their file pages
+ * from resident memory (see tsdb__hchunks_drop_pages); nothing without chunk files. */
+void tsdb__head_drop_pages(tsdb__head *h);
 /* Maintenance: drops chunks that end before t (their data is in a block). */
 void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t);
 /* Maintenance with the append lock held: removes series with no chunks whose last sample is

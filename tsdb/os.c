@@ -430,6 +430,12 @@ void tsdb__os_munmap(const void *p, size_t len)
         munmap((void *)(uintptr_t)p, len);
 }
 
+void tsdb__os_unmap_pages(const void *p, size_t len)
+{
+    if (p != NULL && len > 0)
+        madvise((void *)(uintptr_t)p, len, MADV_DONTNEED);
+}
+
 int tsdb__os_lock_dir(const char *dir, int *fd, tsdb_err *err)
 {
     size_t len = strlen(dir) + 6;

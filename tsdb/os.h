@@ -70,6 +70,9 @@ int tsdb__os_write_file_atomic(const char *path, const void *p, size_t n, tsdb_e
 /* Memory maps. */
 int tsdb__os_mmap_ro(int fd, size_t len, const void **out, tsdb_err *err);
 void tsdb__os_munmap(const void *p, size_t len);
+/* Drops the resident pages of a read-only file map from this process (MADV_DONTNEED): they stay
+ * in the page cache, and touching them again faults them back in. */
+void tsdb__os_unmap_pages(const void *p, size_t len);
 
 /* Exclusive lock on dir/LOCK (fcntl); TSDB_ELOCKED if another process holds it. */
 int tsdb__os_lock_dir(const char *dir, int *fd, tsdb_err *err);

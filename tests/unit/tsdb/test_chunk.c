@@ -529,6 +529,39 @@ static void test_bytes_grow_with_appends(void **state)
     tsdb_chunk_app_fini(NULL);
 }
 
+/* A reset appender (buffer kept, capacity of the last chunk) writes exactly the bytes of a fresh
+ * one, and its capacity stays close to what its chunks need. */
+static void test_reset_reuses_buffer(void **state)
+{
+    (void)state;
+    static const int shapes[] = {SHAPE_GAUGE, SHAPE_COUNTER, SHAPE_GAUGE};
+    tsdb_sample s[120];
+    tsdb_chunk_app r;
+    tsdb_chunk_app_init(&r);
+    for (size_t k = 0; k < 3; k++) {
+        gen(shapes[k], s, 120);
+        tsdb_chunk_app f;
+        tsdb_chunk_app_init(&f);
+        for (size_t i = 0; i < 120; i++) {
+            tsdb_chunk_app_add(&f, s[i].t, s[i].v);
+            tsdb_chunk_app_add(&r, s[i].t, s[i].v);
+        }
+        size_t lf, lr;
+        const unsigned char *pf = tsdb_chunk_app_bytes(&f, &lf);
+        const unsigned char *pr = tsdb_chunk_app_bytes(&r, &lr);
+        assert_int_equal(lf, lr);
+        assert_memory_equal(pf, pr, lf);
+        /* Growth by an eighth: the slack stays well under what doubling leaves. */
+        assert_true(f.cap <= lf + 48 + (lf / 8 > 32 ? lf / 8 : 32) + 16);
+        tsdb_chunk_app_fini(&f);
+        tsdb_chunk_app_reset(&r);
+        assert_int_equal(r.n, 0);
+        assert_int_equal(tsdb_chunk_app_bytes(&r, &lr)[0], 0);
+        assert_int_equal(lr, 2);
+    }
+    tsdb_chunk_app_fini(&r);
+}
+
 /* ---- Seek ------------------------------------------------------------------------------------ */
 
 static void test_seek(void **state)
@@ -742,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_random_round_trips),
         cmocka_unit_test(test_many_samples),
         cmocka_unit_test(test_bytes_grow_with_appends),
+        cmocka_unit_test(test_reset_reuses_buffer),
         cmocka_unit_test(test_seek),
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_random_corruption),

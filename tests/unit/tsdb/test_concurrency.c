@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tsdb/hchunks.h"
 #include "tsdb/os.h"
 #include "tsdb/tsdb.h"
 
@@ -170,6 +171,7 @@ static void test_concurrent(void **state)
 int main(void)
 {
     tsdb_log_set_level(TSDB_LOG_WARN);
+    tsdb__hchunks_set_default_sizes(8192, 1024); /* chunk files roll over and flush often */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent),
     };

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tsdb/hchunks.h"
 #include "tsdb/os.h"
 #include "tsdb/tsdb.h"
 
@@ -215,6 +216,7 @@ static void test_kill9(void **state)
 int main(void)
 {
     tsdb_log_set_level(TSDB_LOG_ERROR);
+    tsdb__hchunks_set_default_sizes(8192, 1024); /* chunk files roll over and flush often */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_kill9),

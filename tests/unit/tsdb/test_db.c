@@ -16,6 +16,7 @@
 
 #include "tsdb/base.h"
 #include "tsdb/db.h"
+#include "tsdb/hchunks.h"
 #include "tsdb/os.h"
 #include "tsdb/record.h"
 #include "tsdb/tsdb.h"
@@ -717,9 +718,91 @@ static void test_lock(void **state)
     rm_dir(dir);
 }
 
+/* Closed head chunks live in chunks_head/ (small segments here, see main): they read back, a cut
+ * deletes the segments it empties, close removes the folder, reopening rebuilds it from the WAL,
+ * and a read-only open leaves the writer's files alone. */
+static size_t n_segments(const char *dir)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/chunks_head", dir);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    const char **names;
+    size_t n = 0;
+    if (tsdb__os_list_dir(p, &a, &names, &n, NULL) != TSDB_OK)
+        n = 0;
+    tsdb_arena_fini(&a);
+    return n;
+}
+
+static void check_head_series(tsdb *db, const char *name, int64_t from, size_t want)
+{
+    static tsdb_sample s[4000];
+    size_t n = read_series(db, name, INT64_MIN, INT64_MAX, s, 4000, NULL);
+    assert_int_equal(n, want);
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = from + (int64_t)i * 1000;
+        assert_int_equal(s[i].t, t);
+        assert_true(s[i].v == (double)(t / 1000));
+    }
+}
+
+static void test_head_chunk_files(void **state)
+{
+    (void)state;
+    const char *dir = mktemp_dir();
+    tsdb__hchunks_set_default_sizes(1024, 512); /* about 6 chunks per segment */
+    tsdb *db = open_db(dir, 600000);            /* blocks of 600 samples */
+    static const char *names[] = {"f0", "f1", "f2", "f3"};
+    for (int64_t t = 0; t < 3000; t += 100) /* rounds well inside the too-old limit */
+        for (int i = 0; i < 4; i++)
+            put(db, names[i], "x", t * 1000, 1000, 100, (double)t);
+    size_t segs = n_segments(dir);
+    assert_true(segs > 1);
+    for (int i = 0; i < 4; i++)
+        check_head_series(db, names[i], 0, 3000);
+
+    /* A read-only reader of the same directory neither empties nor changes chunks_head/. */
+    tsdb_opts o;
+    tsdb_opts_default(&o);
+    o.dir = dir;
+    o.no_maintenance = 1;
+    o.read_only = 1;
+    o.block_ms = 600000;
+    tsdb *ro = NULL;
+    assert_int_equal(tsdb_open(&o, &ro, NULL), TSDB_OK);
+    check_head_series(ro, "f2", 0, 3000);
+    tsdb_close(ro);
+    assert_int_equal(n_segments(dir), segs);
+    check_head_series(db, "f2", 0, 3000);
+
+    /* Cutting the first blocks releases their chunks; emptied segments are deleted. */
+    tsdb_err e;
+    assert_int_equal(tsdb_cut_head(db, &e), 1);
+    assert_true(n_segments(dir) + 3 <= segs);
+    for (int i = 0; i < 4; i++)
+        check_head_series(db, names[i], 0, 3000);
+    tsdb_close(db);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/chunks_head", dir);
+    assert_false(tsdb__os_exists(p));
+
+    /* Reopen: the WAL (checkpoint chunks and samples) refills the head and its files. */
+    db = open_db(dir, 600000);
+    for (int i = 0; i < 4; i++)
+        check_head_series(db, names[i], 0, 3000);
+    put(db, "f0", "x", 3000000, 1000, 1000, 3000);
+    check_head_series(db, "f0", 0, 4000);
+    assert_true(n_segments(dir) > 0);
+    tsdb_close(db);
+    rm_dir(dir);
+    tsdb__hchunks_set_default_sizes(4096, 1024);
+}
+
 int main(void)
 {
     tsdb_log_set_level(TSDB_LOG_WARN);
+    tsdb__hchunks_set_default_sizes(4096, 1024); /* chunk files roll over and flush often */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_select),
         cmocka_unit_test(test_ingest_rules),
@@ -733,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_and_cardinality),
         cmocka_unit_test(test_out_of_order_window),
         cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_head_chunk_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
