@@ -3,7 +3,9 @@
  * 1. The input as a dense chunk: decoding returns samples or TSDB_ECORRUPT, stays in bounds,
  *    and what decodes re-encodes and decodes to the same samples.
  * 2. The input as samples: 10 bytes each (6-byte signed time step, 4-byte signed integer
- *    numerator), first byte chooses the decimal places; encode, decode, compare bit for bit.
+ *    numerator), first byte chooses the decimal places and whether the numerator is divided by
+ *    the power of ten or multiplied by its inverse (both forms DENSE keeps); encode, decode,
+ *    compare bit for bit.
  */
 #include "fuzz/fuzz.h"
 
@@ -48,7 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     static const double scale[] = {1, 10, 100, 1000, 1e6, 1e15};
-    double sc = scale[data[0] % 6];
+    static const double inv[] = {1, 0.1, 0.01, 0.001, 1e-6, 1e-15};
+    double sc = scale[data[0] % 6], in = inv[data[0] % 6];
+    int multiply = data[0] / 6 % 2;
     size_t k = 0;
     int64_t t = 1700000000000LL;
     for (size_t off = 1; off + 10 <= size && k < 2000; off += 10) {
@@ -62,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             dt = -dt + 1;
         t += dt;
         script[k].t = t;
-        script[k].v = (double)num / sc;
+        script[k].v = multiply ? (double)num * in : (double)num / sc;
         k++;
     }
     if (k == 0)

@@ -4,7 +4,8 @@
  *
  *   offset  size  header (64 bytes)
  *        0     8  magic "CAIRNBLK"
- *        8     4  version (1)
+ *        8     4  version (2; version 1 stored DENSE chunks in an older layout and is refused
+ *                 with an error naming both versions)
  *       12     4  level
  *       16     8  mint (inclusive, ms)
  *       24     8  maxt (exclusive, ms)
@@ -17,8 +18,12 @@
  *   chunk region, from 64: chunk records, each
  *           len u32 · encoding u8 · data[len] · crc32c u32 of encoding and data
  *           encoding 1:    data is one XOR chunk (Prometheus' bytes)
- *           encoding 0x81: data is one DENSE chunk (tsdb/chunk_dense.c); the writer stores
- *                          each chunk in whichever of XOR and DENSE is smaller
+ *           encoding 0x81: data is one DENSE chunk (tsdb/chunk_dense.c). The packing writer
+ *                          stores each chunk in whichever of XOR and DENSE is smaller, then
+ *                          joins runs of consecutive chunks of a series that DENSE can hold
+ *                          (at most GROUP_MAX = 1024 samples) into one DENSE chunk when that
+ *                          is smaller than the run with its records and metas: so a block's
+ *                          chunks need not be the head's chunks
  *           encoding 2:    data is one zstd frame holding a run: every chunk of one series,
  *                          each as len u32 · encoding u8 (1 or 0x81) · bytes, in meta order;
  *                          all the series' metas point at this record. Used when it saves at
@@ -67,13 +72,14 @@
 #define BLOCK_MAGIC   "CAIRNBLK"
 #define FOOTER_MAGIC  0x54464243u /* "CBFT" */
 #define TOMB_MAGIC    0x424d5443u /* "CTMB" */
-#define BLOCK_VERSION 1
+#define BLOCK_VERSION 2
 #define SERIES_W      16
 #define META_W        24
 #define ENC_ZSTD_RUN  2
 #define RUN_MIN_BYTES 256         /* shorter series are not worth a zstd frame */
 #define RUN_MAX_BYTES (64u << 20) /* largest decompressed run a reader accepts */
 #define ZSTD_LEVEL    3
+#define GROUP_MAX     1024 /* most samples the writer puts in one DENSE chunk */
 
 /* ---- Chunk encodings --------------------------------------------------------------------- */
 
@@ -135,8 +141,13 @@ static int validate(tsdb__block *b, tsdb_err *err)
     const char *name = b->path[0] ? b->path : "<memory>";
     if (len < TSDB__BLOCK_HDR + TSDB__BLOCK_FOOTER)
         return TSDB_CORRUPT(err, "block %s: %zu bytes is too short", name, len);
-    if (memcmp(p, BLOCK_MAGIC, 8) != 0 || tsdb_get_u32le(p + 8) != BLOCK_VERSION)
-        return TSDB_CORRUPT(err, "block %s: bad magic or version", name);
+    if (memcmp(p, BLOCK_MAGIC, 8) != 0)
+        return TSDB_CORRUPT(err, "block %s: bad magic", name);
+    if (tsdb_get_u32le(p + 8) != BLOCK_VERSION)
+        return TSDB_CORRUPT(err,
+                            "block %s: format version %u is not supported (this build reads "
+                            "version %u only; remove the block or read it with an older release)",
+                            name, (unsigned)tsdb_get_u32le(p + 8), (unsigned)BLOCK_VERSION);
     if (tsdb_crc32c(0, p, 60) != tsdb_get_u32le(p + 60))
         return TSDB_CORRUPT(err, "block %s: header checksum mismatch", name);
     const unsigned char *f = p + len - TSDB__BLOCK_FOOTER;
@@ -705,7 +716,17 @@ struct tsdb__block_writer {
     size_t cap_sel;
     tsdb__bchunk *in; /* tsdb__block_writer_add's chunks, tagged XOR */
     size_t cap_in;
+    struct pack_info *pk; /* per input chunk while packing */
+    size_t cap_pk;
 };
+
+typedef struct pack_info {
+    size_t start, n;  /* its samples in smp */
+    size_t len, off;  /* its chosen size; 1 + offset in dense, or 0 for the input's bytes */
+    size_t grp;       /* for output k: 1 + offset in dense of its bytes, or 0 */
+    uint8_t enc;      /* its chosen encoding */
+    uint8_t dense_ok; /* DENSE can hold its samples */
+} pack_info;
 
 void tsdb__block_writer_compress(tsdb__block_writer *w, int on)
 {
@@ -769,6 +790,98 @@ int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk
     return tsdb__block_writer_add_raw(w, id, w->in, n, err);
 }
 
+/* Chooses the stored form of a series' chunks into w->sel and returns their number: each chunk
+ * in whichever of XOR and DENSE is smaller, then runs of consecutive chunks that DENSE can hold
+ * (time-ordered, at most GROUP_MAX samples) as one DENSE chunk when that is smaller than the run's
+ * chunks with their records and metas. A lone chunk keeps its own encoding. */
+static size_t pack_chunks(tsdb__block_writer *w, const tsdb__bchunk *c, size_t n)
+{
+    if (n > w->cap_sel) {
+        w->cap_sel = n * 2;
+        w->sel = xrealloc(w->sel, w->cap_sel * sizeof(*w->sel));
+    }
+    if (n > w->cap_pk) {
+        w->cap_pk = n * 2;
+        w->pk = xrealloc(w->pk, w->cap_pk * sizeof(*w->pk));
+    }
+    /* Decode every chunk into one array. */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += tsdb__bchunk_count(&c[i]);
+    if (total > w->cap_smp) {
+        w->cap_smp = total < 256 ? 256 : total;
+        w->smp = xrealloc(w->smp, w->cap_smp * sizeof(*w->smp));
+    }
+    w->dense.len = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        pack_info *k = &w->pk[i];
+        size_t got = 0;
+        k->start = at;
+        k->n = 0;
+        k->dense_ok = 0;
+        k->off = 0;
+        if (tsdb__bchunk_decode(&c[i], w->smp + at, w->cap_smp - at, &got) == TSDB_OK && got > 0) {
+            k->n = got;
+            at += got;
+            k->dense_ok = c[i].enc == TSDB__ENC_DENSE;
+        }
+        k->len = c[i].len;
+        k->enc = c[i].enc;
+        if (c[i].enc != TSDB__ENC_XOR || k->n == 0)
+            continue;
+        size_t before = w->dense.len;
+        if (tsdb_dense_encode(w->smp + k->start, k->n, &w->dense) != TSDB_OK)
+            continue;
+        k->dense_ok = 1;
+        if (w->dense.len - before >= c[i].len) {
+            w->dense.len = before;
+            continue;
+        }
+        k->off = before + 1; /* 0 = the input's bytes */
+        k->len = w->dense.len - before;
+        k->enc = TSDB__ENC_DENSE;
+    }
+    /* Group runs; each output is (first input, last input, bytes). */
+    size_t n_out = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, cnt = w->pk[i].n, sum = w->pk[i].len;
+        while (w->pk[i].dense_ok && j + 1 < n && w->pk[j + 1].dense_ok &&
+               cnt + w->pk[j + 1].n <= GROUP_MAX &&
+               w->smp[w->pk[j + 1].start].t > w->smp[w->pk[j].start + w->pk[j].n - 1].t) {
+            j++;
+            cnt += w->pk[j].n;
+            sum += w->pk[j].len + META_W + 9;
+        }
+        tsdb__bchunk *o = &w->sel[n_out++];
+        *o = c[i];
+        o->len = w->pk[i].len;
+        o->enc = w->pk[i].enc;
+        o->p = w->pk[i].off ? NULL : c[i].p;
+        w->pk[n_out - 1].grp = w->pk[i].off;
+        if (j > i) {
+            size_t before = w->dense.len;
+            if (tsdb_dense_encode(w->smp + w->pk[i].start, cnt, &w->dense) == TSDB_OK &&
+                w->dense.len - before < sum) {
+                o->maxt = c[j].maxt;
+                o->len = w->dense.len - before;
+                o->enc = TSDB__ENC_DENSE;
+                o->p = NULL;
+                w->pk[n_out - 1].grp = before + 1;
+                i = j + 1;
+                continue;
+            }
+            w->dense.len = before;
+        }
+        i++;
+    }
+    /* The dense buffer no longer moves: point the outputs at it. */
+    for (size_t i = 0; i < n_out; i++)
+        if (w->sel[i].p == NULL)
+            w->sel[i].p = w->dense.p + w->pk[i].grp - 1;
+    return n_out;
+}
+
 int tsdb__block_writer_add_raw(tsdb__block_writer *w, uint64_t id, const tsdb__bchunk *c, size_t n,
                                tsdb_err *err)
 {
@@ -777,42 +890,14 @@ int tsdb__block_writer_add_raw(tsdb__block_writer *w, uint64_t id, const tsdb__b
     if (w->n_series > 0 && id <= w->last_id)
         return tsdb_errf(err, TSDB_EINVAL, -1, "block writer: series %llu out of order",
                          (unsigned long long)id);
-    /* Each chunk in whichever of XOR and DENSE is smaller (when packing). */
-    if (n > w->cap_sel) {
+    if (w->compress)
+        n = pack_chunks(w, c, n);
+    else if (n > w->cap_sel) {
         w->cap_sel = n * 2;
         w->sel = xrealloc(w->sel, w->cap_sel * sizeof(*w->sel));
     }
-    size_t *dense_off = NULL;
-    w->dense.len = 0;
-    for (size_t i = 0; i < n; i++) {
-        w->sel[i] = c[i];
-        if (!w->compress || c[i].enc != TSDB__ENC_XOR)
-            continue;
-        size_t cnt = tsdb_chunk_count(c[i].p, c[i].len), got;
-        if (cnt > w->cap_smp) {
-            w->cap_smp = cnt < 256 ? 256 : cnt;
-            w->smp = xrealloc(w->smp, w->cap_smp * sizeof(*w->smp));
-        }
-        if (cnt == 0 ||
-            tsdb_chunk_decode_all(c[i].p, c[i].len, w->smp, w->cap_smp, &got) != TSDB_OK)
-            continue;
-        size_t before = w->dense.len;
-        if (tsdb_dense_encode(w->smp, got, &w->dense) != TSDB_OK)
-            continue;
-        if (w->dense.len - before >= c[i].len) {
-            w->dense.len = before;
-            continue;
-        }
-        if (!dense_off)
-            dense_off = xcalloc(n, sizeof(*dense_off));
-        dense_off[i] = before + 1; /* 0 = not dense */
-        w->sel[i].len = w->dense.len - before;
-        w->sel[i].enc = TSDB__ENC_DENSE;
-    }
-    for (size_t i = 0; dense_off && i < n; i++)
-        if (dense_off[i])
-            w->sel[i].p = w->dense.p + dense_off[i] - 1;
-    free(dense_off);
+    if (!w->compress)
+        memcpy(w->sel, c, n * sizeof(*c));
     c = w->sel;
 
     tsdb_buf_put_u64le(&w->series, id);
@@ -921,6 +1006,7 @@ int tsdb__block_writer_commit(tsdb__block_writer *w, tsdb_err *err)
     free(w->smp);
     free(w->sel);
     free(w->in);
+    free(w->pk);
     ZSTD_freeCCtx(w->cctx);
     free(w);
     return TSDB_OK;
@@ -941,6 +1027,7 @@ void tsdb__block_writer_abort(tsdb__block_writer *w)
     free(w->smp);
     free(w->sel);
     free(w->in);
+    free(w->pk);
     ZSTD_freeCCtx(w->cctx);
     free(w);
 }

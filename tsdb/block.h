@@ -88,6 +88,7 @@ typedef struct tsdb__block_writer tsdb__block_writer;
 int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint32_t level,
                              tsdb__block_writer **out, tsdb_err *err);
 /* Packs (default off): each XOR chunk becomes DENSE when that is smaller (tsdb/chunk_dense.h),
+ * runs of consecutive chunks become one DENSE chunk of up to 1024 samples when that is smaller,
  * and a series' chunks become one zstd-compressed run when that saves at least an eighth. */
 void tsdb__block_writer_compress(tsdb__block_writer *w, int on);
 int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk_ref *c, size_t n,

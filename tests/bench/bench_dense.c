@@ -9,6 +9,10 @@
  * series when it saves an eighth (as tsdb/block.c writes it, record framing included: 5 bytes
  * per chunk inside a run, 9 outside, plus 24 bytes of chunk meta). Also DENSE decode speed.
  *
+ * Then writes the data as real blocks: one level-0 block per 2 h (head chunks, cut at the block
+ * boundary as the head does) and one level-1 block merged from them (stored chunks copied
+ * through tsdb__block_writer_add_raw), and prints their bytes per sample on disk.
+ *
  * BENCH_INSTANCES (default 20) and BENCH_STEPS (default 5760 = 24 h) size the data. */
 #include <math.h>
 #include <stdint.h>
@@ -19,6 +23,8 @@
 #include <zstd.h>
 
 #include "tsdb/base.h"
+#include "tsdb/block.h"
+#include "tsdb/os.h"
 #include "tsdb/chunk.h"
 #include "tsdb/chunk_dense.h"
 #include "tsdb/tsdb.h"
@@ -142,6 +148,157 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Writes level-0 blocks of 2 h from head-shaped XOR chunks, then merges them into one block;
+ * prints bytes per sample of both. */
+static int fail(int line)
+{
+    fprintf(stderr, "bench_dense: block step at line %d failed\n", line);
+    return 1;
+}
+
+static int write_blocks(const tsdb_sample *data, size_t n, size_t steps, int64_t start)
+{
+    char dir[64], path[160];
+    snprintf(dir, sizeof(dir), "/tmp/cairn-bench-dense-XXXXXX");
+    if (!mkdtemp(dir))
+        return fail(__LINE__);
+    const int64_t range = 2 * 3600 * 1000;
+    start -= 3600 * 1000; /* the first scrape may come a little before start */
+    int64_t end = data[steps - 1].t + 1;
+    for (size_t i = 0; i < n; i++)
+        if (data[i * steps + steps - 1].t + 1 > end)
+            end = data[i * steps + steps - 1].t + 1;
+    size_t n_blocks = (size_t)((end - start + range - 1) / range);
+    tsdb__block **blocks = xcalloc(n_blocks, sizeof(*blocks));
+    uint64_t bytes0 = 0, samples = 0;
+    double t_write = 0;
+    tsdb_chunk_app *app = xcalloc(steps / PER + n_blocks + 2, sizeof(*app));
+    tsdb__chunk_ref *refs = xcalloc(steps / PER + n_blocks + 2, sizeof(*refs));
+    for (size_t bi = 0; bi < n_blocks; bi++) {
+        int64_t lo = start + (int64_t)bi * range, hi = lo + range;
+        snprintf(path, sizeof(path), "%s/%zu.blk", dir, bi);
+        tsdb__block_writer *w;
+        if (tsdb__block_writer_begin(path, lo, hi, 0, &w, NULL) != TSDB_OK)
+            return fail(__LINE__);
+        tsdb__block_writer_compress(w, 1);
+        double t0 = now_s();
+        for (size_t i = 0; i < n; i++) {
+            const tsdb_sample *s = &data[i * steps];
+            size_t nc = 0;
+            for (size_t k = 0; k < steps; k++) {
+                if (s[k].t < lo || s[k].t >= hi)
+                    continue;
+                if (nc == 0 || app[nc - 1].n == PER) {
+                    tsdb_chunk_app_init(&app[nc]);
+                    refs[nc].mint = s[k].t;
+                    nc++;
+                }
+                tsdb_chunk_app_add(&app[nc - 1], s[k].t, s[k].v);
+                refs[nc - 1].maxt = s[k].t;
+                samples++;
+            }
+            for (size_t c = 0; c < nc; c++)
+                refs[c].p = tsdb_chunk_app_bytes(&app[c], &refs[c].len);
+            if (tsdb__block_writer_add(w, (uint64_t)i + 1, refs, nc, NULL) != TSDB_OK)
+                return fail(__LINE__);
+            for (size_t c = 0; c < nc; c++)
+                tsdb_chunk_app_fini(&app[c]);
+        }
+        if (tsdb__block_writer_commit(w, NULL) != TSDB_OK ||
+            tsdb__block_open(path, &blocks[bi], NULL) != TSDB_OK)
+            return fail(__LINE__);
+        t_write += now_s() - t0;
+        bytes0 += tsdb__block_bytes(blocks[bi]);
+    }
+    /* Merge: each series' stored chunks from every block, in time order. */
+    snprintf(path, sizeof(path), "%s/merged.blk", dir);
+    tsdb__block_writer *w;
+    if (tsdb__block_writer_begin(path, start, start + (int64_t)n_blocks * range, 1, &w, NULL))
+        return fail(__LINE__);
+    tsdb__block_writer_compress(w, 1);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb__bchunk *all = NULL;
+    size_t cap = 0;
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        tsdb_arena_reset(&a);
+        for (size_t bi = 0; bi < n_blocks; bi++) {
+            tsdb__bchunk *c;
+            size_t nc;
+            if (tsdb__block_series_raw(blocks[bi], (uint64_t)i + 1, INT64_MIN, INT64_MAX, &a, &c,
+                                       &nc, NULL) != TSDB_OK)
+                return fail(__LINE__);
+            if (k + nc > cap) {
+                cap = (k + nc) * 2;
+                all = xrealloc(all, cap * sizeof(*all));
+            }
+            memcpy(all + k, c, nc * sizeof(*c));
+            k += nc;
+        }
+        if (tsdb__block_writer_add_raw(w, (uint64_t)i + 1, all, k, NULL) != TSDB_OK)
+            return fail(__LINE__);
+    }
+    tsdb__block *m;
+    if (tsdb__block_writer_commit(w, NULL) != TSDB_OK || tsdb__block_open(path, &m, NULL))
+        return fail(__LINE__);
+    double t_merge = now_s() - t0;
+    /* Read back every sample of the merged block, timed. */
+    t0 = now_s();
+    uint64_t back = 0;
+    for (size_t i = 0; i < n; i++) {
+        tsdb_arena_reset(&a);
+        tsdb__bchunk *c;
+        size_t nc;
+        if (tsdb__block_series_raw(m, (uint64_t)i + 1, INT64_MIN, INT64_MAX, &a, &c, &nc, NULL))
+            return fail(__LINE__);
+        size_t at = 0;
+        for (size_t j = 0; j < nc; j++) {
+            size_t cnt = tsdb__bchunk_count(&c[j]), got;
+            tsdb_sample *v = tsdb_arena_alloc(&a, cnt * sizeof(*v));
+            if (tsdb__bchunk_decode(&c[j], v, cnt, &got) != TSDB_OK)
+                return fail(__LINE__);
+            if (at + got > steps || memcmp(v, &data[i * steps + at], got * sizeof(*v)) != 0) {
+                fprintf(stderr,
+                        "merged block differs from the data: series %zu chunk %zu/%zu at %zu got "
+                        "%zu enc %d\n",
+                        i, j, nc, at, got, c[j].enc);
+                for (size_t q = 0; q < got && at + q < steps; q++)
+                    if (memcmp(&v[q], &data[i * steps + at + q], sizeof(*v))) {
+                        fprintf(stderr, "  sample %zu: %lld %.17g want %lld %.17g\n", q,
+                                (long long)v[q].t, v[q].v, (long long)data[i * steps + at + q].t,
+                                data[i * steps + at + q].v);
+                        break;
+                    }
+                return fail(__LINE__);
+            }
+            back += got;
+            at += got;
+        }
+    }
+    double t_read = now_s() - t0;
+    if (back != samples)
+        return fail(__LINE__);
+    printf("level-0 blocks (2 h): %.3f bytes/sample, write %.0f ns/sample\n",
+           (double)bytes0 / (double)samples, 1e9 * t_write / (double)samples);
+    printf("merged block:         %.3f bytes/sample, %llu chunks, merge %.0f ns/sample, read "
+           "%.1f ns/sample\n",
+           (double)tsdb__block_bytes(m) / (double)samples,
+           (unsigned long long)tsdb__block_meta_get(m)->n_chunks, 1e9 * t_merge / (double)samples,
+           1e9 * t_read / (double)samples);
+    tsdb__block_unref(m);
+    for (size_t bi = 0; bi < n_blocks; bi++)
+        tsdb__block_unref(blocks[bi]);
+    free(blocks);
+    free(all);
+    free(app);
+    free(refs);
+    tsdb_arena_fini(&a);
+    tsdb__os_remove_all(dir, NULL);
+    return 0;
 }
 
 int main(void)
@@ -301,8 +458,12 @@ int main(void)
                8 * st->run_b / sm);
     }
     printf("stored bytes/sample (chunks + records + metas): %.3f\n", tot->run_b / tot->samples);
-    printf("dense decode ns/sample: %.2f\n", dec_n > 0 ? 1e9 * dec_s / dec_n : 0.0);
+    printf("dense decode ns/sample: %.2f\n\n", dec_n > 0 ? 1e9 * dec_s / dec_n : 0.0);
     ZSTD_freeCCtx(cctx);
+    if (write_blocks(data, n, steps, start) != 0) {
+        fprintf(stderr, "block writing failed\n");
+        return 1;
+    }
     tsdb_buf_fini(&dense);
     tsdb_buf_fini(&run);
     tsdb_buf_fini(&z);
