@@ -1,7 +1,8 @@
 /* fuzz_chunk_dense -- the dense block chunk codec (tsdb/chunk_dense.c).
  *
  * 1. The input as a dense chunk: decoding returns samples or TSDB_ECORRUPT, stays in bounds,
- *    and what decodes re-encodes and decodes to the same samples.
+ *    and what decodes re-encodes and decodes to the same samples; the length of its timestamp
+ *    part stays within the input (and exists when it decodes).
  * 2. The input as samples: 10 bytes each (6-byte signed time step, 4-byte signed integer
  *    numerator), first byte chooses the decimal places and whether the numerator is divided by
  *    the power of ten or multiplied by its inverse (both forms DENSE keeps); encode, decode,
@@ -36,7 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = 0;
     int rc = tsdb_dense_decode(data, size, decoded, 65535, &n);
     check(rc == TSDB_OK || rc == TSDB_ECORRUPT);
+    size_t tl = tsdb_dense_ts_len(data, size);
+    check(tl <= size);
     if (rc == TSDB_OK) {
+        check(tl >= 10); /* a valid chunk has a timestamp part: count and t0 at least */
         tsdb_buf b;
         tsdb_buf_init(&b);
         if (tsdb_dense_encode(decoded, n, &b) == TSDB_OK) {

@@ -43,6 +43,9 @@
  *   [n >= 2]   tmode: 1 bit
  *              [tmode 0] wide zigzag(t1 - t0); [n >= 3] codes of the n - 2 dods
  *              [tmode 1] wide zigzag(step); codes of the n - 1 offsets
+ *   pad        zero bits to a whole byte: the value part starts on a byte, so chunks with equal
+ *              timestamps can share one timestamp part (tsdb_dense_ts_len; the block
+ *              format's shared-timestamp records use it)
  *   k          4 bits, decimal places
  *   form       1 bit (0 when k = 0)
  *   m0         wide zigzag(m0)
@@ -55,9 +58,9 @@
  *
  * Example: (1000, 1.5) (2000, 2.5) (3000, 3.5) -> dod 0 (the grid costs the same; ties go to
  * dod), k = 1, m = 15 25 35, g = 10, steps 1 1 (each step is lo, so B = 0).
- *   00 03 | t0 = 1000 in 64 bits | tmode 0 | w=11 zigzag(1000)=2000 | B=0, w=0 |
- *   k=0001 | form 0 | w=5 zigzag(15)=30 | g: w=4 10 | vmode 0 | B=0, w=2 zigzag(1)=2 |
- *   2 bits of padding: 142 bits, 20 bytes in all
+ *   00 03 | t0 = 1000 in 64 bits | tmode 0 | w=11 zigzag(1000)=2000 | B=0, w=0 | 7 bits of
+ *   padding (13 bytes so far after the count) | k=0001 | form 0 | w=5 zigzag(15)=30 |
+ *   g: w=4 10 | vmode 0 | B=0, w=2 zigzag(1)=2 | 3 bits of padding: 21 bytes in all
  *
  * Reading validates everything: widths <= 64, g >= 1, k <= 15, form 0 when k = 0, strictly
  * ascending timestamps, no bits past the end, and only zero padding after the last code (at
@@ -329,6 +332,8 @@ int tsdb_dense_encode(const tsdb_sample *s, size_t n, tsdb_buf *out)
         }
     }
 
+    bw_flush(&w); /* the value part starts on a whole byte */
+
     /* Values. */
     bw_put(&w, (uint64_t)k, 4);
     bw_put(&w, form, 1);
@@ -441,76 +446,117 @@ uint16_t tsdb_dense_count(const void *p, size_t len)
     return len < 2 ? 0 : (uint16_t)(b[0] << 8 | b[1]);
 }
 
+/* Reads the timestamp part of n samples into out[].t, with its zero padding to a whole byte. */
+static int decode_ts(br *r, size_t n, tsdb_sample *out)
+{
+    plan pl;
+    uint64_t t0 = br_get(r, 64);
+    out[0].t = (int64_t)t0;
+    if (n >= 2) {
+        if (br_get(r, 1)) { /* grid */
+            uint64_t step = unzz(get_wide(r)), grid = t0;
+            if (!get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 1; i < n && !r->err; i++) {
+                grid += step;
+                out[i].t = (int64_t)(grid + get_code(r, &pl));
+            }
+        } else { /* dod */
+            uint64_t d = unzz(get_wide(r));
+            out[1].t = (int64_t)(t0 + d);
+            if (n >= 3 && !get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 2; i < n && !r->err; i++) {
+                d += get_code(r, &pl);
+                out[i].t = (int64_t)((uint64_t)out[i - 1].t + d);
+            }
+        }
+    }
+    if ((r->pos & 7) && br_get(r, 8 - (unsigned)(r->pos & 7)) != 0)
+        return TSDB_ECORRUPT;
+    if (r->err)
+        return TSDB_ECORRUPT;
+    for (size_t i = 1; i < n; i++)
+        if (out[i].t <= out[i - 1].t)
+            return TSDB_ECORRUPT;
+    return TSDB_OK;
+}
+
+/* Reads the value part of n samples into out[].v; it must end the input (zero padding). */
+static int decode_values(br *r, size_t n, tsdb_sample *out)
+{
+    plan pl;
+    unsigned k = (unsigned)br_get(r, 4), form = (unsigned)br_get(r, 1);
+    if (k == 0 && form)
+        return TSDB_ECORRUPT;
+    uint64_t m = unzz(get_wide(r));
+    out[0].v = scaled((int64_t)m, k, form);
+    if (n >= 2) {
+        uint64_t g = get_wide(r);
+        unsigned mode = (unsigned)br_get(r, 1);
+        if (g == 0 || r->err)
+            return TSDB_ECORRUPT;
+        if (mode == 0) {
+            if (!get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 1; i < n && !r->err; i++) {
+                m += get_code(r, &pl) * g;
+                out[i].v = scaled((int64_t)m, k, form);
+            }
+        } else {
+            uint64_t step = unzz(get_wide(r));
+            m += step * g;
+            out[1].v = scaled((int64_t)m, k, form);
+            if (n >= 3 && !get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 2; i < n && !r->err; i++) {
+                step += get_code(r, &pl);
+                m += step * g;
+                out[i].v = scaled((int64_t)m, k, form);
+            }
+        }
+    }
+    if (r->err)
+        return TSDB_ECORRUPT;
+    /* Only zero padding may follow, and less than a byte of it. */
+    if (r->nbits - r->pos >= 8)
+        return TSDB_ECORRUPT;
+    if (r->pos < r->nbits && br_get(r, (unsigned)(r->nbits - r->pos)) != 0)
+        return TSDB_ECORRUPT;
+    return TSDB_OK;
+}
+
 int tsdb_dense_decode(const void *p, size_t len, tsdb_sample *out, size_t cap, size_t *n_out)
 {
     size_t n = tsdb_dense_count(p, len);
     if (n == 0 || n > cap)
         return TSDB_ECORRUPT;
     br r = {(const unsigned char *)p + 2, len - 2, (len - 2) * 8, 0, 0};
-    plan pl;
-
-    uint64_t t0 = br_get(&r, 64);
-    out[0].t = (int64_t)t0;
-    if (n >= 2) {
-        if (br_get(&r, 1)) { /* grid */
-            uint64_t step = unzz(get_wide(&r)), grid = t0;
-            if (!get_plan(&r, &pl))
-                return TSDB_ECORRUPT;
-            for (size_t i = 1; i < n && !r.err; i++) {
-                grid += step;
-                out[i].t = (int64_t)(grid + get_code(&r, &pl));
-            }
-        } else { /* dod */
-            uint64_t d = unzz(get_wide(&r));
-            out[1].t = (int64_t)(t0 + d);
-            if (n >= 3 && !get_plan(&r, &pl))
-                return TSDB_ECORRUPT;
-            for (size_t i = 2; i < n && !r.err; i++) {
-                d += get_code(&r, &pl);
-                out[i].t = (int64_t)((uint64_t)out[i - 1].t + d);
-            }
-        }
-    }
-    unsigned k = (unsigned)br_get(&r, 4), form = (unsigned)br_get(&r, 1);
-    if (k == 0 && form)
+    if (decode_ts(&r, n, out) != TSDB_OK || decode_values(&r, n, out) != TSDB_OK)
         return TSDB_ECORRUPT;
-    uint64_t m = unzz(get_wide(&r));
-    out[0].v = scaled((int64_t)m, k, form);
-    if (n >= 2) {
-        uint64_t g = get_wide(&r);
-        unsigned mode = (unsigned)br_get(&r, 1);
-        if (g == 0 || r.err)
-            return TSDB_ECORRUPT;
-        if (mode == 0) {
-            if (!get_plan(&r, &pl))
-                return TSDB_ECORRUPT;
-            for (size_t i = 1; i < n && !r.err; i++) {
-                m += get_code(&r, &pl) * g;
-                out[i].v = scaled((int64_t)m, k, form);
-            }
-        } else {
-            uint64_t step = unzz(get_wide(&r));
-            m += step * g;
-            out[1].v = scaled((int64_t)m, k, form);
-            if (n >= 3 && !get_plan(&r, &pl))
-                return TSDB_ECORRUPT;
-            for (size_t i = 2; i < n && !r.err; i++) {
-                step += get_code(&r, &pl);
-                m += step * g;
-                out[i].v = scaled((int64_t)m, k, form);
-            }
-        }
-    }
-    if (r.err)
-        return TSDB_ECORRUPT;
-    /* Only zero padding may follow, and less than a byte of it. */
-    if (r.nbits - r.pos >= 8)
-        return TSDB_ECORRUPT;
-    if (r.pos < r.nbits && br_get(&r, (unsigned)(r.nbits - r.pos)) != 0)
-        return TSDB_ECORRUPT;
-    for (size_t i = 1; i < n; i++)
-        if (out[i].t <= out[i - 1].t)
-            return TSDB_ECORRUPT;
     *n_out = n;
     return TSDB_OK;
+}
+
+size_t tsdb_dense_ts_len(const void *p, size_t len)
+{
+    size_t n = tsdb_dense_count(p, len), codes = 0;
+    if (n == 0)
+        return 0;
+    br r = {(const unsigned char *)p + 2, len - 2, (len - 2) * 8, 0, 0};
+    plan pl = {0, 0, 0};
+    int ok = 1;
+    br_get(&r, 64);
+    if (n >= 2) {
+        int grid = (int)br_get(&r, 1);
+        get_wide(&r);
+        codes = grid ? n - 1 : n - 2;
+        if (codes > 0)
+            ok = get_plan(&r, &pl);
+    }
+    for (size_t i = 0; ok && i < codes && !r.err; i++)
+        get_code(&r, &pl);
+    if (!ok || r.err)
+        return 0;
+    return 2 + (r.pos + 7) / 8;
 }

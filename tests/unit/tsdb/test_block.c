@@ -323,6 +323,102 @@ static void test_dense_groups(void **state)
     tsdb__os_remove_all(dir, NULL);
 }
 
+/* Rewrites the CRC of the chunk record at off after an edit. */
+static void fix_record_crc(unsigned char *img, uint64_t off)
+{
+    uint32_t len = tsdb_get_u32le(img + off);
+    tsdb_put_u32le(img + off + 5 + len, tsdb_crc32c(0, img + off + 4, (size_t)len + 1));
+}
+
+/* Series scraped together share timestamps: the second series' DENSE chunk stores only its
+ * values and a reference, reads back bit for bit, and a reference to a later chunk, to an XOR
+ * chunk or to a chunk of another count is refused. */
+static void test_shared_timestamps(void **state)
+{
+    (void)state;
+    const char *dir = tmpdir();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/s.blk", dir);
+    static tsdb_sample s[4][240];
+    for (size_t i = 0; i < 240; i++) {
+        int64_t t = (int64_t)i * 15000 + (int64_t)(i * 7 % 5) - 2 + 10;
+        s[0][i] = (tsdb_sample){t, (double)(i * 13 % 7)};
+        s[1][i] = (tsdb_sample){t, round((double)i * 14.37) * 0.01};
+        s[2][i] = (tsdb_sample){t, (double)(i % 2) / 3.0}; /* XOR */
+        s[3][i] = (tsdb_sample){t + (i == 100), 4096.0 * (double)(i % 5)};
+    }
+    tsdb__block_writer *w;
+    assert_int_equal(tsdb__block_writer_begin(path, 0, 240 * 15000, 0, &w, NULL), TSDB_OK);
+    tsdb__block_writer_compress(w, 1);
+    tsdb_chunk_app app[2];
+    tsdb__chunk_ref refs[2];
+    for (uint64_t id = 1; id <= 4; id++) {
+        size_t nc = head_chunks(s[id - 1], 240, 120, app, refs);
+        assert_int_equal(tsdb__block_writer_add(w, id, refs, nc, NULL), TSDB_OK);
+        for (size_t c = 0; c < nc; c++)
+            tsdb_chunk_app_fini(&app[c]);
+    }
+    assert_int_equal(tsdb__block_writer_commit(w, NULL), TSDB_OK);
+    tsdb__block *b;
+    assert_int_equal(tsdb__block_open(path, &b, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_verify(b, NULL), TSDB_OK);
+    /* Chunks: 0 series 1 (DENSE, 240), 1 series 2 (shares 0's timestamps), 2-3 series 3 (XOR),
+     * 4 series 4 (its own timestamps: one differs). */
+    assert_int_equal(tsdb__block_meta_get(b)->n_chunks, 5);
+    tsdb__chunk_ref c;
+    assert_int_equal(tsdb__block_chunk(b, 0, &c, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_chunk(b, 1, &c, NULL), TSDB_EINVAL);
+    assert_int_equal(tsdb__block_chunk(b, 4, &c, NULL), TSDB_OK);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    static tsdb_sample got[240];
+    for (uint64_t id = 1; id <= 4; id++) {
+        tsdb__bchunk *r;
+        size_t n, at = 0;
+        assert_int_equal(tsdb__block_series_raw(b, id, INT64_MIN, INT64_MAX, &a, &r, &n, NULL),
+                         TSDB_OK);
+        for (size_t k = 0; k < n; k++) {
+            size_t m;
+            assert_int_equal(tsdb__bchunk_decode(&r[k], got, 240, &m), TSDB_OK);
+            assert_memory_equal(got, s[id - 1] + at, m * sizeof(*got));
+            at += m;
+        }
+        assert_int_equal(at, 240);
+    }
+    tsdb__block_unref(b);
+
+    /* Bad references, each with a valid record CRC. */
+    tsdb_buf img;
+    tsdb_buf_init(&img);
+    assert_int_equal(tsdb__os_read_file(path, 1 << 20, &img, NULL), TSDB_OK);
+    uint64_t meta_off = tsdb_get_u64le(img.p + img.len - 48 + 8);
+    uint64_t off1 = tsdb_get_u64le(img.p + meta_off + 24 + 16);
+    assert_int_equal(img.p[off1 + 4], 0x82);
+    assert_int_equal(tsdb_get_u32le(img.p + off1 + 5), 0);
+    static const uint32_t bad_ref[] = {1, 2, 4, 0xffffffffu};
+    for (size_t t = 0; t < 5; t++) {
+        unsigned char *copy = malloc(img.len);
+        memcpy(copy, img.p, img.len);
+        if (t < 4)
+            tsdb_put_u32le(copy + off1 + 5, bad_ref[t]); /* itself, XOR, later, none */
+        else
+            copy[off1 + 10] ^= 1; /* a count that differs from chunk 0's */
+        fix_record_crc(copy, off1);
+        tsdb__block *x;
+        assert_int_equal(tsdb__block_open_mem(copy, img.len, &x, NULL), TSDB_OK);
+        tsdb__bchunk *r;
+        size_t n;
+        assert_int_equal(tsdb__block_series_raw(x, 2, INT64_MIN, INT64_MAX, &a, &r, &n, NULL),
+                         TSDB_ECORRUPT);
+        assert_int_equal(tsdb__block_verify(x, NULL), TSDB_ECORRUPT);
+        tsdb__block_unref(x);
+        free(copy);
+    }
+    tsdb_buf_fini(&img);
+    tsdb_arena_fini(&a);
+    tsdb__os_remove_all(dir, NULL);
+}
+
 /* Reads all samples of series id through tsdb__block_series (XOR for every stored encoding). */
 static size_t golden_series(tsdb__block *b, uint64_t id, tsdb_sample *out, size_t cap)
 {
@@ -483,9 +579,10 @@ int main(void)
 {
     tsdb_log_set_level(TSDB_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_compressed_runs),
-        cmocka_unit_test(test_dense_groups),      cmocka_unit_test(test_golden_v2),
-        cmocka_unit_test(test_golden_v1_refused), cmocka_unit_test(test_corruption),
+        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_compressed_runs),
+        cmocka_unit_test(test_dense_groups), cmocka_unit_test(test_shared_timestamps),
+        cmocka_unit_test(test_golden_v2),    cmocka_unit_test(test_golden_v1_refused),
+        cmocka_unit_test(test_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

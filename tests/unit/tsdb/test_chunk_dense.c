@@ -162,9 +162,10 @@ static void test_worked_example(void **state)
     tsdb_buf b;
     tsdb_buf_init(&b);
     assert_int_equal(tsdb_dense_encode(s, 3, &b), TSDB_OK);
-    /* 64 + 1 + (7+11) + (7+7+0) + 4 + 1 + (7+5) + (7+4) + 1 + (7+7+2) bits = 142 bits -> 18
-     * bytes of stream after the 2-byte count. */
-    assert_int_equal(b.len, 2 + 18);
+    /* Timestamps 64 + 1 + (7+11) + (7+7+0) = 97 bits -> 13 bytes; values 4 + 1 + (7+5) + (7+4)
+     * + 1 + (7+7+2) = 45 bits -> 6 bytes; after the 2-byte count. */
+    assert_int_equal(b.len, 2 + 13 + 6);
+    assert_int_equal(tsdb_dense_ts_len(b.p, b.len), 2 + 13);
     assert_int_equal(b.p[0], 0);
     assert_int_equal(b.p[1], 3);
     /* t0 = 1000 = 0x3E8 in the first 64 bits. */
