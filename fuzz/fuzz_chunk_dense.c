@@ -4,9 +4,10 @@
  *    and what decodes re-encodes and decodes to the same samples; the length of its timestamp
  *    part stays within the input (and exists when it decodes).
  * 2. The input as samples: 10 bytes each (6-byte signed time step, 4-byte signed integer
- *    numerator), first byte chooses the decimal places and whether the numerator is divided by
- *    the power of ten or multiplied by its inverse (both forms DENSE keeps); encode, decode,
- *    compare bit for bit.
+ *    numerator), first byte chooses the decimal places and whether the value is the numerator
+ *    divided by the power of ten, multiplied by its inverse (both exact forms DENSE keeps) or
+ *    the running sum of the divided numerators (near decimals, kept with residuals); encode,
+ *    decode, compare bit for bit.
  */
 #include "fuzz/fuzz.h"
 
@@ -56,7 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const double scale[] = {1, 10, 100, 1000, 1e6, 1e15};
     static const double inv[] = {1, 0.1, 0.01, 0.001, 1e-6, 1e-15};
     double sc = scale[data[0] % 6], in = inv[data[0] % 6];
-    int multiply = data[0] / 6 % 2;
+    int mode = data[0] / 6 % 3; /* divide, multiply, running sum (near decimals) */
+    double sum = 0;
     size_t k = 0;
     int64_t t = 1700000000000LL;
     for (size_t off = 1; off + 10 <= size && k < 2000; off += 10) {
@@ -70,7 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             dt = -dt + 1;
         t += dt;
         script[k].t = t;
-        script[k].v = multiply ? (double)num * in : (double)num / sc;
+        sum += (double)num / sc;
+        script[k].v = mode == 0 ? (double)num / sc : mode == 1 ? (double)num * in : sum;
         k++;
     }
     if (k == 0)

@@ -15,8 +15,12 @@
  * for k = 0 both are (double)m and the form is 0. Then code the integers m: their steps d[i] =
  * m[i] - m[i-1] share a factor g (the gcd; memory in pages gives 4096), so store d[i] / g,
  * either as is (mode 0) or as the differences of consecutive steps (mode 1, series that grow at
- * a near-constant rate), whichever costs fewer bits. Chunks holding NaN, infinities, -0 or
- * values without such an m are not encoded (the block keeps them in XOR).
+ * a near-constant rate), whichever costs fewer bits. When no k and form fit exactly, values
+ * may be near decimals (sums of decimals computed in binary drift a few units in the last
+ * place): then the smallest k such that each value's bit pattern is within RESID_MAX of that of
+ * m / 10^k (form 0) is used, and the differences of the bit patterns (residuals) are coded
+ * after the steps. Chunks holding NaN, infinities, -0 or values fitting neither way are not
+ * encoded (the block keeps them in XOR).
  *
  * Timestamps. t0 raw, then either the deltas of deltas (dod, mode 0: t1 - t0, then each
  * (t[i] - t[i-1]) - (t[i-1] - t[i-2])) or the offsets from a grid (mode 1: step = (t[n-1] - t0)
@@ -48,23 +52,26 @@
  *              format's shared-timestamp records use it)
  *   k          4 bits, decimal places
  *   form       1 bit (0 when k = 0)
+ *   resid      1 bit: residuals follow the steps (form 0 only)
  *   m0         wide zigzag(m0)
  *   [n >= 2]   g: wide (>= 1)
  *              vmode: 1 bit
  *              [vmode 0] codes of the n - 1 steps d[i] / g
  *              [vmode 1] wide zigzag(d[1] / g); [n >= 3] codes of the n - 2 differences of
  *                        consecutive steps
+ *   [resid]    codes of the n residuals: value i has the bit pattern of m[i] / 10^k plus
+ *              residual i (modulo 2^64)
  *   codes      7-bit B · wide zigzag(lo) · [B > 0] one code per integer, as above
  *
  * Example: (1000, 1.5) (2000, 2.5) (3000, 3.5) -> dod 0 (the grid costs the same; ties go to
  * dod), k = 1, m = 15 25 35, g = 10, steps 1 1 (each step is lo, so B = 0).
  *   00 03 | t0 = 1000 in 64 bits | tmode 0 | w=11 zigzag(1000)=2000 | B=0, w=0 | 7 bits of
- *   padding (13 bytes so far after the count) | k=0001 | form 0 | w=5 zigzag(15)=30 |
- *   g: w=4 10 | vmode 0 | B=0, w=2 zigzag(1)=2 | 3 bits of padding: 21 bytes in all
+ *   padding (13 bytes so far after the count) | k=0001 | form 0 | resid 0 | w=5 zigzag(15)=30 |
+ *   g: w=4 10 | vmode 0 | B=0, w=2 zigzag(1)=2 | 2 bits of padding: 21 bytes in all
  *
- * Reading validates everything: widths <= 64, g >= 1, k <= 15, form 0 when k = 0, strictly
- * ascending timestamps, no bits past the end, and only zero padding after the last code (at
- * most 7 bits); anything else is TSDB_ECORRUPT.
+ * Reading validates everything: widths <= 64, g >= 1, k <= 15, form 0 when k = 0 or resid = 1,
+ * strictly ascending timestamps, no bits past the end, and only zero padding after the last code
+ * (at most 7 bits); anything else is TSDB_ECORRUPT.
  */
 #include "tsdb/chunk_dense.h"
 
@@ -75,6 +82,7 @@
 #define WIDTH_BITS 7
 #define MAX_K      15
 #define MAX_EXACT  9007199254740992.0 /* 2^53 */
+#define RESID_MAX  4096               /* units in the last place a near decimal may be off */
 
 static const double pow10_tab[MAX_K + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                             1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
@@ -255,9 +263,28 @@ static inline double scaled(int64_t m, unsigned k, unsigned form)
     return form ? (double)m * inv10_tab[k] : (double)m / pow10_tab[k];
 }
 
-/* Smallest k, then form, with every value exactly scaled(m, k, form); -1 if none. Fills m. */
-static int find_scale(const tsdb_sample *s, size_t n, int64_t *m, unsigned *form_out)
+static inline uint64_t bits_of(double v)
 {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static inline double from_bits(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* Smallest k, then form, with every value exactly scaled(m, k, form). Failing that, the smallest
+ * k with every value within RESID_MAX units in the last place of scaled(m, k, 0): r[i] gets the
+ * differences of the bit patterns and *resid is set. -1 if neither (or a value is not finite).
+ * Fills m. */
+static int find_scale(const tsdb_sample *s, size_t n, int64_t *m, uint64_t *r, unsigned *form_out,
+                      unsigned *resid)
+{
+    *resid = 0;
     for (unsigned k = 0; k <= MAX_K; k++) {
         for (unsigned form = 0; form < (k ? 2u : 1u); form++) {
             size_t i = 0;
@@ -280,6 +307,25 @@ static int find_scale(const tsdb_sample *s, size_t n, int64_t *m, unsigned *form
             }
         }
     }
+    for (unsigned k = 0; k <= MAX_K; k++) {
+        size_t i = 0;
+        for (; i < n; i++) {
+            double x = s[i].v * pow10_tab[k];
+            if (!(fabs(x) < MAX_EXACT))
+                break;
+            int64_t mi = (int64_t)nearbyint(x);
+            int64_t d = (int64_t)(bits_of(s[i].v) - bits_of(scaled(mi, k, 0)));
+            if (d < -RESID_MAX || d > RESID_MAX)
+                break;
+            m[i] = mi;
+            r[i] = (uint64_t)d;
+        }
+        if (i == n) {
+            *form_out = 0;
+            *resid = 1;
+            return (int)k;
+        }
+    }
     return -1;
 }
 
@@ -291,13 +337,14 @@ int tsdb_dense_encode(const tsdb_sample *s, size_t n, tsdb_buf *out)
         if (s[i].t <= s[i - 1].t)
             return TSDB_EINVAL;
     int64_t *m = xmalloc(n * sizeof(*m));
-    unsigned form = 0;
-    int k = find_scale(s, n, m, &form);
+    uint64_t *a = xmalloc(3 * n * sizeof(*a)), *b = a + n, *r = a + 2 * n;
+    unsigned form = 0, resid = 0;
+    int k = find_scale(s, n, m, r, &form, &resid);
     if (k < 0) {
         free(m);
+        free(a);
         return TSDB_EINVAL;
     }
-    uint64_t *a = xmalloc(2 * n * sizeof(*a)), *b = a + n;
 
     tsdb_buf_putc(out, (unsigned char)(n >> 8));
     tsdb_buf_putc(out, (unsigned char)n);
@@ -337,6 +384,7 @@ int tsdb_dense_encode(const tsdb_sample *s, size_t n, tsdb_buf *out)
     /* Values. */
     bw_put(&w, (uint64_t)k, 4);
     bw_put(&w, form, 1);
+    bw_put(&w, resid, 1);
     put_wide(&w, zz((uint64_t)m[0]));
     if (n >= 2) {
         uint64_t g = 0;
@@ -364,6 +412,8 @@ int tsdb_dense_encode(const tsdb_sample *s, size_t n, tsdb_buf *out)
             put_codes(&w, a, n - 1, ps);
         }
     }
+    if (resid)
+        put_codes(&w, r, n, plan_codes(r, n));
     bw_flush(&w);
     free(m);
     free(a);
@@ -487,7 +537,8 @@ static int decode_values(br *r, size_t n, tsdb_sample *out)
 {
     plan pl;
     unsigned k = (unsigned)br_get(r, 4), form = (unsigned)br_get(r, 1);
-    if (k == 0 && form)
+    unsigned resid = (unsigned)br_get(r, 1);
+    if ((k == 0 && form) || (form && resid))
         return TSDB_ECORRUPT;
     uint64_t m = unzz(get_wide(r));
     out[0].v = scaled((int64_t)m, k, form);
@@ -515,6 +566,12 @@ static int decode_values(br *r, size_t n, tsdb_sample *out)
                 out[i].v = scaled((int64_t)m, k, form);
             }
         }
+    }
+    if (resid) {
+        if (!get_plan(r, &pl))
+            return TSDB_ECORRUPT;
+        for (size_t i = 0; i < n && !r->err; i++)
+            out[i].v = from_bits(bits_of(out[i].v) + get_code(r, &pl));
     }
     if (r->err)
         return TSDB_ECORRUPT;

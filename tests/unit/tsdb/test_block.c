@@ -167,7 +167,8 @@ static void test_compressed_runs(void **state)
     char plain[128], packed[128];
     snprintf(plain, sizeof(plain), "%s/a.blk", dir);
     snprintf(packed, sizeof(packed), "%s/b.blk", dir);
-    /* Same chunks twice: once plain, once as zstd runs (thirds: DENSE cannot hold them). */
+    /* Same chunks twice: once plain, once as zstd runs (values above 2^53 that are no integers:
+     * DENSE cannot hold them). */
     tsdb__block_writer *w1, *w2;
     assert_int_equal(tsdb__block_writer_begin(plain, 0, 15000, 0, &w1, NULL), TSDB_OK);
     assert_int_equal(tsdb__block_writer_begin(packed, 0, 15000, 0, &w2, NULL), TSDB_OK);
@@ -178,7 +179,8 @@ static void test_compressed_runs(void **state)
         for (int c = 0; c < 3; c++) {
             tsdb_chunk_app_init(&app[c]);
             for (int i = 0; i < 120; i++)
-                tsdb_chunk_app_add(&app[c], c * 5000 + i * 40, (double)((i * 7) % 5) / 3.0);
+                tsdb_chunk_app_add(&app[c], c * 5000 + i * 40,
+                                   (double)((i * 7) % 5 + 1) * 1e20 / 3.0);
             size_t len;
             const unsigned char *p = tsdb_chunk_app_bytes(&app[c], &len);
             refs[c] = (tsdb__chunk_ref){c * 5000, c * 5000 + 119 * 40, p, len};
@@ -344,7 +346,7 @@ static void test_shared_timestamps(void **state)
         int64_t t = (int64_t)i * 15000 + (int64_t)(i * 7 % 5) - 2 + 10;
         s[0][i] = (tsdb_sample){t, (double)(i * 13 % 7)};
         s[1][i] = (tsdb_sample){t, round((double)i * 14.37) * 0.01};
-        s[2][i] = (tsdb_sample){t, (double)(i % 2) / 3.0}; /* XOR */
+        s[2][i] = (tsdb_sample){t, (double)(i % 2 + 1) * 1e20 / 3.0}; /* XOR: above 2^53 */
         s[3][i] = (tsdb_sample){t + (i == 100), 4096.0 * (double)(i % 5)};
     }
     tsdb__block_writer *w;
@@ -443,8 +445,9 @@ static size_t golden_series(tsdb__block *b, uint64_t id, tsdb_sample *out, size_
 
 /* The v2 block in tests/golden/tsdb (written by format version 2) keeps opening with the same
  * content, one series per stored encoding: series 3 = 200 samples t = i s, v = i / 2, written
- * as two head chunks and joined into one DENSE chunk; series 5 = 240 samples v = i / 3 as XOR
- * chunks in a zstd run; series 9 = 5 staleness markers in a plain XOR chunk. */
+ * as two head chunks and joined into one DENSE chunk; series 5 = 240 samples v = (i * 7 % 5 +
+ * 1) * 1e20 / 3 (above 2^53, no integers: not DENSE) as XOR chunks in a zstd run; series 9 =
+ * 5 staleness markers in a plain XOR chunk. */
 static void test_golden_v2(void **state)
 {
     (void)state;
@@ -467,7 +470,7 @@ static void test_golden_v2(void **state)
     assert_int_equal(golden_series(b, 5, s, 300), 240);
     for (size_t i = 0; i < 240; i++) {
         assert_int_equal(s[i].t, (int64_t)i * 1000);
-        assert_true(s[i].v == (double)i / 3.0);
+        assert_true(s[i].v == (double)((i * 7) % 5 + 1) * 1e20 / 3.0);
     }
     assert_int_equal(golden_series(b, 9, s, 300), 5);
     for (size_t i = 0; i < 5; i++)
