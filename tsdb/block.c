@@ -90,7 +90,7 @@
 #define RUN_MAX_BYTES      (64u << 20) /* largest decompressed run a reader accepts */
 #define ZSTD_LEVEL         3
 #define GROUP_MAX          1024        /* most samples the writer puts in one DENSE chunk */
-#define TS_SHARE_MAX_BYTES (64u << 20) /* timestamp parts the writer remembers for sharing */
+#define TS_SHARE_MAX_BYTES (16u << 20) /* timestamp parts the writer remembers for sharing */
 
 /* ---- Chunk encodings --------------------------------------------------------------------- */
 
