@@ -5,13 +5,16 @@
  * histogram buckets, +-2 ms scrape jitter per instance, 15 s interval), cuts each series into
  * head-sized chunks (TSDB_CHUNK_SAMPLES_MAX), and reports per kind: XOR bits per sample, DENSE
  * bits per sample split into timestamps (the chunk encoded with every value 0) and values (the
- * rest), the block's choice (the smaller of the two), and that choice after a zstd run per
- * series when it saves an eighth (as tsdb/block.c writes it, record framing included: 5 bytes
- * per chunk inside a run, 9 outside, plus 24 bytes of chunk meta). Also DENSE decode speed.
+ * rest), the smaller of the two per chunk, and that choice stored chunk by chunk with a zstd
+ * run per series when it saves an eighth (record framing included: 5 bytes per chunk inside a
+ * run, 9 outside, plus 24 bytes of chunk meta) -- the per-chunk view, before the block writer
+ * joins chunks and shares timestamps. Also DENSE decode speed.
  *
- * Then writes the data as real blocks: one level-0 block per 2 h (head chunks, cut at the block
- * boundary as the head does) and one level-1 block merged from them (stored chunks copied
- * through tsdb__block_writer_add_raw), and prints their bytes per sample on disk.
+ * Then writes the data as real blocks, which is what lands on disk: one level-0 block per 2 h
+ * (head chunks, cut at the block boundary as the head does) and one level-1 block merged from
+ * them (stored chunks copied through tsdb__block_writer_add_raw), and prints their bytes per
+ * sample, the write and merge time and the time to read every sample of the merged block back
+ * (checked against the data).
  *
  * BENCH_INSTANCES (default 20) and BENCH_STEPS (default 5760 = 24 h) size the data. */
 #include <math.h>
