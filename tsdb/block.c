@@ -4,7 +4,8 @@
  *
  *   offset  size  header (64 bytes)
  *        0     8  magic "CAIRNBLK"
- *        8     4  version (1)
+ *        8     4  version (2; version 1 stored DENSE chunks in an older layout and is refused
+ *                 with an error naming both versions)
  *       12     4  level
  *       16     8  mint (inclusive, ms)
  *       24     8  maxt (exclusive, ms)
@@ -17,12 +18,25 @@
  *   chunk region, from 64: chunk records, each
  *           len u32 · encoding u8 · data[len] · crc32c u32 of encoding and data
  *           encoding 1:    data is one XOR chunk (Prometheus' bytes)
- *           encoding 0x81: data is one DENSE chunk (tsdb/chunk_dense.c); the writer stores
- *                          each chunk in whichever of XOR and DENSE is smaller
+ *           encoding 0x81: data is one DENSE chunk (tsdb/chunk_dense.c). The packing writer
+ *                          stores each chunk in whichever of XOR and DENSE is smaller, then
+ *                          joins runs of consecutive chunks of a series that DENSE can hold
+ *                          (at most GROUP_MAX = 1024 samples) into one DENSE chunk when that
+ *                          is smaller than the run with its records and metas: so a block's
+ *                          chunks need not be the head's chunks
+ *           encoding 0x82: data is ref u32 · count u16 big endian · the value part of a DENSE
+ *                          chunk whose timestamps equal those of chunk meta ref, an earlier
+ *                          chunk stored plainly with encoding 0x81 and the same count (series
+ *                          scraped together share their timestamps). The reader joins ref's
+ *                          bytes up to the end of its timestamp part (tsdb_dense_ts_len) with
+ *                          this value part into one DENSE chunk. The writer remembers up to
+ *                          TS_SHARE_MAX_BYTES of timestamp parts per block to find matches, and
+ *                          stores series holding DENSE chunks plainly (never in a zstd run)
  *           encoding 2:    data is one zstd frame holding a run: every chunk of one series,
  *                          each as len u32 · encoding u8 (1 or 0x81) · bytes, in meta order;
  *                          all the series' metas point at this record. Used when it saves at
- *                          least an eighth.
+ *                          least an eighth (the writer tries it only for series without
+ *                          DENSE chunks).
  *
  *   series table at series_off: n_series × 16 bytes, ids strictly ascending
  *           id u64 · first u32 (index of its first chunk meta) · count u32
@@ -64,16 +78,19 @@
 #include "tsdb/chunk_dense.h"
 #include "tsdb/os.h"
 
-#define BLOCK_MAGIC   "CAIRNBLK"
-#define FOOTER_MAGIC  0x54464243u /* "CBFT" */
-#define TOMB_MAGIC    0x424d5443u /* "CTMB" */
-#define BLOCK_VERSION 1
-#define SERIES_W      16
-#define META_W        24
-#define ENC_ZSTD_RUN  2
-#define RUN_MIN_BYTES 256         /* shorter series are not worth a zstd frame */
-#define RUN_MAX_BYTES (64u << 20) /* largest decompressed run a reader accepts */
-#define ZSTD_LEVEL    3
+#define BLOCK_MAGIC        "CAIRNBLK"
+#define FOOTER_MAGIC       0x54464243u /* "CBFT" */
+#define TOMB_MAGIC         0x424d5443u /* "CTMB" */
+#define BLOCK_VERSION      2
+#define SERIES_W           16
+#define META_W             24
+#define ENC_ZSTD_RUN       2
+#define ENC_DENSE_TS       0x82 /* DENSE values sharing an earlier DENSE chunk's timestamps */
+#define RUN_MIN_BYTES      256  /* shorter series are not worth a zstd frame */
+#define RUN_MAX_BYTES      (64u << 20) /* largest decompressed run a reader accepts */
+#define ZSTD_LEVEL         3
+#define GROUP_MAX          1024        /* most samples the writer puts in one DENSE chunk */
+#define TS_SHARE_MAX_BYTES (16u << 20) /* timestamp parts the writer remembers for sharing */
 
 /* ---- Chunk encodings --------------------------------------------------------------------- */
 
@@ -90,7 +107,8 @@ int tsdb__bchunk_decode(const tsdb__bchunk *c, tsdb_sample *out, size_t cap, siz
     return rc == TSDB_OK ? TSDB_OK : TSDB_ECORRUPT;
 }
 
-/* On-disk encoding byte <-> chunk_ref encoding; -1 for an unknown byte. */
+/* On-disk encoding byte <-> chunk_ref encoding; -1 for an unknown byte (ENC_DENSE_TS records
+ * are read by chunk_at, which turns them into DENSE chunks). */
 static int enc_from_disk(unsigned char e)
 {
     return e == TSDB_CHUNK_ENC_XOR     ? TSDB__ENC_XOR
@@ -135,8 +153,13 @@ static int validate(tsdb__block *b, tsdb_err *err)
     const char *name = b->path[0] ? b->path : "<memory>";
     if (len < TSDB__BLOCK_HDR + TSDB__BLOCK_FOOTER)
         return TSDB_CORRUPT(err, "block %s: %zu bytes is too short", name, len);
-    if (memcmp(p, BLOCK_MAGIC, 8) != 0 || tsdb_get_u32le(p + 8) != BLOCK_VERSION)
-        return TSDB_CORRUPT(err, "block %s: bad magic or version", name);
+    if (memcmp(p, BLOCK_MAGIC, 8) != 0)
+        return TSDB_CORRUPT(err, "block %s: bad magic", name);
+    if (tsdb_get_u32le(p + 8) != BLOCK_VERSION)
+        return TSDB_CORRUPT(err,
+                            "block %s: format version %u is not supported (this build reads "
+                            "version %u only; remove the block or read it with an older release)",
+                            name, (unsigned)tsdb_get_u32le(p + 8), (unsigned)BLOCK_VERSION);
     if (tsdb_crc32c(0, p, 60) != tsdb_get_u32le(p + 60))
         return TSDB_CORRUPT(err, "block %s: header checksum mismatch", name);
     const unsigned char *f = p + len - TSDB__BLOCK_FOOTER;
@@ -363,7 +386,9 @@ int tsdb__block_series_at(const tsdb__block *b, size_t i, uint64_t *id, uint32_t
     return TSDB_OK;
 }
 
-static int chunk_at(tsdb__block *b, uint32_t k, tsdb__bchunk *out, tsdb_err *err)
+/* The record of chunk meta k: its encoding byte and data, CRC-checked once. */
+static int record_at(tsdb__block *b, uint32_t k, unsigned char *enc_out, const unsigned char **data,
+                     uint32_t *len_out, tsdb_err *err)
 {
     if (k >= b->meta.n_chunks)
         return tsdb_errf(err, TSDB_EINVAL, -1, "chunk %u out of range", k);
@@ -378,26 +403,67 @@ static int chunk_at(tsdb__block *b, uint32_t k, tsdb__bchunk *out, tsdb_err *err
         return tsdb_errf(err, TSDB_EINVAL, -1,
                          "block %s: chunk %u is in a compressed run (read it by series)", b->path,
                          k);
-    int ce = enc_from_disk(*enc);
-    if (ce < 0)
+    if (enc_from_disk(*enc) < 0 && *enc != ENC_DENSE_TS)
         return TSDB_CORRUPT(err, "block %s: chunk %u has unknown encoding %u", b->path, k, *enc);
     if (!atomic_load_explicit(&b->checked[k], memory_order_acquire)) {
         if (tsdb_crc32c(0, enc, (size_t)len + 1) != tsdb_get_u32le(enc + 1 + len))
             return TSDB_CORRUPT(err, "block %s: chunk %u checksum mismatch", b->path, k);
         atomic_store_explicit(&b->checked[k], 1, memory_order_release);
     }
+    *enc_out = *enc;
+    *data = enc + 1;
+    *len_out = len;
+    return TSDB_OK;
+}
+
+/* Chunk meta k as a chunk. A record sharing another chunk's timestamps is joined with them into
+ * one DENSE chunk in the arena (TSDB_EINVAL without an arena). */
+static int chunk_at(tsdb__block *b, uint32_t k, tsdb_arena *a, tsdb__bchunk *out, tsdb_err *err)
+{
+    unsigned char enc;
+    const unsigned char *p;
+    uint32_t len;
+    int rc = record_at(b, k, &enc, &p, &len, err);
+    if (rc)
+        return rc;
+    const unsigned char *e = b->map + b->meta_off + (uint64_t)k * META_W;
     out->mint = get_i64(e);
     out->maxt = get_i64(e + 8);
-    out->p = enc + 1;
+    out->p = p;
     out->len = len;
-    out->enc = (uint8_t)ce;
+    if (enc != ENC_DENSE_TS) {
+        out->enc = (uint8_t)enc_from_disk(enc);
+        return TSDB_OK;
+    }
+    if (!a)
+        return tsdb_errf(err, TSDB_EINVAL, -1,
+                         "block %s: chunk %u shares timestamps (read it by series)", b->path, k);
+    /* ref u32 (an earlier chunk stored plainly as DENSE) · count u16 · value part */
+    unsigned char renc = 0;
+    const unsigned char *rp = NULL;
+    uint32_t rlen = 0, ref = len >= 6 ? tsdb_get_u32le(p) : UINT32_MAX;
+    if (ref < k)
+        rc = record_at(b, ref, &renc, &rp, &rlen, err);
+    if (rc && rc != TSDB_EINVAL)
+        return rc;
+    size_t tl =
+        rc == TSDB_OK && ref < k && renc == TSDB_CHUNK_ENC_DENSE ? tsdb_dense_ts_len(rp, rlen) : 0;
+    if (tl < 2 || tsdb_dense_count(rp, rlen) != tsdb_dense_count(p + 4, len - 4))
+        return TSDB_CORRUPT(err, "block %s: chunk %u shares timestamps with a bad chunk", b->path,
+                            k);
+    unsigned char *j = tsdb_arena_alloc(a, tl + len - 6);
+    memcpy(j, rp, tl);
+    memcpy(j + tl, p + 6, len - 6);
+    out->p = j;
+    out->len = tl + len - 6;
+    out->enc = TSDB__ENC_DENSE;
     return TSDB_OK;
 }
 
 int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err *err)
 {
     tsdb__bchunk c;
-    int rc = chunk_at(b, k, &c, err);
+    int rc = chunk_at(b, k, NULL, &c, err);
     if (rc == TSDB_OK)
         *out = (tsdb__chunk_ref){c.mint, c.maxt, c.p, c.len};
     return rc;
@@ -525,7 +591,7 @@ int tsdb__block_series_raw(tsdb__block *b, uint64_t id, int64_t mint, int64_t ma
             continue;
         if (!r)
             r = tsdb_arena_alloc(a, (count - i) * sizeof(*r));
-        int rc = chunk_at(b, first + i, &r[k], err);
+        int rc = chunk_at(b, first + i, a, &r[k], err);
         if (rc)
             return rc;
         k++;
@@ -705,7 +771,78 @@ struct tsdb__block_writer {
     size_t cap_sel;
     tsdb__bchunk *in; /* tsdb__block_writer_add's chunks, tagged XOR */
     size_t cap_in;
+    struct pack_info *pk; /* per input chunk while packing */
+    size_t cap_pk;
+    struct ts_ent *tse; /* timestamp parts written plainly, open addressing */
+    size_t tse_cap, tse_n, tse_bytes;
 };
+
+/* A DENSE chunk's timestamp part already in the block, by the meta index of its chunk. */
+typedef struct ts_ent {
+    uint64_t h;
+    unsigned char *bytes; /* NULL: free slot */
+    uint32_t len, idx;
+} ts_ent;
+
+static int ts_find(const tsdb__block_writer *w, const unsigned char *p, size_t len, uint32_t *idx)
+{
+    if (w->tse_cap == 0)
+        return 0;
+    uint64_t h = tsdb_hash(p, len);
+    for (size_t i = h & (w->tse_cap - 1);; i = (i + 1) & (w->tse_cap - 1)) {
+        const ts_ent *e = &w->tse[i];
+        if (!e->bytes)
+            return 0;
+        if (e->h == h && e->len == len && memcmp(e->bytes, p, len) == 0) {
+            *idx = e->idx;
+            return 1;
+        }
+    }
+}
+
+static void ts_put(ts_ent *tab, size_t cap, ts_ent e)
+{
+    size_t i = e.h & (cap - 1);
+    while (tab[i].bytes)
+        i = (i + 1) & (cap - 1);
+    tab[i] = e;
+}
+
+static void ts_add(tsdb__block_writer *w, const unsigned char *p, size_t len, uint32_t idx)
+{
+    if (w->tse_bytes + len > TS_SHARE_MAX_BYTES)
+        return;
+    if ((w->tse_n + 1) * 4 > w->tse_cap * 3) {
+        size_t cap = w->tse_cap ? w->tse_cap * 2 : 1024;
+        ts_ent *tab = xcalloc(cap, sizeof(*tab));
+        for (size_t i = 0; i < w->tse_cap; i++)
+            if (w->tse[i].bytes)
+                ts_put(tab, cap, w->tse[i]);
+        free(w->tse);
+        w->tse = tab;
+        w->tse_cap = cap;
+    }
+    ts_ent e = {tsdb_hash(p, len), xmalloc(len), (uint32_t)len, idx};
+    memcpy(e.bytes, p, len);
+    ts_put(w->tse, w->tse_cap, e);
+    w->tse_n++;
+    w->tse_bytes += len;
+}
+
+static void ts_free(tsdb__block_writer *w)
+{
+    for (size_t i = 0; i < w->tse_cap; i++)
+        free(w->tse[i].bytes);
+    free(w->tse);
+}
+
+typedef struct pack_info {
+    size_t start, n;  /* its samples in smp */
+    size_t len, off;  /* its chosen size; 1 + offset in dense, or 0 for the input's bytes */
+    size_t grp;       /* for output k: 1 + offset in dense of its bytes, or 0 */
+    uint8_t enc;      /* its chosen encoding */
+    uint8_t dense_ok; /* DENSE can hold its samples */
+} pack_info;
 
 void tsdb__block_writer_compress(tsdb__block_writer *w, int on)
 {
@@ -769,6 +906,98 @@ int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk
     return tsdb__block_writer_add_raw(w, id, w->in, n, err);
 }
 
+/* Chooses the stored form of a series' chunks into w->sel and returns their number: each chunk
+ * in whichever of XOR and DENSE is smaller, then runs of consecutive chunks that DENSE can hold
+ * (time-ordered, at most GROUP_MAX samples) as one DENSE chunk when that is smaller than the run's
+ * chunks with their records and metas. A lone chunk keeps its own encoding. */
+static size_t pack_chunks(tsdb__block_writer *w, const tsdb__bchunk *c, size_t n)
+{
+    if (n > w->cap_sel) {
+        w->cap_sel = n * 2;
+        w->sel = xrealloc(w->sel, w->cap_sel * sizeof(*w->sel));
+    }
+    if (n > w->cap_pk) {
+        w->cap_pk = n * 2;
+        w->pk = xrealloc(w->pk, w->cap_pk * sizeof(*w->pk));
+    }
+    /* Decode every chunk into one array. */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += tsdb__bchunk_count(&c[i]);
+    if (total > w->cap_smp) {
+        w->cap_smp = total < 256 ? 256 : total;
+        w->smp = xrealloc(w->smp, w->cap_smp * sizeof(*w->smp));
+    }
+    w->dense.len = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        pack_info *k = &w->pk[i];
+        size_t got = 0;
+        k->start = at;
+        k->n = 0;
+        k->dense_ok = 0;
+        k->off = 0;
+        if (tsdb__bchunk_decode(&c[i], w->smp + at, w->cap_smp - at, &got) == TSDB_OK && got > 0) {
+            k->n = got;
+            at += got;
+            k->dense_ok = c[i].enc == TSDB__ENC_DENSE;
+        }
+        k->len = c[i].len;
+        k->enc = c[i].enc;
+        if (c[i].enc != TSDB__ENC_XOR || k->n == 0)
+            continue;
+        size_t before = w->dense.len;
+        if (tsdb_dense_encode(w->smp + k->start, k->n, &w->dense) != TSDB_OK)
+            continue;
+        k->dense_ok = 1;
+        if (w->dense.len - before >= c[i].len) {
+            w->dense.len = before;
+            continue;
+        }
+        k->off = before + 1; /* 0 = the input's bytes */
+        k->len = w->dense.len - before;
+        k->enc = TSDB__ENC_DENSE;
+    }
+    /* Group runs; each output is (first input, last input, bytes). */
+    size_t n_out = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, cnt = w->pk[i].n, sum = w->pk[i].len;
+        while (w->pk[i].dense_ok && j + 1 < n && w->pk[j + 1].dense_ok &&
+               cnt + w->pk[j + 1].n <= GROUP_MAX &&
+               w->smp[w->pk[j + 1].start].t > w->smp[w->pk[j].start + w->pk[j].n - 1].t) {
+            j++;
+            cnt += w->pk[j].n;
+            sum += w->pk[j].len + META_W + 9;
+        }
+        tsdb__bchunk *o = &w->sel[n_out++];
+        *o = c[i];
+        o->len = w->pk[i].len;
+        o->enc = w->pk[i].enc;
+        o->p = w->pk[i].off ? NULL : c[i].p;
+        w->pk[n_out - 1].grp = w->pk[i].off;
+        if (j > i) {
+            size_t before = w->dense.len;
+            if (tsdb_dense_encode(w->smp + w->pk[i].start, cnt, &w->dense) == TSDB_OK &&
+                w->dense.len - before < sum) {
+                o->maxt = c[j].maxt;
+                o->len = w->dense.len - before;
+                o->enc = TSDB__ENC_DENSE;
+                o->p = NULL;
+                w->pk[n_out - 1].grp = before + 1;
+                i = j + 1;
+                continue;
+            }
+            w->dense.len = before;
+        }
+        i++;
+    }
+    /* The dense buffer no longer moves: point the outputs at it. */
+    for (size_t i = 0; i < n_out; i++)
+        if (w->sel[i].p == NULL)
+            w->sel[i].p = w->dense.p + w->pk[i].grp - 1;
+    return n_out;
+}
+
 int tsdb__block_writer_add_raw(tsdb__block_writer *w, uint64_t id, const tsdb__bchunk *c, size_t n,
                                tsdb_err *err)
 {
@@ -777,51 +1006,27 @@ int tsdb__block_writer_add_raw(tsdb__block_writer *w, uint64_t id, const tsdb__b
     if (w->n_series > 0 && id <= w->last_id)
         return tsdb_errf(err, TSDB_EINVAL, -1, "block writer: series %llu out of order",
                          (unsigned long long)id);
-    /* Each chunk in whichever of XOR and DENSE is smaller (when packing). */
-    if (n > w->cap_sel) {
+    if (w->compress)
+        n = pack_chunks(w, c, n);
+    else if (n > w->cap_sel) {
         w->cap_sel = n * 2;
         w->sel = xrealloc(w->sel, w->cap_sel * sizeof(*w->sel));
     }
-    size_t *dense_off = NULL;
-    w->dense.len = 0;
-    for (size_t i = 0; i < n; i++) {
-        w->sel[i] = c[i];
-        if (!w->compress || c[i].enc != TSDB__ENC_XOR)
-            continue;
-        size_t cnt = tsdb_chunk_count(c[i].p, c[i].len), got;
-        if (cnt > w->cap_smp) {
-            w->cap_smp = cnt < 256 ? 256 : cnt;
-            w->smp = xrealloc(w->smp, w->cap_smp * sizeof(*w->smp));
-        }
-        if (cnt == 0 ||
-            tsdb_chunk_decode_all(c[i].p, c[i].len, w->smp, w->cap_smp, &got) != TSDB_OK)
-            continue;
-        size_t before = w->dense.len;
-        if (tsdb_dense_encode(w->smp, got, &w->dense) != TSDB_OK)
-            continue;
-        if (w->dense.len - before >= c[i].len) {
-            w->dense.len = before;
-            continue;
-        }
-        if (!dense_off)
-            dense_off = xcalloc(n, sizeof(*dense_off));
-        dense_off[i] = before + 1; /* 0 = not dense */
-        w->sel[i].len = w->dense.len - before;
-        w->sel[i].enc = TSDB__ENC_DENSE;
-    }
-    for (size_t i = 0; dense_off && i < n; i++)
-        if (dense_off[i])
-            w->sel[i].p = w->dense.p + dense_off[i] - 1;
-    free(dense_off);
+    if (!w->compress)
+        memcpy(w->sel, c, n * sizeof(*c));
     c = w->sel;
 
     tsdb_buf_put_u64le(&w->series, id);
     tsdb_buf_put_u32le(&w->series, (uint32_t)w->n_chunks);
     tsdb_buf_put_u32le(&w->series, (uint32_t)n);
+    /* A series with DENSE chunks is stored plainly: its timestamp parts can then be shared. */
     size_t raw = 0;
-    for (size_t i = 0; i < n; i++)
+    int any_dense = 0;
+    for (size_t i = 0; i < n; i++) {
         raw += 5 + c[i].len;
-    if (w->compress && raw >= RUN_MIN_BYTES && raw <= RUN_MAX_BYTES) {
+        any_dense |= c[i].enc == TSDB__ENC_DENSE;
+    }
+    if (w->compress && !any_dense && raw >= RUN_MIN_BYTES && raw <= RUN_MAX_BYTES) {
         w->run.len = 0;
         for (size_t i = 0; i < n; i++) {
             tsdb_buf_put_u32le(&w->run, (uint32_t)c[i].len);
@@ -859,12 +1064,27 @@ int tsdb__block_writer_add_raw(tsdb__block_writer *w, uint64_t id, const tsdb__b
         tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].mint);
         tsdb_buf_put_u64le(&w->metas, (uint64_t)c[i].maxt);
         tsdb_buf_put_u64le(&w->metas, w->off);
-        size_t start = w->out.len;
-        tsdb_buf_put_u32le(&w->out, (uint32_t)c[i].len);
-        tsdb_buf_putc(&w->out, enc_to_disk(c[i].enc));
-        tsdb_buf_put(&w->out, c[i].p, c[i].len);
-        tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->out.p + start + 4, c[i].len + 1));
-        w->off += c[i].len + 9;
+        size_t start = w->out.len, len = c[i].len, tl = 0;
+        uint32_t ref = 0;
+        if (w->compress && c[i].enc == TSDB__ENC_DENSE)
+            tl = tsdb_dense_ts_len(c[i].p, c[i].len);
+        if (tl > 6 && ts_find(w, c[i].p, tl, &ref)) {
+            /* ref · count · value part */
+            len = 4 + 2 + c[i].len - tl;
+            tsdb_buf_put_u32le(&w->out, (uint32_t)len);
+            tsdb_buf_putc(&w->out, ENC_DENSE_TS);
+            tsdb_buf_put_u32le(&w->out, ref);
+            tsdb_buf_put(&w->out, c[i].p, 2);
+            tsdb_buf_put(&w->out, c[i].p + tl, c[i].len - tl);
+        } else {
+            if (tl > 6)
+                ts_add(w, c[i].p, tl, (uint32_t)(w->n_chunks + i));
+            tsdb_buf_put_u32le(&w->out, (uint32_t)len);
+            tsdb_buf_putc(&w->out, enc_to_disk(c[i].enc));
+            tsdb_buf_put(&w->out, c[i].p, len);
+        }
+        tsdb_buf_put_u32le(&w->out, tsdb_crc32c(0, w->out.p + start + 4, len + 1));
+        w->off += len + 9;
         w->n_samples += tsdb__bchunk_count(&c[i]);
     }
     w->n_chunks += n;
@@ -921,6 +1141,8 @@ int tsdb__block_writer_commit(tsdb__block_writer *w, tsdb_err *err)
     free(w->smp);
     free(w->sel);
     free(w->in);
+    free(w->pk);
+    ts_free(w);
     ZSTD_freeCCtx(w->cctx);
     free(w);
     return TSDB_OK;
@@ -941,6 +1163,8 @@ void tsdb__block_writer_abort(tsdb__block_writer *w)
     free(w->smp);
     free(w->sel);
     free(w->in);
+    free(w->pk);
+    ts_free(w);
     ZSTD_freeCCtx(w->cctx);
     free(w);
 }

@@ -55,8 +55,8 @@ uint64_t tsdb__block_bytes(const tsdb__block *b);
 uint32_t tsdb__block_seq(const tsdb__block *b); /* from the file name; 0 if none */
 
 /* Chunks of series id overlapping [mint, maxt], CRC-checked; the array is in the arena and the
- * bytes point into the map (valid while a reference is held) or, for a compressed run, into
- * the arena. 0 chunks if the block lacks the series. */
+ * bytes point into the map (valid while a reference is held) or, for a compressed run or a
+ * chunk sharing another's timestamps, into the arena. 0 chunks if the block lacks the series. */
 int tsdb__block_series(tsdb__block *b, uint64_t id, int64_t mint, int64_t maxt, tsdb_arena *a,
                        tsdb__chunk_ref **out, size_t *n, tsdb_err *err);
 /* The same chunks in their stored encodings (DENSE ones are not converted to XOR). */
@@ -72,7 +72,8 @@ int tsdb__block_series_at(const tsdb__block *b, size_t i, uint64_t *id, uint32_t
                           uint32_t *count);
 /* Chunk k of an uncompressed series, its bytes as stored (pointing into the map): XOR, or DENSE
  * (tsdb_chunk_count works on both; tsdb__block_series gives XOR). TSDB_EINVAL for a chunk
- * inside a compressed run: read those through tsdb__block_series. */
+ * inside a compressed run or one sharing another chunk's timestamps: read those through
+ * tsdb__block_series. */
 int tsdb__block_chunk(tsdb__block *b, uint32_t k, tsdb__chunk_ref *out, tsdb_err *err);
 /* Deep check: every chunk's CRC and encoding. */
 int tsdb__block_verify(tsdb__block *b, tsdb_err *err);
@@ -88,7 +89,9 @@ typedef struct tsdb__block_writer tsdb__block_writer;
 int tsdb__block_writer_begin(const char *path, int64_t mint, int64_t maxt, uint32_t level,
                              tsdb__block_writer **out, tsdb_err *err);
 /* Packs (default off): each XOR chunk becomes DENSE when that is smaller (tsdb/chunk_dense.h),
- * and a series' chunks become one zstd-compressed run when that saves at least an eighth. */
+ * runs of consecutive chunks become one DENSE chunk of up to 1024 samples when that is smaller,
+ * a DENSE chunk whose timestamps equal an earlier one's stores only its values, and a series
+ * without DENSE chunks becomes one zstd-compressed run when that saves at least an eighth. */
 void tsdb__block_writer_compress(tsdb__block_writer *w, int on);
 int tsdb__block_writer_add(tsdb__block_writer *w, uint64_t id, const tsdb__chunk_ref *c, size_t n,
                            tsdb_err *err);

@@ -1,4 +1,5 @@
-/* tsdb/chunk_dense.c -- the dense chunk encoding: scaled-integer values and per-chunk bit widths.
+/* tsdb/chunk_dense.c -- the dense chunk encoding: scaled-integer values, grid timestamps and
+ * frame-of-reference bit packing.
  *
  * Why. XOR compresses a value by how many bits differ from the previous one. Real metric values
  * are short decimals: a byte counter growing by ~200000 differs from its predecessor in ~20
@@ -7,48 +8,70 @@
  * buckets spend 16 bits on a scrape jitter of a few milliseconds. DENSE removes both costs,
  * losslessly, for chunks that are persisted (blocks are written once and read many times).
  *
- * Values. Find the smallest k in 0..15 such that every value v equals (double)m / 10^k exactly
- * (bit for bit) for an integer m = round(v * 10^k) with |m| < 2^53. Such an m always exists for
- * values parsed from short decimal text. Then code the integers m: their steps d[i] = m[i] -
- * m[i-1] share a factor g (the gcd; memory in pages gives 4096), so store d[i] / g, either as
- * is (unsigned when no step is negative: counters), zig-zagged (gauges), or as the difference of
- * consecutive steps (series that grow at a near-constant rate), whichever costs fewer bits.
- * Chunks holding NaN, infinities, -0 or values without such an m are not encoded (the block
- * keeps them in XOR).
+ * Values. Find the smallest k in 0..15, then the first form, such that every value v equals
+ * scaled(m, k) exactly (bit for bit) for an integer m = round(v * 10^k) with |m| < 2^53, where
+ * form 0 is (double)m / 10^k (what parsing short decimal text gives) and form 1 is
+ * (double)m * 10^-k with 10^-k the double nearest (what a program computing ticks * 0.01 gives);
+ * for k = 0 both are (double)m and the form is 0. Then code the integers m: their steps d[i] =
+ * m[i] - m[i-1] share a factor g (the gcd; memory in pages gives 4096), so store d[i] / g,
+ * either as is (mode 0) or as the differences of consecutive steps (mode 1, series that grow at
+ * a near-constant rate), whichever costs fewer bits. When no k and form fit exactly, values
+ * may be near decimals (sums of decimals computed in binary drift a few units in the last
+ * place): then the smallest k such that each value's bit pattern is within RESID_MAX of that of
+ * m / 10^k (form 0) is used, and the differences of the bit patterns (residuals) are coded
+ * after the steps. Chunks holding NaN, infinities, -0 or values fitting neither way are not
+ * encoded (the block keeps them in XOR).
  *
- * Timestamps. t0 raw, the first delta, then deltas of deltas (dod), as Gorilla does, but coded
- * with a width chosen for this chunk.
+ * Timestamps. t0 raw, then either the deltas of deltas (dod, mode 0: t1 - t0, then each
+ * (t[i] - t[i-1]) - (t[i-1] - t[i-2])) or the offsets from a grid (mode 1: step = (t[n-1] - t0)
+ * / (n - 1) rounded half up, then each t[i] - t0 - i * step for i >= 1), whichever costs fewer
+ * bits. A scrape jitter of +-2 ms is 5 offsets from the grid but 9 dods.
  *
- * Integer codes. A sequence of unsigned integers is written with one base width B (0..64)
- * chosen per sequence to minimise its total size:
+ * Integer codes. A sequence of integers (arithmetic modulo 2^64, so any 64-bit pattern
+ * round-trips) is written as a code header, a frame of reference lo and a base width B (0..64),
+ * then one code per integer x, c = x - lo. The encoder tries as lo the smallest value (as
+ * signed) and a few of the next smallest (low outliers are cheaper escaped), each with the B
+ * that minimises the total size, and keeps the cheapest:
  *
- *   value of bit width <= B     '0' + B bits               (B = 0: a zero costs 1 bit)
- *   wider value (width w)       '1' + 7 bits w + w bits
+ *   B = 0                   nothing (every x equals lo)
+ *   c < 2^B - 1             c in B bits
+ *   c >= 2^B - 1            B one bits (the escape), then a wide number of c - (2^B - 1)
  *
- * Signed integers are zig-zagged first: (x << 1) ^ (x >> 63), so 0, -1, 1, -2 -> 0, 1, 2, 3.
- * All arithmetic on deltas is modulo 2^64, so any 64-bit pattern round-trips.
+ * A wide number is a 7-bit width w (0..64) and w bits. Signed numbers in wide form are
+ * zig-zagged first: (x << 1) ^ (x >> 63), so 0, -1, 1, -2 -> 0, 1, 2, 3.
  *
  * Layout. Bits are written most significant first and padded with zeros to a whole byte.
  *
  *   count      u16 big endian (1..65535), as in XOR chunks
  *   t0         64 bits
- *   [n >= 2]   first delta: 7-bit width w + w bits of zigzag(t1 - t0)
- *   [n >= 3]   7-bit B, then n-2 codes of zigzag(dod)
+ *   [n >= 2]   tmode: 1 bit
+ *              [tmode 0] wide zigzag(t1 - t0); [n >= 3] codes of the n - 2 dods
+ *              [tmode 1] wide zigzag(step); codes of the n - 1 offsets
+ *   pad        zero bits to a whole byte: the value part starts on a byte, so chunks with equal
+ *              timestamps can share one timestamp part (tsdb_dense_ts_len; the block
+ *              format's shared-timestamp records use it)
  *   k          4 bits, decimal places
- *   m0         7-bit width w + w bits of zigzag(m0)
- *   [n >= 2]   g: 7-bit width w (>= 1) + w bits
- *              mode: 2 bits; 0 = steps zig-zagged, 1 = steps unsigned, 2 = step differences
- *              [mode 2] first step: 7-bit width w + w bits of zigzag(d1 / g)
- *              7-bit B, then the codes: steps d[1..n-1]/g (modes 0, 1) or zigzag of the
- *              differences of consecutive steps for i = 2..n-1 (mode 2)
+ *   form       1 bit (0 when k = 0)
+ *   resid      1 bit: residuals follow the steps (form 0 only)
+ *   m0         wide zigzag(m0)
+ *   [n >= 2]   g: wide (>= 1)
+ *              vmode: 1 bit
+ *              [vmode 0] codes of the n - 1 steps d[i] / g
+ *              [vmode 1] wide zigzag(d[1] / g); [n >= 3] codes of the n - 2 differences of
+ *                        consecutive steps
+ *   [resid]    codes of the n residuals: value i has the bit pattern of m[i] / 10^k plus
+ *              residual i (modulo 2^64)
+ *   codes      7-bit B · wide zigzag(lo) · [B > 0] one code per integer, as above
  *
- * Example: (1000, 1.5) (2000, 2.5) (3000, 3.5) -> k = 1, m = 15 25 35, g = 10, steps 1 1.
- *   00 03 | t0 = 1000 in 64 bits | w=11 zigzag(1000)=2000 | B=0, dod 0: '0' | k=0001 |
- *   w=5 zigzag(15)=30 | g: w=4 10 | mode 01 | B=1, steps '0'1 '0'1 | pad
+ * Example: (1000, 1.5) (2000, 2.5) (3000, 3.5) -> dod 0 (the grid costs the same; ties go to
+ * dod), k = 1, m = 15 25 35, g = 10, steps 1 1 (each step is lo, so B = 0).
+ *   00 03 | t0 = 1000 in 64 bits | tmode 0 | w=11 zigzag(1000)=2000 | B=0, w=0 | 7 bits of
+ *   padding (13 bytes so far after the count) | k=0001 | form 0 | resid 0 | w=5 zigzag(15)=30 |
+ *   g: w=4 10 | vmode 0 | B=0, w=2 zigzag(1)=2 | 2 bits of padding: 21 bytes in all
  *
- * Reading validates everything: widths <= 64, g >= 1, mode <= 2, k <= 15, strictly ascending
- * timestamps, no bits past the end, and only zero padding after the last code (at most 7 bits);
- * anything else is TSDB_ECORRUPT.
+ * Reading validates everything: widths <= 64, g >= 1, k <= 15, form 0 when k = 0 or resid = 1,
+ * strictly ascending timestamps, no bits past the end, and only zero padding after the last code
+ * (at most 7 bits); anything else is TSDB_ECORRUPT.
  */
 #include "tsdb/chunk_dense.h"
 
@@ -59,9 +82,12 @@
 #define WIDTH_BITS 7
 #define MAX_K      15
 #define MAX_EXACT  9007199254740992.0 /* 2^53 */
+#define RESID_MAX  4096               /* units in the last place a near decimal may be off */
 
 static const double pow10_tab[MAX_K + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                             1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+static const double inv10_tab[MAX_K + 1] = {1e0,  1e-1, 1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
+                                            1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15};
 
 static inline uint64_t zz(uint64_t x)
 {
@@ -121,47 +147,97 @@ static void put_wide(bw *w, uint64_t u)
     bw_put(w, u, wd);
 }
 
-/* ---- Choosing a base width --------------------------------------------------------------------
- */
+/* ---- Integer codes ------------------------------------------------------------------------- */
 
-/* Total bits of coding v[0..n) with base width B. */
-static uint64_t codes_cost(const uint64_t *hist, unsigned B)
+/* A plan for coding a sequence: frame of reference lo (the signed minimum) and base width B. */
+typedef struct plan {
+    uint64_t lo;
+    unsigned B;
+    uint64_t cost; /* bits, header included */
+} plan;
+
+static inline uint64_t ones(unsigned B)
 {
-    uint64_t bits = WIDTH_BITS;
-    for (unsigned w = 0; w <= 64; w++)
-        bits += hist[w] * (w <= B ? 1 + B : 1 + WIDTH_BITS + w);
-    return bits;
+    return B >= 64 ? UINT64_MAX : (1ULL << B) - 1;
 }
 
-static unsigned best_base(const uint64_t *v, size_t n, uint64_t *cost)
+/* The cheapest base width for frame of reference lo. */
+static plan plan_for(const uint64_t *v, size_t n, uint64_t lo)
 {
-    uint64_t hist[65] = {0};
-    for (size_t i = 0; i < n; i++)
-        hist[width_of(v[i])]++;
-    unsigned best = 0;
-    uint64_t best_cost = UINT64_MAX;
-    for (unsigned B = 0; B <= 64; B++) {
-        uint64_t c = codes_cost(hist, B);
-        if (c < best_cost) {
-            best_cost = c;
-            best = B;
+    plan p = {lo, 0, UINT64_MAX};
+    uint64_t hist[65] = {0}, full[65] = {0}; /* by width; full: codes that are all ones */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t c = v[i] - lo;
+        unsigned w = width_of(c);
+        hist[w]++;
+        full[w] += c == ones(w);
+    }
+    uint64_t head = WIDTH_BITS + WIDTH_BITS + width_of(zz(lo));
+    if (hist[0] == n) {
+        p.cost = head;
+        return p;
+    }
+    /* Codes wider than B cost B + an escape payload of about their width. */
+    uint64_t wider_bits = 0;
+    for (unsigned w = 1; w <= 64; w++)
+        wider_bits += hist[w] * (WIDTH_BITS + w);
+    for (unsigned B = 1; B <= 64; B++) {
+        wider_bits -= hist[B] * (WIDTH_BITS + B);
+        uint64_t c = head + (uint64_t)n * B + wider_bits + full[B] * WIDTH_BITS;
+        if (c < p.cost) {
+            p.cost = c;
+            p.B = B;
         }
     }
-    *cost = best_cost;
+    return p;
+}
+
+/* Tries the smallest values (as signed) as frame of reference: the minimum, and a few above it
+ * in case the lowest ones are outliers better escaped than paid for by every code. */
+#define LO_TRIES 5
+static plan plan_codes(const uint64_t *v, size_t n)
+{
+    static const size_t rank[LO_TRIES] = {0, 1, 2, 4, 8};
+    int64_t low[9]; /* the 9 smallest values, ascending */
+    size_t n_low = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t x = (int64_t)v[i];
+        if (n_low == 9 && x >= low[8])
+            continue;
+        size_t j = n_low < 9 ? n_low++ : 8;
+        while (j > 0 && low[j - 1] > x) {
+            low[j] = low[j - 1];
+            j--;
+        }
+        low[j] = x;
+    }
+    plan best = {0, 0, UINT64_MAX};
+    for (size_t t = 0; t < LO_TRIES && rank[t] < n_low; t++) {
+        if (t > 0 && low[rank[t]] == low[rank[t - 1]])
+            continue;
+        plan p = plan_for(v, n, (uint64_t)low[rank[t]]);
+        if (p.cost < best.cost)
+            best = p;
+    }
+    if (n == 0)
+        best.cost = 0;
     return best;
 }
 
-static void put_codes(bw *w, const uint64_t *v, size_t n, unsigned B)
+static void put_codes(bw *w, const uint64_t *v, size_t n, plan p)
 {
-    bw_put(w, B, WIDTH_BITS);
+    bw_put(w, p.B, WIDTH_BITS);
+    put_wide(w, zz(p.lo));
+    if (p.B == 0)
+        return;
+    uint64_t esc = ones(p.B);
     for (size_t i = 0; i < n; i++) {
-        unsigned wd = width_of(v[i]);
-        if (wd <= B) {
-            bw_put(w, 0, 1);
-            bw_put(w, v[i], B);
+        uint64_t c = v[i] - p.lo;
+        if (c < esc) {
+            bw_put(w, c, p.B);
         } else {
-            bw_put(w, 1, 1);
-            put_wide(w, v[i]);
+            bw_put(w, esc, p.B);
+            put_wide(w, c - esc);
         }
     }
 }
@@ -179,27 +255,76 @@ static uint64_t gcd64(uint64_t a, uint64_t b)
     return a;
 }
 
-/* Smallest k with every value an exact m / 10^k; -1 if none. Fills m. */
-static int find_scale(const tsdb_sample *s, size_t n, int64_t *m)
+/* The value m / 10^k (form 0) or m * 10^-k (form 1). */
+static inline double scaled(int64_t m, unsigned k, unsigned form)
 {
-    for (int k = 0; k <= MAX_K; k++) {
+    if (k == 0)
+        return (double)m;
+    return form ? (double)m * inv10_tab[k] : (double)m / pow10_tab[k];
+}
+
+static inline uint64_t bits_of(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static inline double from_bits(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* Smallest k, then form, with every value exactly scaled(m, k, form). Failing that, the smallest
+ * k with every value within RESID_MAX units in the last place of scaled(m, k, 0): r[i] gets the
+ * differences of the bit patterns and *resid is set. -1 if neither (or a value is not finite).
+ * Fills m. */
+static int find_scale(const tsdb_sample *s, size_t n, int64_t *m, uint64_t *r, unsigned *form_out,
+                      unsigned *resid)
+{
+    *resid = 0;
+    for (unsigned k = 0; k <= MAX_K; k++) {
+        for (unsigned form = 0; form < (k ? 2u : 1u); form++) {
+            size_t i = 0;
+            for (; i < n; i++) {
+                double v = s[i].v;
+                if (!isfinite(v))
+                    return -1;
+                double x = v * pow10_tab[k];
+                if (!(fabs(x) < MAX_EXACT))
+                    break;
+                int64_t mi = (int64_t)nearbyint(x);
+                double back = scaled(mi, k, form);
+                if (memcmp(&back, &v, sizeof v) != 0) /* also rejects -0.0 */
+                    break;
+                m[i] = mi;
+            }
+            if (i == n) {
+                *form_out = form;
+                return (int)k;
+            }
+        }
+    }
+    for (unsigned k = 0; k <= MAX_K; k++) {
         size_t i = 0;
         for (; i < n; i++) {
-            double v = s[i].v;
-            if (!isfinite(v))
-                return -1;
-            double x = v * pow10_tab[k];
+            double x = s[i].v * pow10_tab[k];
             if (!(fabs(x) < MAX_EXACT))
                 break;
-            double r = nearbyint(x);
-            int64_t mi = (int64_t)r;
-            double back = k ? (double)mi / pow10_tab[k] : (double)mi;
-            if (memcmp(&back, &v, sizeof v) != 0) /* also rejects -0.0 */
+            int64_t mi = (int64_t)nearbyint(x);
+            int64_t d = (int64_t)(bits_of(s[i].v) - bits_of(scaled(mi, k, 0)));
+            if (d < -RESID_MAX || d > RESID_MAX)
                 break;
             m[i] = mi;
+            r[i] = (uint64_t)d;
         }
-        if (i == n)
-            return k;
+        if (i == n) {
+            *form_out = 0;
+            *resid = 1;
+            return (int)k;
+        }
     }
     return -1;
 }
@@ -212,12 +337,12 @@ int tsdb_dense_encode(const tsdb_sample *s, size_t n, tsdb_buf *out)
         if (s[i].t <= s[i - 1].t)
             return TSDB_EINVAL;
     int64_t *m = xmalloc(n * sizeof(*m));
-    uint64_t *codes = xmalloc(3 * n * sizeof(*codes));
-    uint64_t *steps = codes + n, *diffs = codes + 2 * n;
-    int k = find_scale(s, n, m);
+    uint64_t *a = xmalloc(3 * n * sizeof(*a)), *b = a + n, *r = a + 2 * n;
+    unsigned form = 0, resid = 0;
+    int k = find_scale(s, n, m, r, &form, &resid);
     if (k < 0) {
         free(m);
-        free(codes);
+        free(a);
         return TSDB_EINVAL;
     }
 
@@ -225,68 +350,73 @@ int tsdb_dense_encode(const tsdb_sample *s, size_t n, tsdb_buf *out)
     tsdb_buf_putc(out, (unsigned char)n);
     bw w = {out, 0, 0};
 
-    /* Timestamps. */
+    /* Timestamps: dod (mode 0) or offsets from the grid t0 + i * step (mode 1). */
     bw_put(&w, (uint64_t)s[0].t, 64);
     if (n >= 2) {
-        uint64_t d_prev = (uint64_t)s[1].t - (uint64_t)s[0].t;
-        put_wide(&w, zz(d_prev));
-        if (n >= 3) {
-            for (size_t i = 2; i < n; i++) {
-                uint64_t d = (uint64_t)s[i].t - (uint64_t)s[i - 1].t;
-                codes[i - 2] = zz(d - d_prev);
-                d_prev = d;
-            }
-            uint64_t cost;
-            unsigned B = best_base(codes, n - 2, &cost);
-            put_codes(&w, codes, n - 2, B);
+        uint64_t d1 = (uint64_t)s[1].t - (uint64_t)s[0].t, d_prev = d1;
+        for (size_t i = 2; i < n; i++) {
+            uint64_t d = (uint64_t)s[i].t - (uint64_t)s[i - 1].t;
+            a[i - 2] = d - d_prev;
+            d_prev = d;
+        }
+        plan pd = plan_codes(a, n - 2);
+        uint64_t cost_d = WIDTH_BITS + width_of(zz(d1)) + (n >= 3 ? pd.cost : 0);
+        uint64_t span = (uint64_t)s[n - 1].t - (uint64_t)s[0].t;
+        uint64_t step = span / (n - 1) + (span % (n - 1) >= (n - 1) - span % (n - 1) ? 1 : 0);
+        for (size_t i = 1; i < n; i++)
+            b[i - 1] = (uint64_t)s[i].t - (uint64_t)s[0].t - step * i;
+        plan pg = plan_codes(b, n - 1);
+        uint64_t cost_g = WIDTH_BITS + width_of(zz(step)) + pg.cost;
+        if (cost_g < cost_d) {
+            bw_put(&w, 1, 1);
+            put_wide(&w, zz(step));
+            put_codes(&w, b, n - 1, pg);
+        } else {
+            bw_put(&w, 0, 1);
+            put_wide(&w, zz(d1));
+            if (n >= 3)
+                put_codes(&w, a, n - 2, pd);
         }
     }
 
+    bw_flush(&w); /* the value part starts on a whole byte */
+
     /* Values. */
     bw_put(&w, (uint64_t)k, 4);
+    bw_put(&w, form, 1);
+    bw_put(&w, resid, 1);
     put_wide(&w, zz((uint64_t)m[0]));
     if (n >= 2) {
         uint64_t g = 0;
-        int any_negative = 0;
         for (size_t i = 1; i < n; i++) {
             int64_t d = m[i] - m[i - 1]; /* |m| < 2^53: no overflow */
-            if (d < 0)
-                any_negative = 1;
             g = gcd64(g, (uint64_t)(d < 0 ? -d : d));
         }
         if (g == 0)
             g = 1;
         for (size_t i = 1; i < n; i++)
-            steps[i - 1] = (uint64_t)((m[i] - m[i - 1]) / (int64_t)g);
-        /* Mode 0: zig-zagged steps; 1: unsigned steps; 2: differences of steps. */
-        for (size_t i = 0; i + 1 < n; i++)
-            codes[i] = zz(steps[i]);
-        uint64_t c0, c1 = UINT64_MAX, c2 = UINT64_MAX;
-        unsigned B0 = best_base(codes, n - 1, &c0), B1 = 0, B2 = 0;
-        if (!any_negative)
-            B1 = best_base(steps, n - 1, &c1);
+            a[i - 1] = (uint64_t)((m[i] - m[i - 1]) / (int64_t)g);
         for (size_t i = 1; i + 1 < n; i++)
-            diffs[i - 1] = zz(steps[i] - steps[i - 1]);
-        if (n >= 3) {
-            B2 = best_base(diffs, n - 2, &c2);
-            c2 += WIDTH_BITS + width_of(zz(steps[0]));
-        }
+            b[i - 1] = a[i] - a[i - 1];
+        plan ps = plan_codes(a, n - 1);
+        plan pd = plan_codes(b, n - 2);
+        uint64_t cost_d = WIDTH_BITS + width_of(zz(a[0])) + (n >= 3 ? pd.cost : 0);
         put_wide(&w, g);
-        if (c1 <= c0 && c1 <= c2) {
-            bw_put(&w, 1, 2);
-            put_codes(&w, steps, n - 1, B1);
-        } else if (c2 < c0) {
-            bw_put(&w, 2, 2);
-            put_wide(&w, zz(steps[0]));
-            put_codes(&w, diffs, n - 2, B2);
+        if (cost_d < ps.cost) {
+            bw_put(&w, 1, 1);
+            put_wide(&w, zz(a[0]));
+            if (n >= 3)
+                put_codes(&w, b, n - 2, pd);
         } else {
-            bw_put(&w, 0, 2);
-            put_codes(&w, codes, n - 1, B0);
+            bw_put(&w, 0, 1);
+            put_codes(&w, a, n - 1, ps);
         }
     }
+    if (resid)
+        put_codes(&w, r, n, plan_codes(r, n));
     bw_flush(&w);
     free(m);
-    free(codes);
+    free(a);
     return TSDB_OK;
 }
 
@@ -340,22 +470,24 @@ static uint64_t get_wide(br *r)
     return br_get(r, w);
 }
 
-static inline uint64_t get_code(br *r, unsigned B)
+/* Reads a code header: base width and frame of reference. */
+static int get_plan(br *r, plan *p)
 {
-    if (br_get(r, 1) == 0)
-        return br_get(r, B);
-    unsigned w = (unsigned)br_get(r, WIDTH_BITS);
-    if (w <= B || w > 64) { /* a wide code must be wider than B */
-        r->err = 1;
+    p->B = (unsigned)br_get(r, WIDTH_BITS);
+    if (p->B > 64)
         return 0;
-    }
-    return br_get(r, w);
+    p->lo = unzz(get_wide(r));
+    return !r->err;
 }
 
-static int get_base(br *r, unsigned *B)
+static inline uint64_t get_code(br *r, const plan *p)
 {
-    *B = (unsigned)br_get(r, WIDTH_BITS);
-    return *B <= 64 && !r->err;
+    if (p->B == 0)
+        return p->lo;
+    uint64_t c = br_get(r, p->B), esc = ones(p->B);
+    if (c == esc)
+        c += get_wide(r);
+    return p->lo + c;
 }
 
 uint16_t tsdb_dense_count(const void *p, size_t len)
@@ -364,63 +496,124 @@ uint16_t tsdb_dense_count(const void *p, size_t len)
     return len < 2 ? 0 : (uint16_t)(b[0] << 8 | b[1]);
 }
 
+/* Reads the timestamp part of n samples into out[].t, with its zero padding to a whole byte. */
+static int decode_ts(br *r, size_t n, tsdb_sample *out)
+{
+    plan pl;
+    uint64_t t0 = br_get(r, 64);
+    out[0].t = (int64_t)t0;
+    if (n >= 2) {
+        if (br_get(r, 1)) { /* grid */
+            uint64_t step = unzz(get_wide(r)), grid = t0;
+            if (!get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 1; i < n && !r->err; i++) {
+                grid += step;
+                out[i].t = (int64_t)(grid + get_code(r, &pl));
+            }
+        } else { /* dod */
+            uint64_t d = unzz(get_wide(r));
+            out[1].t = (int64_t)(t0 + d);
+            if (n >= 3 && !get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 2; i < n && !r->err; i++) {
+                d += get_code(r, &pl);
+                out[i].t = (int64_t)((uint64_t)out[i - 1].t + d);
+            }
+        }
+    }
+    if ((r->pos & 7) && br_get(r, 8 - (unsigned)(r->pos & 7)) != 0)
+        return TSDB_ECORRUPT;
+    if (r->err)
+        return TSDB_ECORRUPT;
+    for (size_t i = 1; i < n; i++)
+        if (out[i].t <= out[i - 1].t)
+            return TSDB_ECORRUPT;
+    return TSDB_OK;
+}
+
+/* Reads the value part of n samples into out[].v; it must end the input (zero padding). */
+static int decode_values(br *r, size_t n, tsdb_sample *out)
+{
+    plan pl;
+    unsigned k = (unsigned)br_get(r, 4), form = (unsigned)br_get(r, 1);
+    unsigned resid = (unsigned)br_get(r, 1);
+    if ((k == 0 && form) || (form && resid))
+        return TSDB_ECORRUPT;
+    uint64_t m = unzz(get_wide(r));
+    out[0].v = scaled((int64_t)m, k, form);
+    if (n >= 2) {
+        uint64_t g = get_wide(r);
+        unsigned mode = (unsigned)br_get(r, 1);
+        if (g == 0 || r->err)
+            return TSDB_ECORRUPT;
+        if (mode == 0) {
+            if (!get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 1; i < n && !r->err; i++) {
+                m += get_code(r, &pl) * g;
+                out[i].v = scaled((int64_t)m, k, form);
+            }
+        } else {
+            uint64_t step = unzz(get_wide(r));
+            m += step * g;
+            out[1].v = scaled((int64_t)m, k, form);
+            if (n >= 3 && !get_plan(r, &pl))
+                return TSDB_ECORRUPT;
+            for (size_t i = 2; i < n && !r->err; i++) {
+                step += get_code(r, &pl);
+                m += step * g;
+                out[i].v = scaled((int64_t)m, k, form);
+            }
+        }
+    }
+    if (resid) {
+        if (!get_plan(r, &pl))
+            return TSDB_ECORRUPT;
+        for (size_t i = 0; i < n && !r->err; i++)
+            out[i].v = from_bits(bits_of(out[i].v) + get_code(r, &pl));
+    }
+    if (r->err)
+        return TSDB_ECORRUPT;
+    /* Only zero padding may follow, and less than a byte of it. */
+    if (r->nbits - r->pos >= 8)
+        return TSDB_ECORRUPT;
+    if (r->pos < r->nbits && br_get(r, (unsigned)(r->nbits - r->pos)) != 0)
+        return TSDB_ECORRUPT;
+    return TSDB_OK;
+}
+
 int tsdb_dense_decode(const void *p, size_t len, tsdb_sample *out, size_t cap, size_t *n_out)
 {
     size_t n = tsdb_dense_count(p, len);
     if (n == 0 || n > cap)
         return TSDB_ECORRUPT;
     br r = {(const unsigned char *)p + 2, len - 2, (len - 2) * 8, 0, 0};
-    unsigned B;
-
-    out[0].t = (int64_t)br_get(&r, 64);
-    if (n >= 2) {
-        uint64_t d = unzz(get_wide(&r));
-        out[1].t = (int64_t)((uint64_t)out[0].t + d);
-        if (n >= 3) {
-            if (!get_base(&r, &B))
-                return TSDB_ECORRUPT;
-            for (size_t i = 2; i < n && !r.err; i++) {
-                d += unzz(get_code(&r, B));
-                out[i].t = (int64_t)((uint64_t)out[i - 1].t + d);
-            }
-        }
-    }
-    unsigned k = (unsigned)br_get(&r, 4);
-    double scale = pow10_tab[k & MAX_K];
-    uint64_t m = unzz(get_wide(&r));
-    out[0].v = k ? (double)(int64_t)m / scale : (double)(int64_t)m;
-    if (n >= 2) {
-        uint64_t g = get_wide(&r);
-        unsigned mode = (unsigned)br_get(&r, 2);
-        if (g == 0 || mode > 2 || r.err)
-            return TSDB_ECORRUPT;
-        uint64_t step = 0;
-        if (mode == 2)
-            step = unzz(get_wide(&r));
-        if (!get_base(&r, &B))
-            return TSDB_ECORRUPT;
-        for (size_t i = 1; i < n && !r.err; i++) {
-            if (mode == 2) {
-                if (i >= 2)
-                    step += unzz(get_code(&r, B));
-            } else {
-                uint64_t c = get_code(&r, B);
-                step = mode == 0 ? unzz(c) : c;
-            }
-            m += step * g;
-            out[i].v = k ? (double)(int64_t)m / scale : (double)(int64_t)m;
-        }
-    }
-    if (r.err)
+    if (decode_ts(&r, n, out) != TSDB_OK || decode_values(&r, n, out) != TSDB_OK)
         return TSDB_ECORRUPT;
-    /* Only zero padding may follow, and less than a byte of it. */
-    if (r.nbits - r.pos >= 8)
-        return TSDB_ECORRUPT;
-    if (r.pos < r.nbits && br_get(&r, (unsigned)(r.nbits - r.pos)) != 0)
-        return TSDB_ECORRUPT;
-    for (size_t i = 1; i < n; i++)
-        if (out[i].t <= out[i - 1].t)
-            return TSDB_ECORRUPT;
     *n_out = n;
     return TSDB_OK;
+}
+
+size_t tsdb_dense_ts_len(const void *p, size_t len)
+{
+    size_t n = tsdb_dense_count(p, len), codes = 0;
+    if (n == 0)
+        return 0;
+    br r = {(const unsigned char *)p + 2, len - 2, (len - 2) * 8, 0, 0};
+    plan pl = {0, 0, 0};
+    int ok = 1;
+    br_get(&r, 64);
+    if (n >= 2) {
+        int grid = (int)br_get(&r, 1);
+        get_wide(&r);
+        codes = grid ? n - 1 : n - 2;
+        if (codes > 0)
+            ok = get_plan(&r, &pl);
+    }
+    for (size_t i = 0; ok && i < codes && !r.err; i++)
+        get_code(&r, &pl);
+    if (!ok || r.err)
+        return 0;
+    return 2 + (r.pos + 7) / 8;
 }

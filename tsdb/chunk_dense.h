@@ -30,4 +30,11 @@ uint16_t tsdb_dense_count(const void *p, size_t len);
  * TSDB_ECORRUPT for any malformed, truncated or over-long input; never reads out of bounds. */
 int tsdb_dense_decode(const void *p, size_t len, tsdb_sample *out, size_t cap, size_t *n);
 
+/* A chunk is its count, a timestamp part and a value part, each part padded to a whole byte, so
+ * chunks with equal timestamps can share one timestamp part: the first bytes of one chunk up to
+ * tsdb_dense_ts_len followed by another's bytes after its tsdb_dense_ts_len form a valid chunk
+ * when both have the same count. Returns the bytes of chunk p from its start to the end of its
+ * timestamp part (count included), or 0 if that part is malformed or truncated. */
+size_t tsdb_dense_ts_len(const void *p, size_t len);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +167,8 @@ static void test_compressed_runs(void **state)
     char plain[128], packed[128];
     snprintf(plain, sizeof(plain), "%s/a.blk", dir);
     snprintf(packed, sizeof(packed), "%s/b.blk", dir);
-    /* Same chunks twice: once plain, once as zstd runs. */
+    /* Same chunks twice: once plain, once as zstd runs (values above 2^53 that are no integers:
+     * DENSE cannot hold them). */
     tsdb__block_writer *w1, *w2;
     assert_int_equal(tsdb__block_writer_begin(plain, 0, 15000, 0, &w1, NULL), TSDB_OK);
     assert_int_equal(tsdb__block_writer_begin(packed, 0, 15000, 0, &w2, NULL), TSDB_OK);
@@ -177,7 +179,8 @@ static void test_compressed_runs(void **state)
         for (int c = 0; c < 3; c++) {
             tsdb_chunk_app_init(&app[c]);
             for (int i = 0; i < 120; i++)
-                tsdb_chunk_app_add(&app[c], c * 5000 + i * 40, (double)((i * 7) % 5) * 0.25);
+                tsdb_chunk_app_add(&app[c], c * 5000 + i * 40,
+                                   (double)((i * 7) % 5 + 1) * 1e20 / 3.0);
             size_t len;
             const unsigned char *p = tsdb_chunk_app_bytes(&app[c], &len);
             refs[c] = (tsdb__chunk_ref){c * 5000, c * 5000 + 119 * 40, p, len};
@@ -224,6 +227,200 @@ static void test_compressed_runs(void **state)
     tsdb__os_remove_all(dir, NULL);
 }
 
+/* Appends to refs/app the head chunks of samples s[0..n), cut every per samples. */
+static size_t head_chunks(const tsdb_sample *s, size_t n, size_t per, tsdb_chunk_app *app,
+                          tsdb__chunk_ref *refs)
+{
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i += per) {
+        tsdb_chunk_app_init(&app[nc]);
+        size_t end = i + per < n ? i + per : n;
+        for (size_t j = i; j < end; j++)
+            tsdb_chunk_app_add(&app[nc], s[j].t, s[j].v);
+        size_t len;
+        const unsigned char *p = tsdb_chunk_app_bytes(&app[nc], &len);
+        refs[nc] = (tsdb__chunk_ref){s[i].t, s[end - 1].t, p, len};
+        nc++;
+    }
+    return nc;
+}
+
+/* The packing writer joins consecutive head chunks into DENSE chunks of up to 1024 samples,
+ * keeps a chunk DENSE cannot hold (a staleness marker) on its own between two joined runs,
+ * does not join overlapping chunks, and every sample reads back bit for bit, by range too. */
+static void test_dense_groups(void **state)
+{
+    (void)state;
+    const char *dir = tmpdir();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/g.blk", dir);
+    static tsdb_sample s[3][1500];
+    for (size_t i = 0; i < 1500; i++) {
+        s[0][i] = (tsdb_sample){(int64_t)i * 15000 + (int64_t)(i * 7 % 5) - 2,
+                                round((double)i * 14.37) * 0.01};
+        s[1][i] = (tsdb_sample){(int64_t)i * 15000, 4096.0 * (double)(1000 + i % 17)};
+        s[2][i] = s[1][i];
+    }
+    uint64_t stale = TSDB_STALE_NAN_BITS;
+    memcpy(&s[1][600].v, &stale, 8); /* chunk 5 of series 2 */
+    tsdb__block_writer *w;
+    assert_int_equal(tsdb__block_writer_begin(path, 0, 1500 * 15000, 1, &w, NULL), TSDB_OK);
+    tsdb__block_writer_compress(w, 1);
+    tsdb_chunk_app app[16];
+    tsdb__chunk_ref refs[16];
+    /* Series 1: 1500 samples in head chunks of 120 -> DENSE chunks of 960 (8 chunks) + 540. */
+    size_t nc = head_chunks(s[0], 1500, 120, app, refs);
+    assert_int_equal(tsdb__block_writer_add(w, 1, refs, nc, NULL), TSDB_OK);
+    for (size_t c = 0; c < nc; c++)
+        tsdb_chunk_app_fini(&app[c]);
+    /* Series 2: chunks 0-4 join, chunk 5 stays XOR, chunks 6-7 join. */
+    nc = head_chunks(s[1], 960, 120, app, refs);
+    assert_int_equal(tsdb__block_writer_add(w, 2, refs, nc, NULL), TSDB_OK);
+    for (size_t c = 0; c < nc; c++)
+        tsdb_chunk_app_fini(&app[c]);
+    /* Series 3: two chunks over the same time are not joined. */
+    nc = head_chunks(s[2], 240, 120, app, refs);
+    refs[1] = refs[0];
+    assert_int_equal(tsdb__block_writer_add(w, 3, refs, 2, NULL), TSDB_OK);
+    for (size_t c = 0; c < nc; c++)
+        tsdb_chunk_app_fini(&app[c]);
+    assert_int_equal(tsdb__block_writer_commit(w, NULL), TSDB_OK);
+
+    tsdb__block *b;
+    assert_int_equal(tsdb__block_open(path, &b, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_verify(b, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_meta_get(b)->n_samples, 1500 + 960 + 240);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    tsdb__bchunk *r;
+    size_t n;
+    static const size_t want_n[3] = {2, 3, 2};
+    static const size_t want_counts[3][3] = {{960, 540, 0}, {600, 120, 240}, {120, 120, 0}};
+    static tsdb_sample got[1500];
+    for (uint64_t id = 1; id <= 3; id++) {
+        assert_int_equal(tsdb__block_series_raw(b, id, INT64_MIN, INT64_MAX, &a, &r, &n, NULL),
+                         TSDB_OK);
+        assert_int_equal(n, want_n[id - 1]);
+        size_t at = 0;
+        for (size_t k = 0; k < n; k++) {
+            size_t cnt = tsdb__bchunk_count(&r[k]), m;
+            assert_int_equal(cnt, want_counts[id - 1][k]);
+            assert_int_equal(r[k].enc, id == 2 && k == 1 ? TSDB__ENC_XOR : TSDB__ENC_DENSE);
+            assert_int_equal(tsdb__bchunk_decode(&r[k], got, 1500, &m), TSDB_OK);
+            assert_int_equal(m, cnt);
+            assert_int_equal(r[k].mint, got[0].t);
+            assert_int_equal(r[k].maxt, got[m - 1].t);
+            const tsdb_sample *want = id == 3 ? s[2] : s[id - 1] + at;
+            assert_memory_equal(got, want, m * sizeof(*got));
+            at += m;
+        }
+    }
+    /* A range inside the second DENSE chunk of series 1 selects that chunk only. */
+    assert_int_equal(tsdb__block_series_raw(b, 1, 1000 * 15000, 1001 * 15000, &a, &r, &n, NULL),
+                     TSDB_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(tsdb__bchunk_count(&r[0]), 540);
+    tsdb_arena_fini(&a);
+    tsdb__block_unref(b);
+    tsdb__os_remove_all(dir, NULL);
+}
+
+/* Rewrites the CRC of the chunk record at off after an edit. */
+static void fix_record_crc(unsigned char *img, uint64_t off)
+{
+    uint32_t len = tsdb_get_u32le(img + off);
+    tsdb_put_u32le(img + off + 5 + len, tsdb_crc32c(0, img + off + 4, (size_t)len + 1));
+}
+
+/* Series scraped together share timestamps: the second series' DENSE chunk stores only its
+ * values and a reference, reads back bit for bit, and a reference to a later chunk, to an XOR
+ * chunk or to a chunk of another count is refused. */
+static void test_shared_timestamps(void **state)
+{
+    (void)state;
+    const char *dir = tmpdir();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/s.blk", dir);
+    static tsdb_sample s[4][240];
+    for (size_t i = 0; i < 240; i++) {
+        int64_t t = (int64_t)i * 15000 + (int64_t)(i * 7 % 5) - 2 + 10;
+        s[0][i] = (tsdb_sample){t, (double)(i * 13 % 7)};
+        s[1][i] = (tsdb_sample){t, round((double)i * 14.37) * 0.01};
+        s[2][i] = (tsdb_sample){t, (double)(i % 2 + 1) * 1e20 / 3.0}; /* XOR: above 2^53 */
+        s[3][i] = (tsdb_sample){t + (i == 100), 4096.0 * (double)(i % 5)};
+    }
+    tsdb__block_writer *w;
+    assert_int_equal(tsdb__block_writer_begin(path, 0, 240 * 15000, 0, &w, NULL), TSDB_OK);
+    tsdb__block_writer_compress(w, 1);
+    tsdb_chunk_app app[2];
+    tsdb__chunk_ref refs[2];
+    for (uint64_t id = 1; id <= 4; id++) {
+        size_t nc = head_chunks(s[id - 1], 240, 120, app, refs);
+        assert_int_equal(tsdb__block_writer_add(w, id, refs, nc, NULL), TSDB_OK);
+        for (size_t c = 0; c < nc; c++)
+            tsdb_chunk_app_fini(&app[c]);
+    }
+    assert_int_equal(tsdb__block_writer_commit(w, NULL), TSDB_OK);
+    tsdb__block *b;
+    assert_int_equal(tsdb__block_open(path, &b, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_verify(b, NULL), TSDB_OK);
+    /* Chunks: 0 series 1 (DENSE, 240), 1 series 2 (shares 0's timestamps), 2-3 series 3 (XOR),
+     * 4 series 4 (its own timestamps: one differs). */
+    assert_int_equal(tsdb__block_meta_get(b)->n_chunks, 5);
+    tsdb__chunk_ref c;
+    assert_int_equal(tsdb__block_chunk(b, 0, &c, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_chunk(b, 1, &c, NULL), TSDB_EINVAL);
+    assert_int_equal(tsdb__block_chunk(b, 4, &c, NULL), TSDB_OK);
+    tsdb_arena a;
+    tsdb_arena_init(&a, 0);
+    static tsdb_sample got[240];
+    for (uint64_t id = 1; id <= 4; id++) {
+        tsdb__bchunk *r;
+        size_t n, at = 0;
+        assert_int_equal(tsdb__block_series_raw(b, id, INT64_MIN, INT64_MAX, &a, &r, &n, NULL),
+                         TSDB_OK);
+        for (size_t k = 0; k < n; k++) {
+            size_t m;
+            assert_int_equal(tsdb__bchunk_decode(&r[k], got, 240, &m), TSDB_OK);
+            assert_memory_equal(got, s[id - 1] + at, m * sizeof(*got));
+            at += m;
+        }
+        assert_int_equal(at, 240);
+    }
+    tsdb__block_unref(b);
+
+    /* Bad references, each with a valid record CRC. */
+    tsdb_buf img;
+    tsdb_buf_init(&img);
+    assert_int_equal(tsdb__os_read_file(path, 1 << 20, &img, NULL), TSDB_OK);
+    uint64_t meta_off = tsdb_get_u64le(img.p + img.len - 48 + 8);
+    uint64_t off1 = tsdb_get_u64le(img.p + meta_off + 24 + 16);
+    assert_int_equal(img.p[off1 + 4], 0x82);
+    assert_int_equal(tsdb_get_u32le(img.p + off1 + 5), 0);
+    static const uint32_t bad_ref[] = {1, 2, 4, 0xffffffffu};
+    for (size_t t = 0; t < 5; t++) {
+        unsigned char *copy = malloc(img.len);
+        memcpy(copy, img.p, img.len);
+        if (t < 4)
+            tsdb_put_u32le(copy + off1 + 5, bad_ref[t]); /* itself, XOR, later, none */
+        else
+            copy[off1 + 10] ^= 1; /* a count that differs from chunk 0's */
+        fix_record_crc(copy, off1);
+        tsdb__block *x;
+        assert_int_equal(tsdb__block_open_mem(copy, img.len, &x, NULL), TSDB_OK);
+        tsdb__bchunk *r;
+        size_t n;
+        assert_int_equal(tsdb__block_series_raw(x, 2, INT64_MIN, INT64_MAX, &a, &r, &n, NULL),
+                         TSDB_ECORRUPT);
+        assert_int_equal(tsdb__block_verify(x, NULL), TSDB_ECORRUPT);
+        tsdb__block_unref(x);
+        free(copy);
+    }
+    tsdb_buf_fini(&img);
+    tsdb_arena_fini(&a);
+    tsdb__os_remove_all(dir, NULL);
+}
+
 /* Reads all samples of series id through tsdb__block_series (XOR for every stored encoding). */
 static size_t golden_series(tsdb__block *b, uint64_t id, tsdb_sample *out, size_t cap)
 {
@@ -246,21 +443,22 @@ static size_t golden_series(tsdb__block *b, uint64_t id, tsdb_sample *out, size_
     return k;
 }
 
-/* The v1 block in tests/golden/tsdb (written by the first format version) keeps opening with
- * the same content, one series per stored encoding: series 3 = 200 samples t = i s, v = i / 2
- * as DENSE chunks; series 5 = 240 samples v = i / 3 as XOR chunks in a zstd run; series 9 = 5
- * staleness markers in a plain XOR chunk. */
-static void test_golden_v1(void **state)
+/* The v2 block in tests/golden/tsdb (written by format version 2) keeps opening with the same
+ * content, one series per stored encoding: series 3 = 200 samples t = i s, v = i / 2, written
+ * as two head chunks and joined into one DENSE chunk; series 5 = 240 samples v = (i * 7 % 5 +
+ * 1) * 1e20 / 3 (above 2^53, no integers: not DENSE) as XOR chunks in a zstd run; series 9 =
+ * 5 staleness markers in a plain XOR chunk. */
+static void test_golden_v2(void **state)
 {
     (void)state;
     tsdb__block *b;
-    assert_int_equal(tsdb__block_open("tests/golden/tsdb/v1-block.blk", &b, NULL), TSDB_OK);
+    assert_int_equal(tsdb__block_open("tests/golden/tsdb/v2-block.blk", &b, NULL), TSDB_OK);
     const tsdb__block_meta *m = tsdb__block_meta_get(b);
     assert_int_equal(m->mint, 0);
     assert_int_equal(m->maxt, 240000);
     assert_int_equal(m->level, 1);
     assert_int_equal(m->n_series, 3);
-    assert_int_equal(m->n_chunks, 5);
+    assert_int_equal(m->n_chunks, 4);
     assert_int_equal(m->n_samples, 445);
     assert_int_equal(tsdb__block_verify(b, NULL), TSDB_OK);
     static tsdb_sample s[300];
@@ -272,7 +470,7 @@ static void test_golden_v1(void **state)
     assert_int_equal(golden_series(b, 5, s, 300), 240);
     for (size_t i = 0; i < 240; i++) {
         assert_int_equal(s[i].t, (int64_t)i * 1000);
-        assert_true(s[i].v == (double)i / 3.0);
+        assert_true(s[i].v == (double)((i * 7) % 5 + 1) * 1e20 / 3.0);
     }
     assert_int_equal(golden_series(b, 9, s, 300), 5);
     for (size_t i = 0; i < 5; i++)
@@ -280,9 +478,23 @@ static void test_golden_v1(void **state)
     /* Positional access: DENSE and XOR chunks as stored; run members only by series. */
     tsdb__chunk_ref c;
     assert_int_equal(tsdb__block_chunk(b, 0, &c, NULL), TSDB_OK);
-    assert_int_equal(tsdb_chunk_count(c.p, c.len), 120);
-    assert_int_equal(tsdb__block_chunk(b, 2, &c, NULL), TSDB_EINVAL);
+    assert_int_equal(tsdb_chunk_count(c.p, c.len), 200);
+    assert_int_equal(tsdb__block_chunk(b, 1, &c, NULL), TSDB_EINVAL);
+    assert_int_equal(tsdb__block_chunk(b, 3, &c, NULL), TSDB_OK);
+    assert_int_equal(tsdb_chunk_count(c.p, c.len), 5);
     tsdb__block_unref(b);
+}
+
+/* The v1 block (an older DENSE layout) is refused with an error that names both versions. */
+static void test_golden_v1_refused(void **state)
+{
+    (void)state;
+    tsdb__block *b = NULL;
+    tsdb_err e;
+    assert_int_equal(tsdb__block_open("tests/golden/tsdb/v1-block.blk", &b, &e), TSDB_ECORRUPT);
+    assert_null(b);
+    assert_non_null(strstr(e.msg, "format version 1 is not supported"));
+    assert_non_null(strstr(e.msg, "version 2"));
 }
 
 static void test_corruption(void **state)
@@ -370,9 +582,9 @@ int main(void)
 {
     tsdb_log_set_level(TSDB_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_compressed_runs),
-        cmocka_unit_test(test_golden_v1),
+        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_compressed_runs),
+        cmocka_unit_test(test_dense_groups), cmocka_unit_test(test_shared_timestamps),
+        cmocka_unit_test(test_golden_v2),    cmocka_unit_test(test_golden_v1_refused),
         cmocka_unit_test(test_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
