@@ -21,7 +21,7 @@
  *           encoding 0x81: data is one DENSE chunk (tsdb/chunk_dense.c). The packing writer
  *                          stores each chunk in whichever of XOR and DENSE is smaller, then
  *                          joins runs of consecutive chunks of a series that DENSE can hold
- *                          (at most GROUP_MAX = 1024 samples) into one DENSE chunk when that
+ *                          (at most GROUP_MAX = 480 samples) into one DENSE chunk when that
  *                          is smaller than the run with its records and metas: so a block's
  *                          chunks need not be the head's chunks
  *           encoding 0x82: data is ref u32 · count u16 big endian · the value part of a DENSE
@@ -89,7 +89,7 @@
 #define RUN_MIN_BYTES      256  /* shorter series are not worth a zstd frame */
 #define RUN_MAX_BYTES      (64u << 20) /* largest decompressed run a reader accepts */
 #define ZSTD_LEVEL         3
-#define GROUP_MAX          1024        /* most samples the writer puts in one DENSE chunk */
+#define GROUP_MAX          480 /* most samples in one DENSE chunk: 2 h at 15 s, bounding decode per seek */
 #define TS_SHARE_MAX_BYTES (16u << 20) /* timestamp parts the writer remembers for sharing */
 
 /* ---- Chunk encodings --------------------------------------------------------------------- */

@@ -245,7 +245,7 @@ static size_t head_chunks(const tsdb_sample *s, size_t n, size_t per, tsdb_chunk
     return nc;
 }
 
-/* The packing writer joins consecutive head chunks into DENSE chunks of up to 1024 samples,
+/* The packing writer joins consecutive head chunks into DENSE chunks of up to 480 samples,
  * keeps a chunk DENSE cannot hold (a staleness marker) on its own between two joined runs,
  * does not join overlapping chunks, and every sample reads back bit for bit, by range too. */
 static void test_dense_groups(void **state)
@@ -268,12 +268,12 @@ static void test_dense_groups(void **state)
     tsdb__block_writer_compress(w, 1);
     tsdb_chunk_app app[16];
     tsdb__chunk_ref refs[16];
-    /* Series 1: 1500 samples in head chunks of 120 -> DENSE chunks of 960 (8 chunks) + 540. */
+    /* Series 1: 1500 samples in head chunks of 120 -> DENSE chunks of 480, 480, 480 and 60. */
     size_t nc = head_chunks(s[0], 1500, 120, app, refs);
     assert_int_equal(tsdb__block_writer_add(w, 1, refs, nc, NULL), TSDB_OK);
     for (size_t c = 0; c < nc; c++)
         tsdb_chunk_app_fini(&app[c]);
-    /* Series 2: chunks 0-4 join, chunk 5 stays XOR, chunks 6-7 join. */
+    /* Series 2: chunks 0-3 join, chunk 4 is alone, chunk 5 stays XOR, chunks 6-7 join. */
     nc = head_chunks(s[1], 960, 120, app, refs);
     assert_int_equal(tsdb__block_writer_add(w, 2, refs, nc, NULL), TSDB_OK);
     for (size_t c = 0; c < nc; c++)
@@ -294,8 +294,9 @@ static void test_dense_groups(void **state)
     tsdb_arena_init(&a, 0);
     tsdb__bchunk *r;
     size_t n;
-    static const size_t want_n[3] = {2, 3, 2};
-    static const size_t want_counts[3][3] = {{960, 540, 0}, {600, 120, 240}, {120, 120, 0}};
+    static const size_t want_n[3] = {4, 4, 2};
+    static const size_t want_counts[3][4] = {
+        {480, 480, 480, 60}, {480, 120, 120, 240}, {120, 120, 0, 0}};
     static tsdb_sample got[1500];
     for (uint64_t id = 1; id <= 3; id++) {
         assert_int_equal(tsdb__block_series_raw(b, id, INT64_MIN, INT64_MAX, &a, &r, &n, NULL),
@@ -305,7 +306,7 @@ static void test_dense_groups(void **state)
         for (size_t k = 0; k < n; k++) {
             size_t cnt = tsdb__bchunk_count(&r[k]), m;
             assert_int_equal(cnt, want_counts[id - 1][k]);
-            assert_int_equal(r[k].enc, id == 2 && k == 1 ? TSDB__ENC_XOR : TSDB__ENC_DENSE);
+            assert_int_equal(r[k].enc, id == 2 && k == 2 ? TSDB__ENC_XOR : TSDB__ENC_DENSE);
             assert_int_equal(tsdb__bchunk_decode(&r[k], got, 1500, &m), TSDB_OK);
             assert_int_equal(m, cnt);
             assert_int_equal(r[k].mint, got[0].t);
@@ -315,11 +316,12 @@ static void test_dense_groups(void **state)
             at += m;
         }
     }
-    /* A range inside the second DENSE chunk of series 1 selects that chunk only. */
+    /* A range inside the third DENSE chunk of series 1 (samples 960-1439) selects it only. */
     assert_int_equal(tsdb__block_series_raw(b, 1, 1000 * 15000, 1001 * 15000, &a, &r, &n, NULL),
                      TSDB_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(tsdb__bchunk_count(&r[0]), 540);
+    assert_int_equal(tsdb__bchunk_count(&r[0]), 480);
+    assert_int_equal(r[0].mint, s[0][960].t);
     tsdb_arena_fini(&a);
     tsdb__block_unref(b);
     tsdb__os_remove_all(dir, NULL);
