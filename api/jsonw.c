@@ -7,16 +7,24 @@
  *   2. any other normal value in [1e-7, 1e37): the same test at 15 significant digits, trying
  *      the integer nearest to |v| 10^k and its two neighbours (the scaled product may be off by
  *      less than one); success gives the shortest digits, failure proves 16 or 17 are needed;
- *   3. printf "%.15e" (16 digits), checked with strtod, else "%.16e" (17 digits, always exact);
+ *   3. in [1e-5, 1e16) (where rates and ratios land): the correctly rounded 16-digit decimal,
+ *      computed exactly in 128-bit integers (v = m 2^q, so v 10^k = m 10^k 2^q), is the answer if
+ *      it lies in v's rounding interval (tested exactly as well, ties to even like strtod); at a
+ *      power of two the interval is narrower below, so the next 16-digit decimal up may fit
+ *      instead; otherwise the correctly rounded 17-digit decimal, which always fits;
+ *   4. anything else: printf "%.15e" (16 digits), checked with strtod, else "%.16e" (17 digits);
  *      subnormals and values outside that range try every length from 1 digit up.
+ * Steps 3 and 4 give the same digits (printf is correctly rounded, half to even, and strtod
+ * rounds half to even); step 3 costs a few 128-bit multiplications instead of two big-number
+ * conversions.
  * Why a 15-digit success is the shortest: any shorter decimal that reads back as v lies within
  * half an ulp of v, so v rounds to it padded with zeros, and only one decimal of at most 15
  * digits fits in a double's rounding interval. The digits are then laid out as Go's 'f' or 'e'
  * format: no exponent for 'f'; "d.ddde-07" (sign always, two digits at least) for 'e'.
  * glibc's printf is correctly rounded, which step 3 relies on.
  *
- * Cost (callgrind, per value, including the test's random generator): integers ~960
- * instructions, 17-digit doubles ~7,100 (a plain printf/strtod search took ~5,100 and ~10,200).
+ * Integers and other short decimals cost a few hundred instructions, 17-digit doubles in the
+ * exact range about a thousand (a printf/strtod search took ~5,100 and ~10,200).
  */
 #include "api/jsonw.h"
 
@@ -32,6 +40,20 @@
 static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Decimal digits of u, no terminator; returns the count (1..20). */
+static int put_u64(uint64_t u, char *out)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    for (int i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
 
 /* The 15-digit step without printf: c = a * 10^k rounded to an integer of about 15 digits, and
  * c * 10^-k (a correctly rounded product or quotient of exact doubles, so the same double
@@ -63,7 +85,7 @@ static int digits15(double a, char dig[24], int *exp10)
             double back = k >= 0 ? cc / pow10_exact[k] : cc * pow10_exact[-k];
             if (back != a)
                 continue;
-            int nd = snprintf(dig, 24, "%llu", (unsigned long long)cc);
+            int nd = put_u64((uint64_t)cc, dig);
             *exp10 = nd - 1 - k;
             while (nd > 1 && dig[nd - 1] == '0')
                 nd--;
@@ -73,6 +95,120 @@ static int digits15(double a, char dig[24], int *exp10)
         return -1;
     }
     return 0;
+}
+
+/* ---- Exact 16 and 17 digits in 128-bit integers (step 3) ---- */
+
+__extension__ typedef unsigned __int128 u128;
+
+#define EXACT_MAX_K 21 /* m 10^k times 4 stays below 2^128 */
+
+static u128 pow10_u128(int k)
+{
+    u128 p = 1;
+    for (int i = 0; i < k; i++)
+        p *= 10;
+    return p;
+}
+
+/* The correctly rounded n-digit decimal of a = m 2^q (half to even): D with
+ * 10^(n-1) <= D < 10^n and a ~ D 10^(e-n+1); *e10 is e. Returns 0 when outside the range
+ * this handles (10^k too large, or a 10^k not below 2^64 before rounding). */
+static int exact_round(uint64_t m, int q, int n, int *e10, uint64_t *out)
+{
+    uint64_t lo_n = 1, hi_n;
+    for (int i = 1; i < n; i++)
+        lo_n *= 10;
+    hi_n = lo_n * 10;
+    int e = *e10;
+    for (int tries = 0; tries < 3; tries++) {
+        int k = n - 1 - e;
+        if (k < 0 || k > EXACT_MAX_K)
+            return 0;
+        u128 num = (u128)m * pow10_u128(k);
+        u128 t;
+        int up = 0;
+        if (q >= 0) {
+            if (q > 8)
+                return 0;
+            t = num << q;
+        } else {
+            int s = -q;
+            if (s > 120)
+                return 0;
+            t = num >> s;
+            u128 rem = num - (t << s);
+            u128 half = (u128)1 << (s - 1);
+            up = rem > half || (rem == half && (t & 1));
+        }
+        if (t >= hi_n) {
+            e++;
+            continue;
+        }
+        if (t < lo_n) {
+            e--;
+            continue;
+        }
+        uint64_t d = (uint64_t)t + (uint64_t)up;
+        if (d == hi_n) { /* 9.99..95 rounds up to 10.00..0 */
+            d = lo_n;
+            e++;
+        }
+        *e10 = e;
+        *out = d;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether d 10^(e-n+1) reads back as a = m 2^q: inside a's rounding interval, whose lower half is
+ * half as wide at a power of two (m == 2^52); its ends count when m is even (ties to even). */
+static int exact_fits(uint64_t m, int q, int n, int e, uint64_t d)
+{
+    int k = n - 1 - e; /* in range: exact_round accepted it */
+    u128 p = pow10_u128(k);
+    u128 lhs = (u128)d << 2;
+    if (q < 0)
+        lhs <<= -q;
+    else
+        p <<= q;
+    u128 lo = (u128)(4 * m - (m == (1ull << 52) ? 1 : 2)) * p;
+    u128 hi = (u128)(4 * m + 2) * p;
+    if (m & 1)
+        return lhs > lo && lhs < hi;
+    return lhs >= lo && lhs <= hi;
+}
+
+/* Shortest digits of a in [1e-5, 1e16) known to need 16 or 17 of them; 0 when undecided. */
+static int digits_exact(double a, char dig[24], int *exp10)
+{
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int be = (int)(bits >> 52 & 0x7ff);
+    if (be == 0 || be == 0x7ff)
+        return 0;
+    uint64_t m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
+    int q = be - 1075;
+    int e0 = (int)floor(log10(a));
+    uint64_t d = 0;
+    int e = e0;
+    if (!exact_round(m, q, 16, &e, &d))
+        return 0;
+    if (!exact_fits(m, q, 16, e, d)) {
+        if (d + 1 < 10000000000000000ull && exact_fits(m, q, 16, e, d + 1)) {
+            d++;
+        } else {
+            e = e0;
+            if (!exact_round(m, q, 17, &e, &d))
+                return 0;
+        }
+    }
+    int nd = put_u64(d, dig);
+    *exp10 = e;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    dig[nd] = '\0';
+    return nd;
 }
 
 /* Raises the last mantissa digit of a printf "%e" string by one unit (carrying); 0 when the
@@ -103,8 +239,11 @@ static int shortest_digits(double v, char dig[24], int *exp10)
         int nd = digits15(v, dig, exp10);
         if (nd > 0)
             return nd;
-        if (nd < 0)
+        if (nd < 0) {
             first = 15; /* 15 digits do not suffice */
+            if (v >= 1e-5 && v < 1e16 && (nd = digits_exact(v, dig, exp10)) > 0)
+                return nd;
+        }
     }
     char tmp[40];
     for (int prec = first; prec <= 16; prec++) {
@@ -204,7 +343,7 @@ static size_t fmt_fast(double v, char out[32])
         if (c / pow10_exact[k] != a)
             continue;
         char dig[24];
-        int nd = snprintf(dig, sizeof dig, "%llu", (unsigned long long)c);
+        int nd = put_u64((uint64_t)c, dig);
         size_t o = 0;
         if (v < 0)
             out[o++] = '-';
@@ -249,10 +388,15 @@ size_t api__fmt_ts(int64_t t_ms, char out[32])
         out[o++] = '-';
         u = 0 - u;
     }
-    uint64_t frac = u % 1000;
-    o += (size_t)snprintf(out + o, 32 - o, "%llu", (unsigned long long)(u / 1000));
-    if (frac != 0)
-        o += (size_t)snprintf(out + o, 32 - o, ".%03u", (unsigned)frac);
+    unsigned frac = (unsigned)(u % 1000);
+    o += (size_t)put_u64(u / 1000, out + o);
+    if (frac != 0) {
+        out[o++] = '.';
+        out[o++] = (char)('0' + frac / 100);
+        out[o++] = (char)('0' + frac / 10 % 10);
+        out[o++] = (char)('0' + frac % 10);
+    }
+    out[o] = '\0';
     return o;
 }
 
