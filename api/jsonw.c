@@ -41,18 +41,57 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* Decimal digits of u, no terminator; returns the count (1..20). */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930"
+    "31323334353637383940414243444546474849505152535455565758596061"
+    "6263646566676869707172737475767778798081828384858687888990919293"
+    "949596979899";
+
+/* Exactly 8 digits of u < 10^8 (leading zeros kept), in 32-bit arithmetic. */
+static void put_8(uint32_t u, char *out)
+{
+    uint32_t hi = u / 10000, lo = u % 10000;
+    memcpy(out, digit_pairs + 2 * (hi / 100), 2);
+    memcpy(out + 2, digit_pairs + 2 * (hi % 100), 2);
+    memcpy(out + 4, digit_pairs + 2 * (lo / 100), 2);
+    memcpy(out + 6, digit_pairs + 2 * (lo % 100), 2);
+}
+
+/* Decimal digits of u, no terminator; returns the count (1..20). Eight digits at a time, so
+ * the divisions do not form one long chain. */
 static int put_u64(uint64_t u, char *out)
 {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    for (int i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
+    char tmp[24];
+    int i = 24;
+    while (u >= 100000000) {
+        i -= 8;
+        put_8((uint32_t)(u % 100000000), tmp + i);
+        u /= 100000000;
+    }
+    uint32_t w = (uint32_t)u;
+    while (w >= 100) {
+        i -= 2;
+        memcpy(tmp + i, digit_pairs + 2 * (w % 100), 2);
+        w /= 100;
+    }
+    if (w >= 10) {
+        i -= 2;
+        memcpy(tmp + i, digit_pairs + 2 * w, 2);
+    } else {
+        tmp[--i] = (char)('0' + w);
+    }
+    memcpy(out, tmp + i, (size_t)(24 - i));
+    return 24 - i;
+}
+
+/* floor(log10(a)) or one less, for a normal positive a: floor(x log10 2) of its binary exponent
+ * x (78913 / 2^18 is log10 2 to enough places for every double exponent). */
+static int e10_estimate(double a)
+{
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int x = (int)(bits >> 52 & 0x7ff) - 1023;
+    return x >= 0 ? (x * 78913) >> 18 : -((-x * 78913) >> 18) - 1;
 }
 
 /* The 15-digit step without printf: c = a * 10^k rounded to an integer of about 15 digits, and
@@ -66,7 +105,7 @@ static int digits15(double a, char dig[24], int *exp10)
 {
     if (!(a >= 1e-7 && a < 1e37))
         return 0;
-    int e = (int)floor(log10(a));
+    int e = e10_estimate(a);
     for (int tries = 0; tries < 3; tries++) {
         int k = 14 - e;
         if (k > 22 || k < -22)
@@ -103,12 +142,30 @@ __extension__ typedef unsigned __int128 u128;
 
 #define EXACT_MAX_K 21 /* m 10^k times 4 stays below 2^128 */
 
+static const uint64_t pow10_u64[20] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull,
+                                       10000000000000000000ull};
+
 static u128 pow10_u128(int k)
 {
-    u128 p = 1;
-    for (int i = 0; i < k; i++)
-        p *= 10;
-    return p;
+    return k < 20 ? pow10_u64[k] : (u128)pow10_u64[19] * pow10_u64[k - 19];
 }
 
 /* The correctly rounded n-digit decimal of a = m 2^q (half to even): D with
@@ -116,10 +173,7 @@ static u128 pow10_u128(int k)
  * this handles (10^k too large, or a 10^k not below 2^64 before rounding). */
 static int exact_round(uint64_t m, int q, int n, int *e10, uint64_t *out)
 {
-    uint64_t lo_n = 1, hi_n;
-    for (int i = 1; i < n; i++)
-        lo_n *= 10;
-    hi_n = lo_n * 10;
+    uint64_t lo_n = pow10_u64[n - 1], hi_n = pow10_u64[n];
     int e = *e10;
     for (int tries = 0; tries < 3; tries++) {
         int k = n - 1 - e;
@@ -189,7 +243,7 @@ static int digits_exact(double a, char dig[24], int *exp10)
         return 0;
     uint64_t m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
     int q = be - 1075;
-    int e0 = (int)floor(log10(a));
+    int e0 = e10_estimate(a);
     uint64_t d = 0;
     int e = e0;
     if (!exact_round(m, q, 16, &e, &d))
@@ -325,17 +379,21 @@ static size_t fmt_shortest(double v, char out[32], int g_format)
     return o;
 }
 
-/* Fast path for the common case, values with at most 15 significant digits in [1e-6, 1e15):
- * the first k (fractional digits) for which round(|v| * 10^k) / 10^k == |v| gives the shortest
- * string. Both 10^k and the candidate are exact doubles, so that division is correctly rounded
- * like strtod of the decimal text, and with at most 15 digits only one k-digit decimal can round
- * to v. Returns 0 when the value is not of that kind. */
+/* Fast path for the common case, values with at most 15 significant digits in [1e-6, 1e15) and
+ * at most FAST_MAX_K fractional digits (counters, most gauges): the first k (fractional digits)
+ * for which round(|v| * 10^k) / 10^k == |v| gives the shortest string. Both 10^k and the
+ * candidate are exact doubles, so that division is correctly rounded like strtod of the decimal
+ * text, and with at most 15 digits only one k-digit decimal can round to v. Returns 0 when the
+ * value is not of that kind (the general path then gives the same answer, at more cost than
+ * these few tries but less than trying every k). */
+#define FAST_MAX_K 7
+
 static size_t fmt_fast(double v, char out[32])
 {
     double a = fabs(v);
     if (!(a >= 1e-6 && a < 1e15))
         return 0;
-    for (int k = 0; k < 16; k++) {
+    for (int k = 0; k < FAST_MAX_K; k++) {
         double x = a * pow10_exact[k];
         if (x >= 1e15)
             return 0;
