@@ -7,6 +7,12 @@ memory, disk bytes per sample, a Grafana-like query set and restart (WAL replay)
 the whole cycle, and prints one table of medians with min-max and the Cairn/Prometheus ratio.
 Answers of every query are compared between the two servers; differences are marked.
 
+Queries are timed the same way on both servers: over one persistent HTTP/1.1 connection per
+server (as Grafana's data source keeps its connections alive), after one warm-up request, as the
+median of at least QUERY_MIN_REPS requests, repeated up to QUERY_MAX_REPS or QUERY_BUDGET_S
+seconds, so sub-millisecond lookups are not a median of three noisy samples. One further figure
+times /api/v1/labels over a new connection per request, which includes connection set-up.
+
 Every server it starts, it stops; every wait is bounded.
 
 usage: compare.py [--workloads W1,W2,W3] [--reps 3] [--out FILE] [--keep]
@@ -26,6 +32,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from http.client import HTTPConnection, HTTPException
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("CAIRN_BIN_DIR", os.path.join(ROOT, "build", "release", "bin"))
@@ -63,6 +70,60 @@ def http(url, data=None, timeout=300, get=False):
         return e.code, e.read(), time.monotonic() - t0
     except (urllib.error.URLError, ConnectionError, socket.timeout) as e:
         return 0, str(e).encode(), time.monotonic() - t0
+
+
+QUERY_MIN_REPS = 5
+QUERY_MAX_REPS = 200
+QUERY_BUDGET_S = 1.0
+
+
+class KeepAlive:
+    """One persistent connection to a server; reconnects (once per request) if it was closed."""
+
+    def __init__(self, port, timeout=300):
+        self.port, self.timeout = port, timeout
+        self.conn = None
+
+    def request(self, path, data, get=False):
+        """Like http(): returns (status, body, seconds)."""
+        body = urllib.parse.urlencode(data, doseq=True) if data is not None else None
+        if get and body is not None:
+            path, body = path + "?" + body, None
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            t0 = time.monotonic()
+            try:
+                self.conn.request("POST" if body is not None else "GET", path, body, headers)
+                r = self.conn.getresponse()
+                out = r.read()
+                secs = time.monotonic() - t0
+                if r.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return r.status, out, secs
+            except (HTTPException, ConnectionError, socket.timeout, OSError) as e:
+                self.close()
+                if attempt == 1:
+                    return 0, str(e).encode(), time.monotonic() - t0
+        return 0, b"", 0.0
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def time_query(fn):
+    """Median seconds of fn() -> (status, body, seconds) after one warm-up; returns (s, body)."""
+    fn()
+    times, body = [], b""
+    t_end = time.monotonic() + QUERY_BUDGET_S
+    while len(times) < QUERY_MIN_REPS or (len(times) < QUERY_MAX_REPS and
+                                           time.monotonic() < t_end):
+        _, body, secs = fn()
+        times.append(secs)
+    return statistics.median(times), body
 
 
 def proc_cpu_seconds(pid):
@@ -230,17 +291,17 @@ def run_one(kind, wl, start_ms, tmp, rep, logdir, answers):
         end_s = (start_ms + dur * 1000) / 1000
         if with_queries:
             qstart = end_s - min(dur, 3600)
+            client = KeepAlive(port)
             for name, path, params in query_set(qstart, end_s):
                 get = path.startswith("/api/v1/label/")  # served on GET only, as Prometheus does
-                http(srv.base + path, params, get=get)  # warm-up
-                times = []
-                body = b""
-                for _ in range(3):
-                    st, body, secs = http(srv.base + path, params, get=get)
-                    times.append(secs)
-                fig[f"query {name} ms"] = statistics.median(times) * 1000
+                secs, body = time_query(lambda: client.request(path, params, get=get))
+                fig[f"query {name} ms"] = secs * 1000
                 if rep == 0:
                     answers.setdefault(name, {})[kind] = normalize(body)
+            client.close()
+            lparams = {"start": str(qstart), "end": str(end_s)}
+            secs, _ = time_query(lambda: http(srv.base + "/api/v1/labels", lparams))
+            fig["labels on a new connection ms"] = secs * 1000
             fig["RSS after queries MiB"] = proc_rss_bytes(pid) / 2**20
         # Disk bytes per sample with everything persisted.
         st, body, _ = http(srv.base + "/api/v1/admin/tsdb/snapshot", {"skip_head": "false"})
