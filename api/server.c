@@ -17,9 +17,11 @@
  *   completed    arena and body freed (after a streamed response ends, see below)
  *
  * Handlers with potentially large answers (query results, series, label values) leave a
- * producer instead of a body (api__resp_stream). If it finishes within one 64 KiB chunk the
- * answer goes out whole as above; otherwise it is served with chunked transfer encoding, one
- * chunk produced at a time and, when the client accepts gzip, run through a streaming deflate.
+ * producer instead of a body (api__resp_stream). If it finishes within WHOLE_MAX_BYTES (1 MiB)
+ * the answer goes out whole as above (one send for headers and body, no chunk framing);
+ * otherwise it is served with chunked transfer encoding, one 64 KiB chunk produced at a time
+ * (the first megabyte already is) and, when the client accepts gzip, run through a streaming
+ * deflate.
  * The producer reads the request arena, so the request state is reference-counted: freed when
  * both the connection is done and microhttpd has destroyed the response, whichever is last
  * (a client that hangs up mid-stream ends both).
@@ -52,6 +54,7 @@
 #include <unistd.h>
 
 #define GZIP_MIN_BYTES    1024
+#define WHOLE_MAX_BYTES   ((size_t)1 << 20) /* produced answers up to this go out whole */
 #define SERVER_TRIM_BYTES (8u << 20) /* return freed memory after requests larger than this */
 
 struct api_server {
@@ -299,11 +302,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, api_resp *w, int gz
                                  conn_state *st)
 {
     if (w->fill) {
-        /* Run the producer for one chunk: a body that ends within it goes out whole below
-         * (with a Content-Length); a longer one is streamed. */
+        /* Run the producer up to WHOLE_MAX_BYTES: a body that ends within it goes out whole
+         * below (with a Content-Length); a longer one is streamed. */
         int more = 1;
-        while (more && w->body.len < API_STREAM_CHUNK)
-            more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK - w->body.len) > 0;
+        while (more && w->body.len < WHOLE_MAX_BYTES)
+            more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK) > 0;
         if (!more || !st) {
             while (more)
                 more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK) > 0;
