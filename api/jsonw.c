@@ -1,30 +1,34 @@
 /* api/jsonw.c -- streaming JSON writer and Prometheus number formatting.
  *
- * Shortest round-trip decimal (what Go's strconv prints), in three steps from cheap to dear:
- *   1. values in [1e-6, 1e15) with at most 15 significant digits (counters, most gauges): the
- *      first k with round(|v| 10^k) / 10^k == |v| gives the digits; both operands are exact
- *      doubles, so the division is correctly rounded exactly like strtod of that decimal;
+ * Shortest round-trip decimal (what Go's strconv prints). Sample values in [1e-5, 1e16) (where
+ * counters, gauges, rates and ratios land) are done exactly in integers:
+ *   A. integers below 2^53 print as they are;
+ *   B. otherwise v = m 2^q, so v 10^k = m 10^k 2^q is an exact 128-bit computation: the
+ *      correctly rounded (half to even) n-digit decimal for n = 15, 16, 17 in turn, the first one
+ *      that lies in v's rounding interval (tested exactly too; its ends count when m is even,
+ *      as strtod rounds ties to even) is the answer. At a power of two the interval is narrower
+ *      below, so the next n-digit decimal up may fit where the nearest does not; the 17-digit
+ *      one always fits. At 15 digits or fewer at most one decimal fits, so the nearest
+ *      15-digit one with its trailing zeros removed is also the shortest.
+ * Other values take the floating-point and printf steps, from cheap to dear:
+ *   1. values in [1e-6, 1e15) with at most FAST_MAX_K fractional digits: the first k with
+ *      round(|v| 10^k) / 10^k == |v| gives the digits; both operands are exact doubles, so the
+ *      division is correctly rounded exactly like strtod of that decimal;
  *   2. any other normal value in [1e-7, 1e37): the same test at 15 significant digits, trying
  *      the integer nearest to |v| 10^k and its two neighbours (the scaled product may be off by
- *      less than one); success gives the shortest digits, failure proves 16 or 17 are needed;
- *   3. in [1e-5, 1e16) (where rates and ratios land): the correctly rounded 16-digit decimal,
- *      computed exactly in 128-bit integers (v = m 2^q, so v 10^k = m 10^k 2^q), is the answer if
- *      it lies in v's rounding interval (tested exactly as well, ties to even like strtod); at a
- *      power of two the interval is narrower below, so the next 16-digit decimal up may fit
- *      instead; otherwise the correctly rounded 17-digit decimal, which always fits;
- *   4. anything else: printf "%.15e" (16 digits), checked with strtod, else "%.16e" (17 digits);
+ *      less than one); success gives the shortest digits, failure proves 16 or 17 are needed
+ *      (then step B from 16 digits when v is in its range);
+ *   3. anything else: printf "%.15e" (16 digits), checked with strtod, else "%.16e" (17 digits);
  *      subnormals and values outside that range try every length from 1 digit up.
- * Steps 3 and 4 give the same digits (printf is correctly rounded, half to even, and strtod
- * rounds half to even); step 3 costs a few 128-bit multiplications instead of two big-number
- * conversions.
+ * B and 3 give the same digits (glibc's printf is correctly rounded, half to even, and strtod
+ * rounds half to even); B costs a few 128-bit multiplications instead of big-number conversions.
  * Why a 15-digit success is the shortest: any shorter decimal that reads back as v lies within
  * half an ulp of v, so v rounds to it padded with zeros, and only one decimal of at most 15
  * digits fits in a double's rounding interval. The digits are then laid out as Go's 'f' or 'e'
  * format: no exponent for 'f'; "d.ddde-07" (sign always, two digits at least) for 'e'.
- * glibc's printf is correctly rounded, which step 3 relies on.
  *
- * Integers and other short decimals cost a few hundred instructions, 17-digit doubles in the
- * exact range about a thousand (a printf/strtod search took ~5,100 and ~10,200).
+ * Integers and other short decimals cost about a hundred instructions, 17-digit doubles a few
+ * hundred (a printf/strtod search took ~5,100 and ~10,200).
  */
 #include "api/jsonw.h"
 
@@ -168,73 +172,15 @@ static u128 pow10_u128(int k)
     return k < 20 ? pow10_u64[k] : (u128)pow10_u64[19] * pow10_u64[k - 19];
 }
 
-/* The correctly rounded n-digit decimal of a = m 2^q (half to even): D with
- * 10^(n-1) <= D < 10^n and a ~ D 10^(e-n+1); *e10 is e. Returns 0 when outside the range
- * this handles (10^k too large, or a 10^k not below 2^64 before rounding). */
-static int exact_round(uint64_t m, int q, int n, int *e10, uint64_t *out)
-{
-    uint64_t lo_n = pow10_u64[n - 1], hi_n = pow10_u64[n];
-    int e = *e10;
-    for (int tries = 0; tries < 3; tries++) {
-        int k = n - 1 - e;
-        if (k < 0 || k > EXACT_MAX_K)
-            return 0;
-        u128 num = (u128)m * pow10_u128(k);
-        u128 t;
-        int up = 0;
-        if (q >= 0) {
-            if (q > 8)
-                return 0;
-            t = num << q;
-        } else {
-            int s = -q;
-            if (s > 120)
-                return 0;
-            t = num >> s;
-            u128 rem = num - (t << s);
-            u128 half = (u128)1 << (s - 1);
-            up = rem > half || (rem == half && (t & 1));
-        }
-        if (t >= hi_n) {
-            e++;
-            continue;
-        }
-        if (t < lo_n) {
-            e--;
-            continue;
-        }
-        uint64_t d = (uint64_t)t + (uint64_t)up;
-        if (d == hi_n) { /* 9.99..95 rounds up to 10.00..0 */
-            d = lo_n;
-            e++;
-        }
-        *e10 = e;
-        *out = d;
-        return 1;
-    }
-    return 0;
-}
-
-/* Whether d 10^(e-n+1) reads back as a = m 2^q: inside a's rounding interval, whose lower half is
- * half as wide at a power of two (m == 2^52); its ends count when m is even (ties to even). */
-static int exact_fits(uint64_t m, int q, int n, int e, uint64_t d)
-{
-    int k = n - 1 - e; /* in range: exact_round accepted it */
-    u128 p = pow10_u128(k);
-    u128 lhs = (u128)d << 2;
-    if (q < 0)
-        lhs <<= -q;
-    else
-        p <<= q;
-    u128 lo = (u128)(4 * m - (m == (1ull << 52) ? 1 : 2)) * p;
-    u128 hi = (u128)(4 * m + 2) * p;
-    if (m & 1)
-        return lhs > lo && lhs < hi;
-    return lhs >= lo && lhs <= hi;
-}
-
-/* Shortest digits of a in [1e-5, 1e16) known to need 16 or 17 of them; 0 when undecided. */
-static int digits_exact(double a, char dig[24], int *exp10)
+/* Shortest digits of a in [1e-5, 1e16) known to need at least first_n (15, 16 or 17) of them;
+ * 0 when undecided. One 128-bit product gives a 10^k = m 10^k 2^q at 17 digits, truncated to t
+ * with the exact remainder, from which the correctly rounded 15- and 16-digit decimals follow
+ * (the dropped digits and the remainder decide, ties to even). A candidate fits when it lies in
+ * a's rounding interval, [m - 1/2, m + 1/2] 2^q (the lower half is 1/4 at a power of two; the
+ * ends count when m is even), compared at 4 2^-q times that scale, all exact. At 15 digits or
+ * fewer only one decimal can fit (see the file comment), so the nearest 15-digit one, or at a
+ * power of two the next one up, is it, and its trailing zeros go. */
+static int digits_exact(double a, int first_n, char dig[24], int *exp10)
 {
     uint64_t bits;
     memcpy(&bits, &a, sizeof bits);
@@ -243,22 +189,70 @@ static int digits_exact(double a, char dig[24], int *exp10)
         return 0;
     uint64_t m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
     int q = be - 1075;
-    int e0 = e10_estimate(a);
-    uint64_t d = 0;
-    int e = e0;
-    if (!exact_round(m, q, 16, &e, &d))
+    if (q > 8 || q < -120)
         return 0;
-    if (!exact_fits(m, q, 16, e, d)) {
-        if (d + 1 < 10000000000000000ull && exact_fits(m, q, 16, e, d + 1)) {
-            d++;
+    int s = q < 0 ? -q : 0;
+    int e = e10_estimate(a);
+    /* One comparison makes it exact nearly always; the loop corrects it otherwise. */
+    if (e + 1 >= 0 ? e + 1 <= 22 && a >= pow10_exact[e + 1]
+                   : e + 1 >= -22 && a * pow10_exact[-(e + 1)] >= 1.0)
+        e++;
+    u128 p10 = 0, t = 0, rem = 0, half = 0;
+    int tries = 0;
+    for (;; tries++) {
+        int k = 16 - e;
+        if (tries == 3 || k < 0 || k > EXACT_MAX_K)
+            return 0;
+        p10 = pow10_u128(k);
+        u128 num = (u128)m * p10;
+        if (q >= 0) {
+            t = num << q;
+            rem = half = 0;
         } else {
-            e = e0;
-            if (!exact_round(m, q, 17, &e, &d))
-                return 0;
+            t = num >> s;
+            rem = num - (t << s);
+            half = (u128)1 << (s - 1);
+        }
+        if (t >= pow10_u64[17] * (u128)1)
+            e++;
+        else if (t < pow10_u64[16])
+            e--;
+        else
+            break;
+    }
+    /* The interval at 17-digit scale times 4 2^s (both ends), and the scale of a candidate. */
+    u128 scale = q > 0 ? p10 << q : p10;
+    u128 lo = (u128)(4 * m - (m == (1ull << 52) ? 1 : 2)) * scale;
+    u128 hi = (u128)(4 * m + 2) * scale;
+    int even = !(m & 1);
+    uint64_t t64 = (uint64_t)t;
+    uint64_t d = 0;
+    int n, carry = 0;
+    for (n = first_n; n <= 17; n++) {
+        uint64_t p = pow10_u64[17 - n], base = t64 / p, r = t64 % p;
+        int up;
+        if (n == 17)
+            up = rem > half || (rem == half && half != 0 && (t64 & 1));
+        else
+            up = r > p / 2 || (r == p / 2 && (rem != 0 || (base & 1)));
+        d = base + (uint64_t)up;
+        if (n == 17)
+            break;
+        for (int bump = 0; bump < 2; bump++, d++) {
+            if (d > pow10_u64[n])
+                break;
+            u128 x = ((u128)d * p) << (2 + s);
+            if (even ? x >= lo && x <= hi : x > lo && x < hi)
+                goto found;
         }
     }
+found:
+    if (d == pow10_u64[n]) { /* rounded up to 10^n: one digit more, the exponent up by one */
+        d = pow10_u64[n - 1];
+        carry = 1;
+    }
     int nd = put_u64(d, dig);
-    *exp10 = e;
+    *exp10 = e + carry;
     while (nd > 1 && dig[nd - 1] == '0')
         nd--;
     dig[nd] = '\0';
@@ -295,7 +289,7 @@ static int shortest_digits(double v, char dig[24], int *exp10)
             return nd;
         if (nd < 0) {
             first = 15; /* 15 digits do not suffice */
-            if (v >= 1e-5 && v < 1e16 && (nd = digits_exact(v, dig, exp10)) > 0)
+            if (v >= 1e-5 && v < 1e16 && (nd = digits_exact(v, 16, dig, exp10)) > 0)
                 return nd;
         }
     }
@@ -328,6 +322,8 @@ static int shortest_digits(double v, char dig[24], int *exp10)
 
 /* Shared by the 'f'/'e' (JSON) and 'g' (text exposition) formats: use_e decides the layout from
  * |v| and the decimal exponent. */
+static size_t layout(double v, const char *dig, int nd, int e10, int g_format, char out[32]);
+
 static size_t fmt_shortest(double v, char out[32], int g_format)
 {
     if (isnan(v))
@@ -341,6 +337,14 @@ static size_t fmt_shortest(double v, char out[32], int g_format)
     int e10;
     double a = fabs(v);
     int nd = shortest_digits(a, dig, &e10);
+    return layout(v, dig, nd, e10, g_format, out);
+}
+
+/* Lays out the shortest digits of v (dig[0..nd), first one at 10^e10) as Go's 'f' or 'e' format
+ * (g_format 0, chosen like MarshalFloat) or 'g'. */
+static size_t layout(double v, const char *dig, int nd, int e10, int g_format, char out[32])
+{
+    double a = fabs(v);
     size_t o = 0;
     if (v < 0)
         out[o++] = '-';
@@ -429,6 +433,24 @@ static size_t fmt_fast(double v, char out[32])
 
 size_t api__fmt_float(double v, char out[32])
 {
+    double a = fabs(v);
+    if (a >= 1e-5 && a < 1e16) {
+        /* Integers below 2^53 print as such (no shorter decimal is within half an ulp); the
+         * rest take the exact path from 15 digits up, skipping the floating-point steps. */
+        if (a < 9007199254740992.0 && a == (double)(uint64_t)a) {
+            size_t o = 0;
+            if (v < 0)
+                out[o++] = '-';
+            o += (size_t)put_u64((uint64_t)a, out + o);
+            out[o] = '\0';
+            return o;
+        }
+        char dig[24];
+        int e10;
+        int nd = digits_exact(a, 15, dig, &e10);
+        if (nd > 0)
+            return layout(v, dig, nd, e10, 0, out);
+    }
     size_t n = fmt_fast(v, out);
     return n ? n : fmt_shortest(v, out, 0);
 }
