@@ -226,8 +226,7 @@ void api__h_series(api_ctx *c, api_req *r, api_resp *w)
                 break;
             }
             /* Only series with a sample inside [start, end] count, as in Prometheus. */
-            tsdb_sample smp;
-            int has = tsdb_iter_next(it, &smp);
+            int has = tsdb_iter_any(it);
             if (has < 0) {
                 rc = has;
                 break;

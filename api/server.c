@@ -2,9 +2,12 @@
  *
  * The only file that includes microhttpd.h and zlib.h. The daemon runs its own polling thread
  * and a thread pool (MHD_USE_INTERNAL_POLLING_THREAD + MHD_OPTION_THREAD_POOL_SIZE); handlers
- * run on the pool threads. Each connection's request has a state that lives from the URI
- * callback (where the raw query string is captured, before microhttpd decodes it) to the
- * request-completed callback, and owns the request arena and the body buffer:
+ * run on the pool threads. The listening socket is ours: one acceptor thread accepts and hands
+ * each connection to microhttpd (MHD_add_connection), which gives it to one pool thread. (With
+ * microhttpd's own listening socket every pool thread polls it, so each new connection woke the
+ * whole pool, and all but one found nothing to accept.) Each connection's request has a state that
+ * lives from the URI callback (where the raw query string is captured, before microhttpd decodes
+ * it) to the request-completed callback, and owns the request arena and the body buffer:
  *
  *   uri_cb       state + arena created, raw URI copied
  *   access #1    headers known: 413 at once if Content-Length exceeds the limit
@@ -14,9 +17,11 @@
  *   completed    arena and body freed (after a streamed response ends, see below)
  *
  * Handlers with potentially large answers (query results, series, label values) leave a
- * producer instead of a body (api__resp_stream). If it finishes within one 64 KiB chunk the
- * answer goes out whole as above; otherwise it is served with chunked transfer encoding, one
- * chunk produced at a time and, when the client accepts gzip, run through a streaming deflate.
+ * producer instead of a body (api__resp_stream). If it finishes within WHOLE_MAX_BYTES (1 MiB)
+ * the answer goes out whole as above (one send for headers and body, no chunk framing);
+ * otherwise it is served with chunked transfer encoding, one 64 KiB chunk produced at a time
+ * (the first megabyte already is) and, when the client accepts gzip, run through a streaming
+ * deflate.
  * The producer reads the request arena, so the request state is reference-counted: freed when
  * both the connection is done and microhttpd has destroyed the response, whichever is last
  * (a client that hangs up mid-stream ends both).
@@ -25,9 +30,12 @@
  * with dlopen so the binary does not need -lcrypt; successful checks are cached) and TLS
  * (microhttpd's GnuTLS) are optional.
  */
+#define _GNU_SOURCE /* accept4, pipe2 */
 #include "api/http.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <zlib.h>
 #include <crypt.h>
@@ -46,6 +54,7 @@
 #include <unistd.h>
 
 #define GZIP_MIN_BYTES    1024
+#define WHOLE_MAX_BYTES   ((size_t)1 << 20) /* produced answers up to this go out whole */
 #define SERVER_TRIM_BYTES (8u << 20) /* return freed memory after requests larger than this */
 
 struct api_server {
@@ -65,6 +74,11 @@ struct api_server {
     pthread_t watcher;
     int watcher_on;
     atomic_int stopping;
+    /* Listening socket and its acceptor thread; wake[1] is written to stop it. */
+    int lfd;
+    int wake[2];
+    pthread_t acceptor;
+    int acceptor_on;
 };
 
 /* A running request's socket; the watcher sets *cancel when the peer hangs up, so the query
@@ -288,11 +302,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, api_resp *w, int gz
                                  conn_state *st)
 {
     if (w->fill) {
-        /* Run the producer for one chunk: a body that ends within it goes out whole below
-         * (with a Content-Length); a longer one is streamed. */
+        /* Run the producer up to WHOLE_MAX_BYTES: a body that ends within it goes out whole
+         * below (with a Content-Length); a longer one is streamed. */
         int more = 1;
-        while (more && w->body.len < API_STREAM_CHUNK)
-            more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK - w->body.len) > 0;
+        while (more && w->body.len < WHOLE_MAX_BYTES)
+            more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK) > 0;
         if (!more || !st) {
             while (more)
                 more = w->fill(w->fill_ctx, &w->body, API_STREAM_CHUNK) > 0;
@@ -573,6 +587,82 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
     return ret;
 }
 
+/* ---- Acceptor ----------------------------------------------------------------------------------
+ */
+
+/* Accepts connections and hands them to microhttpd until woken through s->wake. The listening
+ * socket is non-blocking: each wake-up drains the pending connections (bounded per round). */
+static void *acceptor_main(void *arg)
+{
+    api_server *s = arg;
+    struct pollfd pf[2] = {{s->lfd, POLLIN, 0}, {s->wake[0], POLLIN, 0}};
+    for (;;) {
+        int r = poll(pf, 2, 1000);
+        if (r > 0 && pf[1].revents)
+            break; /* acceptor_stop */
+        if (r <= 0 || !(pf[0].revents & POLLIN))
+            continue; /* timeout or EINTR */
+        for (int i = 0; i < 256; i++) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    /* Out of descriptors or memory: let connections finish, then retry. */
+                    struct timespec ts = {0, 10000000};
+                    nanosleep(&ts, NULL);
+                }
+                break;
+            }
+            /* Closes the socket itself when it cannot take it (connection limit). */
+            MHD_add_connection(s->d, fd, (struct sockaddr *)&ss, sl);
+        }
+    }
+    return NULL;
+}
+
+/* Opens the listening socket on ss; returns 0 or -1 (errno set). */
+static int listen_on(api_server *s, const struct sockaddr_storage *ss, socklen_t sl, int v6)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (v6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, SOMAXCONN) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof got;
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
+        s->port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&got)->sin6_port
+                                                  : ((struct sockaddr_in *)(void *)&got)->sin_port);
+    s->lfd = fd;
+    return 0;
+}
+
+static void acceptor_stop(api_server *s)
+{
+    if (s->acceptor_on) {
+        ssize_t w = write(s->wake[1], "x", 1);
+        (void)w;
+        pthread_join(s->acceptor, NULL);
+        s->acceptor_on = 0;
+    }
+    if (s->lfd >= 0)
+        close(s->lfd);
+    s->lfd = -1;
+    for (int i = 0; i < 2; i++)
+        if (s->wake[i] >= 0)
+            close(s->wake[i]);
+    s->wake[0] = s->wake[1] = -1;
+}
+
 /* ---- Start / stop --------------------------------------------------------------------------- */
 
 static int parse_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss, socklen_t *len,
@@ -644,6 +734,7 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
 {
     api_server *s = xcalloc(1, sizeof *s);
     api__ctx_init(&s->ctx, db, o);
+    s->lfd = s->wake[0] = s->wake[1] = -1;
     pthread_mutex_init(&s->crypt_mu, NULL);
     pthread_mutex_init(&s->watch_mu, NULL);
     const api_opts *op = &s->ctx.opts;
@@ -678,9 +769,18 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
             threads = 16;
     }
     unsigned conns = op->max_connections ? op->max_connections : 512;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
-    if (v6)
-        flags |= MHD_USE_IPv6;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    if (listen_on(s, &ss, sl, v6) < 0) {
+        rc = tsdb_errf(err, TSDB_EIO, -1, "cannot listen on %s:%u (address in use or not allowed)",
+                       op->addr ? op->addr : "0.0.0.0", (unsigned)op->port);
+        goto fail;
+    }
+    if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        s->wake[0] = s->wake[1] = -1;
+        rc = tsdb_errf(err, TSDB_EIO, errno, "cannot create the acceptor's wake-up pipe");
+        goto fail;
+    }
     if (op->tls_cert_pem && op->tls_key_pem) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             rc = tsdb_errf(err, TSDB_EINVAL, -1, "TLS requested but libmicrohttpd lacks TLS");
@@ -696,22 +796,28 @@ int api_server_start(tsdb *db, const api_opts *o, api_server **out, tsdb_err *er
     struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
     /* The watcher runs before the first request can arrive. */
     s->watcher_on = pthread_create(&s->watcher, NULL, watcher_main, s) == 0;
-    s->d = MHD_start_daemon(
-        flags, op->port, NULL, NULL, access_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, s, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
-        MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : no_opts, MHD_OPTION_END);
+    s->d =
+        MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, conns,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_URI_LOG_CALLBACK,
+                         uri_cb, s, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_ARRAY,
+                         (flags & MHD_USE_TLS) ? tls_opts : no_opts, MHD_OPTION_END);
     if (!s->d) {
-        rc = tsdb_errf(err, TSDB_EIO, -1, "cannot listen on %s:%u (address in use or not allowed)",
+        rc = tsdb_errf(err, TSDB_EIO, -1, "cannot start the HTTP server on %s:%u",
                        op->addr ? op->addr : "0.0.0.0", (unsigned)op->port);
         goto fail;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : op->port;
+    s->acceptor_on = pthread_create(&s->acceptor, NULL, acceptor_main, s) == 0;
+    if (!s->acceptor_on) {
+        rc = tsdb_errf(err, TSDB_EIO, -1, "cannot start the acceptor thread");
+        goto fail;
+    }
     *out = s;
     return TSDB_OK;
 fail:
+    acceptor_stop(s);
+    if (s->d)
+        MHD_stop_daemon(s->d);
     atomic_store(&s->stopping, 1);
     if (s->watcher_on)
         pthread_join(s->watcher, NULL);
@@ -745,6 +851,7 @@ void api_server_stop(api_server *s)
 {
     if (!s)
         return;
+    acceptor_stop(s); /* no new connections */
     if (s->d)
         MHD_stop_daemon(s->d);
     atomic_store(&s->stopping, 1);

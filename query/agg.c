@@ -170,6 +170,187 @@ static int count_values(query_eval_ctx *c, const query_agg *a, const query_steps
     return query__out_finish(&o, out);
 }
 
+/* The ops whose value at a step depends only on that step's samples, in input order: computed
+ * group by group and series by series, each step keeping its own accumulator, which reads each
+ * series' samples once, in memory order (the step-major walk below touches every series at every
+ * step). Per step the same operations run in the same order, so the results are the same. */
+static int is_streaming_op(int op)
+{
+    switch (op) {
+    case QUERY_AGG_SUM:
+    case QUERY_AGG_AVG:
+    case QUERY_AGG_MAX:
+    case QUERY_AGG_MIN:
+    case QUERY_AGG_COUNT:
+    case QUERY_AGG_GROUP:
+    case QUERY_AGG_STDDEV:
+    case QUERY_AGG_STDVAR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* First step with a sample in sv, or SIZE_MAX. */
+static size_t first_step(const query_vseries *sv)
+{
+    for (size_t x = 0; x < sv->len; x++)
+        if (sv->ok[x])
+            return sv->off + x;
+    return SIZE_MAX;
+}
+
+typedef struct gfirst {
+    size_t step, g;
+} gfirst;
+
+static int gfirst_cmp(const void *a, const void *b)
+{
+    const gfirst *x = a, *y = b;
+    if (x->step != y->step)
+        return x->step < y->step ? -1 : 1;
+    return x->g < y->g ? -1 : x->g > y->g;
+}
+
+/* Output series are created in the order the step-major walk would create them: by the first
+ * step where the group has a sample, then by group. */
+static int agg_streaming(query_eval_ctx *c, int op, const query_steps *st, const query_value *in,
+                         size_t ng, const size_t *gstart, const size_t *order,
+                         const tsdb_labels *glabels, query_out *o)
+{
+    size_t n = st->n;
+    gfirst *gf = xmalloc((ng + 1) * sizeof *gf);
+    for (size_t g = 0; g < ng; g++) {
+        gf[g] = (gfirst){SIZE_MAX, g};
+        for (size_t k = gstart[g]; k < gstart[g + 1]; k++) {
+            size_t f = first_step(&in->vs[order[k]]);
+            if (f < gf[g].step)
+                gf[g].step = f;
+        }
+    }
+    qsort(gf, ng, sizeof *gf, gfirst_cmp);
+    size_t *gout = xmalloc((ng + 1) * sizeof *gout);
+    for (size_t r = 0; r < ng; r++)
+        gout[gf[r].g] =
+            gf[r].step == SIZE_MAX ? (size_t)-1 : query__out_series(o, glabels[gf[r].g]);
+    free(gf);
+
+    uint32_t *cnt = xcalloc(n ? n : 1, sizeof *cnt);
+    double *val = xmalloc((n ? n : 1) * sizeof *val);
+    int need_mean = op == QUERY_AGG_AVG || op == QUERY_AGG_STDDEV || op == QUERY_AGG_STDVAR;
+    double *mean = need_mean ? xmalloc(n * sizeof *mean) : NULL;
+    double *acc = need_mean ? xmalloc(n * sizeof *acc) : NULL;
+    int rc = 0;
+    for (size_t g = 0; g < ng && rc == 0; g++) {
+        if (gout[g] == (size_t)-1)
+            continue;
+        size_t lo = n, hi = 0;
+        for (size_t k = gstart[g]; k < gstart[g + 1] && rc == 0; k++) {
+            if ((k & 1023) == 1023 && (rc = query__check_deadline(c)) < 0)
+                break;
+            const query_vseries *sv = &in->vs[order[k]];
+            const uint8_t *ok = sv->ok;
+            const double *vv = sv->v;
+            size_t off = sv->off, len = sv->len;
+            if (off >= n)
+                continue;
+            if (len > n - off)
+                len = n - off;
+            if (len == 0)
+                continue;
+            if (off < lo)
+                lo = off;
+            if (off + len > hi)
+                hi = off + len;
+            for (size_t x = 0; x < len; x++) {
+                if (!ok[x])
+                    continue;
+                size_t i = off + x;
+                double v = vv[x];
+                uint32_t cn = ++cnt[i];
+                if (cn == 1) {
+                    val[i] = v;
+                    if (need_mean) {
+                        mean[i] = v;
+                        acc[i] = 0;
+                    }
+                    continue;
+                }
+                switch (op) {
+                case QUERY_AGG_SUM:
+                    val[i] += v;
+                    break;
+                case QUERY_AGG_AVG: {
+                    double dn = (double)cn;
+                    double m = mean[i];
+                    if (isinf(m)) {
+                        if (isinf(v) && (m > 0) == (v > 0))
+                            break;
+                        if (!isinf(v) && !isnan(v))
+                            break;
+                    }
+                    mean[i] = m + (v / dn - m / dn);
+                    break;
+                }
+                case QUERY_AGG_MAX:
+                    if (val[i] < v || isnan(val[i]))
+                        val[i] = v;
+                    break;
+                case QUERY_AGG_MIN:
+                    if (val[i] > v || isnan(val[i]))
+                        val[i] = v;
+                    break;
+                case QUERY_AGG_STDDEV:
+                case QUERY_AGG_STDVAR: {
+                    double delta = v - mean[i];
+                    mean[i] += delta / (double)cn;
+                    acc[i] += delta * (v - mean[i]);
+                    break;
+                }
+                default:
+                    break;
+                }
+            }
+        }
+        for (size_t i = lo; i < hi; i++) {
+            if (!cnt[i])
+                continue;
+            double res;
+            switch (op) {
+            case QUERY_AGG_AVG:
+                res = mean[i];
+                break;
+            case QUERY_AGG_COUNT:
+                res = (double)cnt[i];
+                break;
+            case QUERY_AGG_GROUP:
+                res = 1;
+                break;
+            case QUERY_AGG_STDVAR:
+                res = acc[i] / (double)cnt[i];
+                break;
+            case QUERY_AGG_STDDEV:
+                res = sqrt(acc[i] / (double)cnt[i]);
+                break;
+            default: /* sum, max, min */
+                res = val[i];
+                break;
+            }
+            cnt[i] = 0;
+            if (rc == 0)
+                rc = query__out_put(o, gout[g], i, res);
+        }
+        if (rc == 0)
+            rc = query__check_deadline(c);
+    }
+    free(cnt);
+    free(val);
+    free(mean);
+    free(acc);
+    free(gout);
+    return rc;
+}
+
 int query__agg(query_eval_ctx *c, const query_expr *e, const query_steps *st, query_value *in,
                query_value *param, query_value *out)
 {
@@ -227,6 +408,18 @@ int query__agg(query_eval_ctx *c, const query_expr *e, const query_steps *st, qu
 
     query_out o;
     query__out_init(&o, c, st, is_k ? ns : ng);
+    if (is_streaming_op(a->op)) {
+        int rc = agg_streaming(c, a->op, st, in, ng, gstart, order, glabels, &o);
+        free(order);
+        free(gstart);
+        free(glabels);
+        free(gid);
+        if (rc < 0) {
+            query__out_fini(&o);
+            return rc;
+        }
+        return query__out_finish(&o, out);
+    }
     size_t *gout = xmalloc((ng + 1) * sizeof *gout);
     for (size_t g = 0; g < ng; g++)
         gout[g] = (size_t)-1;

@@ -143,6 +143,34 @@ void query__plan(query_eval_ctx *c, const query_expr *e, const query_steps *st)
 /* ---- Storage reads ------------------------------------------------------------------------------
  */
 
+/* Reads one series' samples in [mint, maxt] into *buf (grown as needed); drop_stale removes
+ * staleness markers. Returns the count, or a negative error. */
+static long read_series(tsdb_iter *it, int64_t mint, int64_t maxt, int drop_stale,
+                        tsdb_sample **buf, size_t *bcap)
+{
+    size_t k = 0;
+    tsdb_sample s;
+    int r = tsdb_iter_seek(it, mint, &s);
+    while (r > 0 && s.t <= maxt) {
+        if (!(drop_stale && tsdb_is_stale_nan(s.v))) {
+            if (k == *bcap) {
+                *bcap *= 2;
+                *buf = xrealloc(*buf, *bcap * sizeof **buf);
+            }
+            (*buf)[k++] = s;
+        }
+        r = tsdb_iter_next(it, &s);
+    }
+    return r < 0 ? r : (long)k;
+}
+
+static int select_err(query_eval_ctx *c, int rc, const tsdb_err *e2)
+{
+    if (c->err)
+        *c->err = *e2;
+    return rc;
+}
+
 /* Reads every series matching the selector with samples in [mint, maxt] (all of them are
  * returned even when empty: callers decide). drop_stale removes staleness markers. */
 static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t maxt,
@@ -155,11 +183,8 @@ static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, in
     tsdb_series_set *set;
     tsdb_err e2;
     int rc = tsdb_querier_select(c->q, vs->matchers, vs->n_matchers, &set, &e2);
-    if (rc < 0) {
-        if (c->err)
-            *c->err = e2;
-        return rc;
-    }
+    if (rc < 0)
+        return select_err(c, rc, &e2);
     size_t cap = 16, n = 0;
     query_rseries *rs = xmalloc(cap * sizeof *rs);
     size_t bcap = 256;
@@ -172,23 +197,12 @@ static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, in
             break;
         if ((rc = query__check_deadline(c)) < 0)
             break;
-        size_t k = 0;
-        tsdb_sample s;
-        int r = tsdb_iter_seek(it, mint, &s);
-        while (r > 0 && s.t <= maxt) {
-            if (!(drop_stale && tsdb_is_stale_nan(s.v))) {
-                if (k == bcap) {
-                    bcap *= 2;
-                    buf = xrealloc(buf, bcap * sizeof *buf);
-                }
-                buf[k++] = s;
-            }
-            r = tsdb_iter_next(it, &s);
-        }
-        if (r < 0) {
-            rc = r;
+        long got = read_series(it, mint, maxt, drop_stale, &buf, &bcap);
+        if (got < 0) {
+            rc = (int)got;
             break;
         }
+        size_t k = (size_t)got;
         if (n == cap) {
             cap *= 2;
             rs = xrealloc(rs, cap * sizeof *rs);
@@ -219,6 +233,9 @@ static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, in
     return 0;
 }
 
+/* An instant-vector selector over the steps. Series are read one at a time into a scratch
+ * buffer and reduced to their steps at once, so the raw samples of all series are never held
+ * together (they count against the sample limit only while their series is being reduced). */
 static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_steps *st,
                            query_value *out)
 {
@@ -226,22 +243,43 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
     int64_t lo, hi, at = 0;
     int has_at = resolve_at(c, &vs->tm, &at);
     ref_span(c, &vs->tm, st, &lo, &hi);
-    query_rseries *rs;
-    size_t n;
-    int rc = fetch(c, vs, query__sub_sat(lo, c->lookback), hi, 0, &rs, &n);
+    memset(out, 0, sizeof *out);
+    out->kind = QUERY_V_VECTOR;
+    out->node = e;
+    if (!c->q)
+        return 0;
+    tsdb_series_set *set;
+    tsdb_err e2;
+    int rc = tsdb_querier_select(c->q, vs->matchers, vs->n_matchers, &set, &e2);
     if (rc < 0)
-        return rc;
-    query_vseries *out_s = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *out_s);
+        return select_err(c, rc, &e2);
+    int64_t mint = query__sub_sat(lo, c->lookback);
+    size_t cap = 16, k = 0, pts = 0;
+    query_vseries *vv = xmalloc(cap * sizeof *vv);
+    size_t bcap = 256;
+    tsdb_sample *buf = xmalloc(bcap * sizeof *buf);
     /* Dense scratch for one series at a time; only its span of present steps is kept. */
     double *sv = xmalloc(st->n * sizeof *sv);
     uint8_t *sok = xmalloc(st->n);
     int64_t *sts = c->ts_node == e ? xmalloc(st->n * sizeof *sts) : NULL;
-    size_t k = 0, pts = 0;
-    for (size_t s = 0; s < n && rc == 0; s++) {
+    for (;;) {
+        tsdb_labels l;
+        tsdb_iter *it;
+        rc = tsdb_series_next(set, &l, &it);
+        if (rc <= 0)
+            break;
         if ((rc = query__check_deadline(c)) < 0)
             break;
-        const tsdb_sample *p = rs[s].pts;
-        size_t np = rs[s].n, j = 0, any = 0;
+        long got = read_series(it, mint, hi, 0, &buf, &bcap);
+        if (got < 0) {
+            rc = (int)got;
+            break;
+        }
+        size_t np = (size_t)got, j = 0, any = 0;
+        c->samples_loaded += np;
+        if ((rc = query__account(c, np)) < 0)
+            break;
+        const tsdb_sample *p = buf;
         memset(sok, 0, st->n);
         for (size_t i = 0; i < st->n; i++) {
             int64_t ref = query__sub_sat(has_at ? at : query__step_t(st, i), vs->tm.offset_ms);
@@ -259,27 +297,34 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
                 sts[i] = last->t;
             any++;
         }
-        if (any) {
-            out_s[k].labels = rs[s].labels;
-            pts += query__vseries_from_dense(c, &out_s[k], sv, sok, sts, st->n);
-            k++;
+        /* The raw samples are no longer held once reduced to steps. */
+        c->cur_samples -= np < c->cur_samples ? np : c->cur_samples;
+        if (!any)
+            continue;
+        if (k == cap) {
+            cap *= 2;
+            vv = xrealloc(vv, cap * sizeof *vv);
         }
+        vv[k].labels = tsdb_labels_copy(l, c->a);
+        pts += query__vseries_from_dense(c, &vv[k], sv, sok, sts, st->n);
+        k++;
     }
+    free(buf);
     free(sv);
     free(sok);
     free(sts);
-    if (rc < 0)
+    if (rc < 0) {
+        free(vv);
+        if (c->err && c->err->code != rc)
+            query__errf(c, rc, "%s", tsdb_strerror(rc));
         return rc;
-    /* The raw samples are no longer held once reduced to steps. */
-    size_t raw = 0;
-    for (size_t s = 0; s < n; s++)
-        raw += rs[s].n;
-    c->cur_samples -= raw < c->cur_samples ? raw : c->cur_samples;
-    memset(out, 0, sizeof *out);
-    out->kind = QUERY_V_VECTOR;
+    }
+    query_vseries *out_s = tsdb_arena_alloc(c->a, (k ? k : 1) * sizeof *out_s);
+    if (k)
+        memcpy(out_s, vv, k * sizeof *vv);
+    free(vv);
     out->vs = out_s;
     out->n_vs = k;
-    out->node = e;
     out->held = pts;
     return query__account(c, pts);
 }

@@ -36,13 +36,15 @@ static void kahan_inc(double inc, double *sum, double *c)
     *sum = t;
 }
 
-int query__extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t wend,
-                             int is_counter, int is_rate, double *out)
+/* may_reset 0: the caller knows the window holds no counter reset (and p[0].v >= 0), so the scan
+ * for them, which would add nothing, is skipped. */
+static int extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t wend,
+                             int is_counter, int is_rate, int may_reset, double *out)
 {
     if (n < 2)
         return 0;
     double result = p[n - 1].v - p[0].v;
-    if (is_counter) {
+    if (is_counter && may_reset) {
         double last = 0;
         for (size_t i = 0; i < n; i++) {
             if (p[i].v < last)
@@ -68,6 +70,12 @@ int query__extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int
         factor /= (double)(wend - wstart) / 1000;
     *out = result * factor;
     return 1;
+}
+
+int query__extrapolated_rate(const tsdb_sample *p, size_t n, int64_t wstart, int64_t wend,
+                             int is_counter, int is_rate, double *out)
+{
+    return extrapolated_rate(p, n, wstart, wend, is_counter, is_rate, 1, out);
 }
 
 int query__instant_delta(const tsdb_sample *p, size_t n, int is_rate, double *out)
@@ -244,10 +252,24 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
     /* Dense scratch for one series at a time; only its span of present steps is kept. */
     double *sv = xmalloc(st->n * sizeof *sv);
     uint8_t *sok = xmalloc(st->n);
+    /* rate/increase: drops[k] counts the counter resets (a value below the one before) among
+     * samples 1..k of the series, so a window without one skips the scan for them. */
+    int counter = id == QUERY_FN_RATE || id == QUERY_FN_INCREASE;
+    uint32_t *drops = NULL;
+    size_t drops_cap = 0;
     for (size_t s = 0; s < m->n_rs && rc == 0; s++) {
         const query_rseries *r = &m->rs[s];
         query_vseries *o = &res[nres];
         memset(sok, 0, st->n);
+        if (counter && r->n > 0) {
+            if (r->n > drops_cap) {
+                drops_cap = r->n;
+                drops = xrealloc(drops, drops_cap * sizeof *drops);
+            }
+            drops[0] = 0;
+            for (size_t k = 1; k < r->n; k++)
+                drops[k] = drops[k - 1] + (r->pts[k].v < r->pts[k - 1].v);
+        }
         size_t lo = 0, hi = 0, any = 0;
         for (size_t i = 0; i < st->n; i++) {
             int64_t we = query__wend(m, st, i), ws = query__sub_sat(we, m->range);
@@ -265,11 +287,11 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
             int have = 1;
             switch (id) {
             case QUERY_FN_RATE:
-                have = query__extrapolated_rate(p, n, ws, we, 1, 1, &v);
+            case QUERY_FN_INCREASE: {
+                int may_reset = !(p[0].v >= 0) || drops[hi - 1] != drops[lo];
+                have = extrapolated_rate(p, n, ws, we, 1, id == QUERY_FN_RATE, may_reset, &v);
                 break;
-            case QUERY_FN_INCREASE:
-                have = query__extrapolated_rate(p, n, ws, we, 1, 0, &v);
-                break;
+            }
             case QUERY_FN_DELTA:
                 have = query__extrapolated_rate(p, n, ws, we, 0, 0, &v);
                 break;
@@ -394,6 +416,7 @@ int query__func_range(query_eval_ctx *c, const query_expr *e, const query_steps 
     }
     free(sv);
     free(sok);
+    free(drops);
     query__map_fini(&seen);
     if (rc < 0)
         return rc;

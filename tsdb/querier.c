@@ -328,6 +328,26 @@ int tsdb_iter_next(tsdb_iter *it, tsdb_sample *out)
     return 1;
 }
 
+int tsdb_iter_any(tsdb_iter *it)
+{
+    if (it->err)
+        return it->err;
+    if (it->done)
+        return 0;
+    tsdb_sample last = it->last, s;
+    int started = it->started;
+    int64_t floor = it->floor;
+    int rc = tsdb_iter_next(it, &s);
+    if (rc <= 0)
+        return rc; /* exhausted or failed: released, as tsdb_iter_next leaves it */
+    /* Back to where it was: without its chunks, it reads them again from there if used. */
+    release(it);
+    it->last = last;
+    it->started = started;
+    it->floor = floor;
+    return 1;
+}
+
 int tsdb_iter_seek(tsdb_iter *it, int64_t t, tsdb_sample *out)
 {
     if (it->err)

@@ -147,6 +147,9 @@ int tsdb_series_next(tsdb_series_set *s, tsdb_labels *lbls, tsdb_iter **it);
 int tsdb_iter_next(tsdb_iter *it, tsdb_sample *out);
 /* Moves to the first sample with ts >= t (never backwards); >0 / 0 / <0 as above. */
 int tsdb_iter_seek(tsdb_iter *it, int64_t t, tsdb_sample *out);
+/* Whether tsdb_iter_next would return a sample (>0 / 0 / <0 as above), without moving the
+ * iterator and without keeping its decoded chunks: checking many series holds no memory. */
+int tsdb_iter_any(tsdb_iter *it);
 /* Sorted, unique label names (of series matching ms, or all if n == 0) in the arena. */
 int tsdb_label_names(tsdb_querier *q, const tsdb_matcher *const *ms, size_t n, tsdb_arena *a,
                      tsdb_str **out, size_t *n_out, tsdb_err *err);

@@ -7,6 +7,13 @@ memory, disk bytes per sample, a Grafana-like query set and restart (WAL replay)
 the whole cycle, and prints one table of medians with min-max and the Cairn/Prometheus ratio.
 Answers of every query are compared between the two servers; differences are marked.
 
+Queries are timed the same way on both servers: over one persistent HTTP/1.1 connection per
+server (as Grafana's data source keeps its connections alive; a minimal socket client, so the
+client's own cost does not swamp sub-millisecond lookups), after one warm-up request, as the
+median of at least QUERY_MIN_REPS requests, repeated up to QUERY_MAX_REPS or QUERY_BUDGET_S
+seconds, so sub-millisecond lookups are not a median of three noisy samples. One further figure
+times /api/v1/labels over a new connection per request, which includes connection set-up.
+
 Every server it starts, it stops; every wait is bounded.
 
 usage: compare.py [--workloads W1,W2,W3] [--reps 3] [--out FILE] [--keep]
@@ -63,6 +70,125 @@ def http(url, data=None, timeout=300, get=False):
         return e.code, e.read(), time.monotonic() - t0
     except (urllib.error.URLError, ConnectionError, socket.timeout) as e:
         return 0, str(e).encode(), time.monotonic() - t0
+
+
+QUERY_MIN_REPS = 5
+QUERY_MAX_REPS = 200
+QUERY_BUDGET_S = 1.0
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection to a server over a plain socket, with just the parsing a
+    timing client needs (status line, Content-Length or chunked body): http.client costs tens of
+    microseconds per request in Python, as much as a small lookup takes a server. Reconnects
+    (once per request) when the server closed the connection."""
+
+    def __init__(self, port, timeout=300):
+        self.port, self.timeout = port, timeout
+        self.sock = None
+        self.buf = bytearray()
+        # Received into one preallocated buffer: a fresh 1 MiB bytes object per recv() call
+        # cost about 16 microseconds, as much as a whole small request.
+        self.rbuf = bytearray(1 << 16)
+        self.rview = memoryview(self.rbuf)
+
+    def _recv(self):
+        n = self.sock.recv_into(self.rbuf)
+        if n == 0:
+            raise ConnectionError("connection closed")
+        self.buf += self.rview[:n]
+
+    def _read_until(self, sep):
+        start = 0
+        while True:
+            i = self.buf.find(sep, start)
+            if i >= 0:
+                out = bytes(self.buf[:i])
+                del self.buf[:i + len(sep)]
+                return out
+            start = max(0, len(self.buf) - len(sep) + 1)
+            self._recv()
+
+    def _read_n(self, n):
+        while len(self.buf) < n:
+            self._recv()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _response(self):
+        head = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        status = int(head[0].split()[1])
+        hdrs = {}
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            hdrs[k.strip().lower()] = v.strip().lower()
+        if hdrs.get("transfer-encoding") == "chunked":
+            parts = []
+            while True:
+                n = int(self._read_until(b"\r\n").split(b";")[0], 16)
+                if n == 0:
+                    while self._read_until(b"\r\n"):  # trailers, then the empty line
+                        pass
+                    break
+                parts.append(self._read_n(n))
+                self._read_n(2)
+            body = b"".join(parts)
+        else:
+            body = self._read_n(int(hdrs.get("content-length", "0")))
+        return status, body, hdrs.get("connection") == "close"
+
+    def request(self, path, data, get=False, fresh=False):
+        """Like http(): returns (status, body, seconds). fresh: over a new connection, whose
+        set-up is timed too, closed afterwards."""
+        if fresh:
+            self.close()
+        body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else b""
+        if get and body:
+            path, body = path + "?" + body.decode(), b""
+        if body:
+            req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                   f"Content-Type: application/x-www-form-urlencoded\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        else:
+            req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode()
+        for attempt in range(2):
+            t0 = time.monotonic()
+            try:
+                if self.sock is None:
+                    self.sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+                    self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.buf = bytearray()
+                    if not fresh:
+                        t0 = time.monotonic()
+                self.sock.sendall(req)
+                status, out, close = self._response()
+                secs = time.monotonic() - t0
+                if close or fresh:
+                    self.close()
+                return status, out, secs
+            except (ConnectionError, socket.timeout, OSError, ValueError, IndexError) as e:
+                self.close()
+                if attempt == 1:
+                    return 0, str(e).encode(), time.monotonic() - t0
+        return 0, b"", 0.0
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def time_query(fn):
+    """Median seconds of fn() -> (status, body, seconds) after one warm-up; returns (s, body)."""
+    fn()
+    times, body = [], b""
+    t_end = time.monotonic() + QUERY_BUDGET_S
+    while len(times) < QUERY_MIN_REPS or (len(times) < QUERY_MAX_REPS and
+                                           time.monotonic() < t_end):
+        _, body, secs = fn()
+        times.append(secs)
+    return statistics.median(times), body
 
 
 def proc_cpu_seconds(pid):
@@ -230,17 +356,17 @@ def run_one(kind, wl, start_ms, tmp, rep, logdir, answers):
         end_s = (start_ms + dur * 1000) / 1000
         if with_queries:
             qstart = end_s - min(dur, 3600)
+            client = KeepAlive(port)
             for name, path, params in query_set(qstart, end_s):
                 get = path.startswith("/api/v1/label/")  # served on GET only, as Prometheus does
-                http(srv.base + path, params, get=get)  # warm-up
-                times = []
-                body = b""
-                for _ in range(3):
-                    st, body, secs = http(srv.base + path, params, get=get)
-                    times.append(secs)
-                fig[f"query {name} ms"] = statistics.median(times) * 1000
+                secs, body = time_query(lambda: client.request(path, params, get=get))
+                fig[f"query {name} ms"] = secs * 1000
                 if rep == 0:
                     answers.setdefault(name, {})[kind] = normalize(body)
+            lparams = {"start": str(qstart), "end": str(end_s)}
+            secs, _ = time_query(lambda: client.request("/api/v1/labels", lparams, fresh=True))
+            fig["labels on a new connection ms"] = secs * 1000
+            client.close()
             fig["RSS after queries MiB"] = proc_rss_bytes(pid) / 2**20
         # Disk bytes per sample with everything persisted.
         st, body, _ = http(srv.base + "/api/v1/admin/tsdb/snapshot", {"skip_head": "false"})

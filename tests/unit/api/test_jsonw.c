@@ -170,6 +170,96 @@ static void test_float_decimals_random(void **state)
     }
 }
 
+/* Significant digits (no leading or trailing zeros) and decimal exponent of the first one, read
+ * from a formatted value in either layout ("0.00123", "123.4", "1.5e-07"). */
+static void sig_digits(const char *s, char dig[40], int *e10)
+{
+    if (*s == '-')
+        s++;
+    int nd = 0, point = -1, first = -1, pos = 0;
+    const char *p = s;
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') {
+            point = pos;
+            continue;
+        }
+        if (first < 0 && *p != '0')
+            first = pos;
+        if (first >= 0)
+            dig[nd++] = *p;
+        pos++;
+    }
+    if (point < 0)
+        point = pos;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    dig[nd] = '\0';
+    *e10 = (first < 0 ? 0 : point - first - 1) + (*p == 'e' ? atoi(p + 1) : 0);
+}
+
+/* The reference: the shortest printf "%.*e" that strtod reads back (the nearest decimal of each
+ * length, or the next one up where the rounding interval is lopsided at a power of two). */
+static void ref_digits(double v, char dig[40], int *e10)
+{
+    char tmp[48];
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec, v);
+        double back = strtod(tmp, NULL);
+        if (back == v)
+            break;
+        if (back < v) {
+            char up[48];
+            strcpy(up, tmp);
+            char *e = strchr(up, 'e');
+            char *q = e - 1;
+            while (q >= up && (*q == '9' || *q == '.')) {
+                if (*q == '9')
+                    *q = '0';
+                q--;
+            }
+            if (q >= up && *q >= '0' && *q < '9') {
+                (*q)++;
+                if (strtod(up, NULL) == v) {
+                    strcpy(tmp, up);
+                    break;
+                }
+            }
+        }
+    }
+    sig_digits(tmp, dig, e10);
+}
+
+/* Values needing 16 or 17 digits (rates, ratios) take an exact integer path: its digits must be
+ * the printf search's, for random doubles across [1e-5, 1e16), at powers of two (where the
+ * interval is lopsided) and next to them. */
+static void test_float_exact_vs_printf(void **state)
+{
+    (void)state;
+    unsigned seed = (unsigned)time(NULL) ^ 0x1234;
+    printf("seed %u\n", seed);
+    srand(seed);
+    for (int i = 0; i < 300000; i++) {
+        uint64_t bits = 0;
+        for (int k = 0; k < 4; k++)
+            bits = bits << 16 | (uint64_t)(rand() & 0xffff);
+        double v = ldexp(1 + (double)(bits >> 12) / 4503599627370496.0, (int)(bits % 71) - 17);
+        if (i % 3 == 0) {
+            v = ldexp(1.0, (int)(bits % 71) - 17);
+            v = i % 2 ? nextafter(v, 0) : i % 5 ? nextafter(v, 2 * v) : v;
+        }
+        if (i % 7 == 0)
+            v = (double)(rand() % 100000) / (double)(1 + rand() % 99999) * 1e3;
+        char out[32], got[40], want[40];
+        int ge, we;
+        api__fmt_float(v, out);
+        sig_digits(out, got, &ge);
+        ref_digits(v, want, &we);
+        if (strcmp(got, want) != 0 || ge != we)
+            fail_msg("seed %u: %.17g -> %s (%se%d), printf search %se%d", seed, v, out, got, ge,
+                     want, we);
+    }
+}
+
 static void check_ts(int64_t ms, const char *want)
 {
     char out[32];
@@ -235,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_float_g),
         cmocka_unit_test(test_float_decimals_random),
+        cmocka_unit_test(test_float_exact_vs_printf),
         cmocka_unit_test(test_writer_structure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
