@@ -334,16 +334,21 @@ static size_t framed_size(size_t len)
     return len + (len / (TSDB__WAL_PAGE - TSDB__WAL_HDR) + 2) * (TSDB__WAL_HDR + 8);
 }
 
-/* Compresses big records; returns the bytes to frame (rec itself or z->p). */
-static const unsigned char *maybe_compress(const void *rec, size_t *len, int *zstd, tsdb_buf *z)
+/* Compresses big records; returns the bytes to frame (rec itself or z->p). The context *cc is
+ * created on first use and kept: a fresh one per record (ZSTD_compress) costs about as much as
+ * compressing a 20 KiB record. */
+static const unsigned char *maybe_compress(const void *rec, size_t *len, int *zstd, tsdb_buf *z,
+                                           ZSTD_CCtx **cc)
 {
     *zstd = 0;
     if (*len < TSDB__WAL_ZSTD_MIN)
         return rec;
+    if (!*cc && !(*cc = ZSTD_createCCtx()))
+        return rec;
     size_t bound = ZSTD_compressBound(*len);
     z->len = 0;
     tsdb_buf_reserve(z, bound);
-    size_t n = ZSTD_compress(z->p, bound, rec, *len, 1);
+    size_t n = ZSTD_compressCCtx(*cc, z->p, bound, rec, *len, 1);
     if (ZSTD_isError(n) || n >= *len)
         return rec;
     *zstd = 1;
@@ -361,6 +366,7 @@ struct tsdb__wal {
     uint64_t mark;                    /* file offset where the current batch started */
     int broken;                       /* the next record must start a new segment */
     tsdb_buf z;                       /* compression scratch */
+    ZSTD_CCtx *zc;                    /* compression context, made on first use */
     pthread_mutex_t sync_lock;        /* guards fd swaps against tsdb__wal_sync_fd */
     _Atomic uint64_t written, synced; /* bytes written / covered by the last sync */
 };
@@ -423,6 +429,7 @@ void tsdb__wal_close(tsdb__wal *w)
     }
     tsdb__os_close(w->f.fd);
     tsdb_buf_fini(&w->z);
+    ZSTD_freeCCtx(w->zc);
     pthread_mutex_destroy(&w->sync_lock);
     free(w);
 }
@@ -457,7 +464,7 @@ int tsdb__wal_log(tsdb__wal *w, const void *rec, size_t len, tsdb_err *err)
     if (len == 0 || len > TSDB__WAL_MAX_REC)
         return tsdb_errf(err, TSDB_EINVAL, -1, "wal record of %zu bytes", len);
     int zstd;
-    const unsigned char *p = maybe_compress(rec, &len, &zstd, &w->z);
+    const unsigned char *p = maybe_compress(rec, &len, &zstd, &w->z, &w->zc);
     uint64_t size = wf_size(&w->f);
     if (w->broken || (size > 0 && size + framed_size(len) > w->seg_bytes)) {
         int rc = tsdb__wal_cut(w, NULL, err);
@@ -516,6 +523,7 @@ struct tsdb__wal_ckpt {
     uint32_t upto;
     wfile f;
     tsdb_buf z;
+    ZSTD_CCtx *zc;
 };
 
 int tsdb__wal_ckpt_begin(const char *dir, uint32_t upto, tsdb__wal_ckpt **out, tsdb_err *err)
@@ -545,7 +553,7 @@ int tsdb__wal_ckpt_log(tsdb__wal_ckpt *c, const void *rec, size_t len, tsdb_err 
     if (len == 0 || len > TSDB__WAL_MAX_REC)
         return tsdb_errf(err, TSDB_EINVAL, -1, "checkpoint record of %zu bytes", len);
     int zstd;
-    const unsigned char *p = maybe_compress(rec, &len, &zstd, &c->z);
+    const unsigned char *p = maybe_compress(rec, &len, &zstd, &c->z, &c->zc);
     return wf_log(&c->f, p, len, zstd, err);
 }
 
@@ -556,6 +564,7 @@ void tsdb__wal_ckpt_abort(tsdb__wal_ckpt *c)
     tsdb__os_close(c->f.fd);
     tsdb__os_unlink(c->f.path, NULL);
     tsdb_buf_fini(&c->z);
+    ZSTD_freeCCtx(c->zc);
     free(c);
 }
 
@@ -591,6 +600,7 @@ int tsdb__wal_ckpt_commit(tsdb__wal_ckpt *c, tsdb_err *err)
     }
     tsdb_arena_fini(&a);
     tsdb_buf_fini(&c->z);
+    ZSTD_freeCCtx(c->zc);
     free(c);
     return TSDB_OK;
 }
