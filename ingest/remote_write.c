@@ -212,6 +212,12 @@ static int pb_key(pbr *r, uint32_t *field, unsigned *wt)
     const uint8_t *p = r->p;
     if (p >= r->end)
         return 0;
+    if (*p < 0x80 && *p >= 8) { /* the usual one-byte key */
+        r->p = p + 1;
+        *field = *p >> 3;
+        *wt = *p & 7;
+        return 1;
+    }
     uint32_t k = 0;
     for (unsigned i = 0;; i++) {
         if (i == 5 || p >= r->end)
