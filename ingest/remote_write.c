@@ -124,7 +124,8 @@ static int finish_labels(tsdb_label *v, size_t *n, const ingest_limits *lim, siz
         return tsdb_errf(err, TSDB_EINVAL, -1, "series %zu has %zu labels, more than the limit %zu",
                          series_i, o, lim->max_labels);
     tsdb_labels_sort(v, o);
-    tsdb_err e = {0};
+    tsdb_err e; /* not zeroed: it is per series, and read only after a failure wrote it */
+    e.msg[0] = 0;
     tsdb_labels l = {v, o};
     if (tsdb_labels_validate(l, 1, &e) != TSDB_OK)
         return tsdb_errf(err, TSDB_EINVAL, -1, "invalid labels for series %s: %s",
@@ -137,7 +138,7 @@ static int finish_labels(tsdb_label *v, size_t *n, const ingest_limits *lim, siz
 static int keep_series(tsdb_label *lv, size_t *nl, const ingest_limits *lim, size_t i,
                        size_t n_samples, tsdb_arena *a, ingest_write *out)
 {
-    tsdb_err e = {0};
+    tsdb_err e;
     if (finish_labels(lv, nl, lim, i, a, &e) == TSDB_OK)
         return 1;
     out->n_invalid_series++;
