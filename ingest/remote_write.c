@@ -6,9 +6,10 @@
  *   2. Snappy's declared uncompressed length must be within the same limit before anything is
  *      allocated for it; the block is then decompressed into the arena (framed Snappy is not
  *      accepted, as the spec requires the block format);
- *   3. protobuf-c unpacks through an allocator that bump-allocates from the arena (nothing is
- *      freed piecemeal) and refuses to hand out more than a budget proportional to the body,
- *      since a 2-byte empty sub-message costs ~50 bytes of structs;
+ *   3. remote write 1.0 (the hot path) is read straight off the wire by a small decoder below,
+ *      2.0 by protobuf-c; both charge what they allocate to a budget proportional to the body
+ *      (protobuf-c through an allocator that bump-allocates from the arena), since a 2-byte
+ *      empty sub-message costs tens of bytes of structs;
  *   4. every series' labels are copied out, empty values dropped, sorted and validated
  *      (metric name present, legal names, no duplicates), and limits per request applied.
  * The resulting tsdb_batch points into the arena and dies with it.
@@ -19,6 +20,7 @@
  */
 #include <snappy-c.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tsdb/base.h"
@@ -122,7 +124,8 @@ static int finish_labels(tsdb_label *v, size_t *n, const ingest_limits *lim, siz
         return tsdb_errf(err, TSDB_EINVAL, -1, "series %zu has %zu labels, more than the limit %zu",
                          series_i, o, lim->max_labels);
     tsdb_labels_sort(v, o);
-    tsdb_err e = {0};
+    tsdb_err e; /* not zeroed: it is per series, and read only after a failure wrote it */
+    e.msg[0] = 0;
     tsdb_labels l = {v, o};
     if (tsdb_labels_validate(l, 1, &e) != TSDB_OK)
         return tsdb_errf(err, TSDB_EINVAL, -1, "invalid labels for series %s: %s",
@@ -135,7 +138,7 @@ static int finish_labels(tsdb_label *v, size_t *n, const ingest_limits *lim, siz
 static int keep_series(tsdb_label *lv, size_t *nl, const ingest_limits *lim, size_t i,
                        size_t n_samples, tsdb_arena *a, ingest_write *out)
 {
-    tsdb_err e = {0};
+    tsdb_err e;
     if (finish_labels(lv, nl, lim, i, a, &e) == TSDB_OK)
         return 1;
     out->n_invalid_series++;
@@ -160,45 +163,374 @@ static tsdb_str type_name(int t)
     return cstr(metric_types[t]);
 }
 
-/* ---- 1.0 ----------------------------------------------------------------------------------- */
+/* ---- 1.0: a direct wire decoder ------------------------------------------------------------
+ *
+ * Remote write 1.0 is the hot path of ingestion, so its messages are read straight off the wire
+ * instead of through protobuf-c: no message structs, no per-string copies. Label names and values
+ * point into the decompressed body (which lives in the arena), cut at the first NUL byte as the
+ * C strings protobuf-c hands out would be. The rules are the protobuf ones: fields may come in
+ * any order and repeat (repeated fields append, scalar fields keep the last value), unknown
+ * fields with wire type 0, 1, 2 or 5 are skipped, and a known field with the wrong wire type, a
+ * group, field number 0, a varint longer than 10 bytes or a length past its message's end makes
+ * the whole request malformed. A TimeSeries is read once into per-request scratch arrays, then
+ * copied to the arena at its exact size; what the arena receives is charged against the same
+ * budget as the protobuf-c decoders (ingest__pb_budget). */
 
-static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa,
-                     const uint8_t *buf, size_t len, const ingest_limits *lim, ingest_write *out,
-                     tsdb_err *err)
+typedef struct pbr {
+    const uint8_t *p, *end;
+} pbr;
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+static int pb_varint(pbr *r, uint64_t *out)
 {
-    Prometheus__WriteRequest *req = prometheus__write_request__unpack(al, len, buf);
-    if (!req) {
-        if (pa->over)
-            return tsdb_errf(err, TSDB_ELIMIT, -1, "write request too large to decode");
-        return tsdb_errf(err, TSDB_EINVAL, -1, "protobuf: malformed prometheus.WriteRequest");
+    const uint8_t *p = r->p;
+    if (p < r->end && *p < 0x80) {
+        *out = *p;
+        r->p = p + 1;
+        return 0;
     }
-    if (lim && lim->max_series && req->n_timeseries > lim->max_series)
-        return tsdb_errf(err, TSDB_ELIMIT, -1, "%zu series in one request, more than the limit %zu",
-                         req->n_timeseries, lim->max_series);
-    tsdb_batch_series *bs = tsdb_arena_calloc(a, req->n_timeseries + 1, sizeof *bs);
-    size_t n_samples = 0, n_hist = 0, n_ex = 0, n_kept = 0;
-    for (size_t i = 0; i < req->n_timeseries; i++) {
-        const Prometheus__TimeSeries *ts = req->timeseries[i];
-        n_hist += ts->n_histograms;
-        n_ex += ts->n_exemplars;
-        tsdb_label *lv = tsdb_arena_alloc(a, (ts->n_labels + 1) * sizeof *lv);
-        size_t nl = ts->n_labels;
-        for (size_t k = 0; k < nl; k++) {
-            lv[k].name = cstr(ts->labels[k]->name);
-            lv[k].value = cstr(ts->labels[k]->value);
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 10; i++) {
+        if (p >= r->end)
+            return -1;
+        uint8_t b = *p++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            *out = v;
+            r->p = p;
+            return 0;
         }
-        if (!keep_series(lv, &nl, lim, i, ts->n_samples, a, out))
+    }
+    return -1;
+}
+
+/* Reads a field key; 1 = a field (*field, *wt set), 0 = end of the message, -1 = malformed.
+ * A key is a varint of at most 5 bytes read as 32 bits (bits past 32 are dropped, as protobuf-c
+ * does); field number 0 is malformed. */
+static int pb_key(pbr *r, uint32_t *field, unsigned *wt)
+{
+    const uint8_t *p = r->p;
+    if (p >= r->end)
+        return 0;
+    if (*p < 0x80 && *p >= 8) { /* the usual one-byte key */
+        r->p = p + 1;
+        *field = *p >> 3;
+        *wt = *p & 7;
+        return 1;
+    }
+    uint32_t k = 0;
+    for (unsigned i = 0;; i++) {
+        if (i == 5 || p >= r->end)
+            return -1;
+        uint8_t b = *p++;
+        k |= (uint32_t)(b & 0x7f) << (7 * i);
+        if (b < 0x80)
+            break;
+    }
+    if ((k >> 3) == 0)
+        return -1;
+    r->p = p;
+    *field = k >> 3;
+    *wt = k & 7;
+    return 1;
+}
+
+/* A length-delimited payload as a sub-reader. */
+static int pb_len(pbr *r, pbr *sub)
+{
+    uint64_t n;
+    if (pb_varint(r, &n) < 0 || n > (uint64_t)(r->end - r->p))
+        return -1;
+    sub->p = r->p;
+    sub->end = r->p + n;
+    r->p += n;
+    return 0;
+}
+
+/* Skips the value of an unknown field. */
+static int pb_skip(pbr *r, unsigned wt)
+{
+    uint64_t v;
+    pbr sub;
+    switch (wt) {
+    case WT_VARINT:
+        return pb_varint(r, &v);
+    case WT_I64:
+        if (r->end - r->p < 8)
+            return -1;
+        r->p += 8;
+        return 0;
+    case WT_LEN:
+        return pb_len(r, &sub);
+    case WT_I32:
+        if (r->end - r->p < 4)
+            return -1;
+        r->p += 4;
+        return 0;
+    default:
+        return -1; /* groups and the undefined wire types 6 and 7 */
+    }
+}
+
+/* A string field as a tsdb_str, cut at its first NUL byte. */
+static int pb_str(pbr *r, tsdb_str *out)
+{
+    pbr sub;
+    if (pb_len(r, &sub) < 0)
+        return -1;
+    size_t n = (size_t)(sub.end - sub.p);
+    const void *z = n ? memchr(sub.p, 0, n) : NULL;
+    *out = (tsdb_str){(const char *)sub.p, z ? (size_t)((const uint8_t *)z - sub.p) : n};
+    return 0;
+}
+
+/* prometheus.Label {name = 1, value = 2}. */
+static int pb_label(pbr r, tsdb_label *out)
+{
+    out->name = out->value = (tsdb_str){"", 0};
+    uint32_t f;
+    unsigned wt;
+    int k;
+    while ((k = pb_key(&r, &f, &wt)) > 0) {
+        if (f == 1 || f == 2) {
+            if (wt != WT_LEN || pb_str(&r, f == 1 ? &out->name : &out->value) < 0)
+                return -1;
+        } else if (pb_skip(&r, wt) < 0) {
+            return -1;
+        }
+    }
+    return k;
+}
+
+/* prometheus.Sample {value = 1 (double), timestamp = 2 (int64)}. */
+static int pb_sample(pbr r, tsdb_sample *out)
+{
+    out->t = 0;
+    out->v = 0;
+    uint32_t f;
+    unsigned wt;
+    int k;
+    while ((k = pb_key(&r, &f, &wt)) > 0) {
+        if (f == 1) {
+            if (wt != WT_I64 || r.end - r.p < 8)
+                return -1;
+            uint64_t bits = tsdb_get_u64le(r.p);
+            memcpy(&out->v, &bits, 8);
+            r.p += 8;
+        } else if (f == 2) {
+            uint64_t v;
+            if (wt != WT_VARINT || pb_varint(&r, &v) < 0)
+                return -1;
+            out->t = (int64_t)v;
+        } else if (pb_skip(&r, wt) < 0) {
+            return -1;
+        }
+    }
+    return k;
+}
+
+/* prometheus.Exemplar {labels = 1, value = 2 (double), timestamp = 3 (int64)}: checked, not
+ * kept (exemplars are counted only). */
+static int pb_exemplar(pbr r)
+{
+    uint32_t f;
+    unsigned wt;
+    int k;
+    while ((k = pb_key(&r, &f, &wt)) > 0) {
+        pbr sub;
+        tsdb_label l;
+        uint64_t v;
+        if (f == 1) {
+            if (wt != WT_LEN || pb_len(&r, &sub) < 0 || pb_label(sub, &l) < 0)
+                return -1;
+        } else if (f == 2) {
+            if (wt != WT_I64 || pb_skip(&r, wt) < 0)
+                return -1;
+        } else if (f == 3) {
+            if (wt != WT_VARINT || pb_varint(&r, &v) < 0)
+                return -1;
+        } else if (pb_skip(&r, wt) < 0) {
+            return -1;
+        }
+    }
+    return k;
+}
+
+/* Per-request scratch for one TimeSeries' labels and samples (heap, grown by doubling). */
+typedef struct ts_scratch {
+    tsdb_label *lv;
+    tsdb_sample *sv;
+    size_t n_lv, cap_lv, n_sv, cap_sv;
+    size_t exemplars, histograms;
+} ts_scratch;
+
+/* prometheus.TimeSeries {labels = 1, samples = 2, exemplars = 3, histograms = 4} into sc. An
+ * exemplar is checked and counted; a histogram is bytes, counted. */
+static int pb_ts(pbr r, ts_scratch *sc)
+{
+    sc->n_lv = sc->n_sv = sc->exemplars = sc->histograms = 0;
+    uint32_t f;
+    unsigned wt;
+    int k;
+    while ((k = pb_key(&r, &f, &wt)) > 0) {
+        if (f < 1 || f > 4) {
+            if (pb_skip(&r, wt) < 0)
+                return -1;
             continue;
-        tsdb_sample *sv = tsdb_arena_alloc(a, (ts->n_samples + 1) * sizeof *sv);
+        }
+        pbr sub;
+        if (wt != WT_LEN || pb_len(&r, &sub) < 0)
+            return -1;
+        if (f == 1) {
+            if (sc->n_lv == sc->cap_lv) {
+                sc->cap_lv = sc->cap_lv ? sc->cap_lv * 2 : 32;
+                sc->lv = xrealloc(sc->lv, sc->cap_lv * sizeof *sc->lv);
+            }
+            if (pb_label(sub, &sc->lv[sc->n_lv++]) < 0)
+                return -1;
+        } else if (f == 2) {
+            if (sc->n_sv == sc->cap_sv) {
+                sc->cap_sv = sc->cap_sv ? sc->cap_sv * 2 : 32;
+                sc->sv = xrealloc(sc->sv, sc->cap_sv * sizeof *sc->sv);
+            }
+            if (pb_sample(sub, &sc->sv[sc->n_sv++]) < 0)
+                return -1;
+        } else if (f == 3) {
+            if (pb_exemplar(sub) < 0)
+                return -1;
+            sc->exemplars++;
+        } else {
+            sc->histograms++;
+        }
+    }
+    return k;
+}
+
+/* prometheus.MetricMetadata {type = 1, metric_family_name = 2, help = 4, unit = 5}; the strings
+ * are copied into the arena NUL-terminated, as protobuf-c's were (metadata is rare). */
+static int pb_metadata(pbr r, tsdb_arena *a, ingest_metadata *md)
+{
+    uint64_t type = 0;
+    tsdb_str name = {"", 0}, help = {"", 0}, unit = {"", 0};
+    uint32_t f;
+    unsigned wt;
+    int k;
+    while ((k = pb_key(&r, &f, &wt)) > 0) {
+        if (f == 1) {
+            if (wt != WT_VARINT || pb_varint(&r, &type) < 0)
+                return -1;
+        } else if (f == 2 || f == 4 || f == 5) {
+            if (wt != WT_LEN || pb_str(&r, f == 2 ? &name : f == 4 ? &help : &unit) < 0)
+                return -1;
+        } else if (pb_skip(&r, wt) < 0) {
+            return -1;
+        }
+    }
+    if (k < 0)
+        return -1;
+    md->metric = tsdb_arena_str(a, name);
+    md->type = type_name(type < 8 ? (int)type : 0);
+    md->help = tsdb_arena_str(a, help);
+    md->unit = tsdb_arena_str(a, unit);
+    return 0;
+}
+
+/* Charges n bytes against the decode budget; 0 when they fit. */
+static int charge(ingest__pb_arena *pa, size_t n)
+{
+    if (n > pa->budget - pa->used) {
+        pa->over = 1;
+        return -1;
+    }
+    pa->used += n;
+    return 0;
+}
+
+static int malformed_v1(tsdb_err *err)
+{
+    return tsdb_errf(err, TSDB_EINVAL, -1, "protobuf: malformed prometheus.WriteRequest");
+}
+
+static int too_large(tsdb_err *err)
+{
+    return tsdb_errf(err, TSDB_ELIMIT, -1, "write request too large to decode");
+}
+
+/* prometheus.WriteRequest {timeseries = 1, metadata = 3}. A first pass counts the series and
+ * metadata (and checks the top-level framing) so their arrays are allocated once. */
+static int decode_v1(tsdb_arena *a, ingest__pb_arena *pa, const uint8_t *buf, size_t len,
+                     const ingest_limits *lim, ingest_write *out, tsdb_err *err)
+{
+    pbr top = {buf, buf + len}, r = top;
+    size_t n_ts = 0, n_md = 0;
+    uint32_t f;
+    unsigned wt;
+    int k;
+    while ((k = pb_key(&r, &f, &wt)) > 0) {
+        if (f == 1 || f == 3) {
+            pbr sub;
+            if (wt != WT_LEN || pb_len(&r, &sub) < 0)
+                return malformed_v1(err);
+            if (f == 1)
+                n_ts++;
+            else
+                n_md++;
+        } else if (pb_skip(&r, wt) < 0) {
+            return malformed_v1(err);
+        }
+    }
+    if (k < 0)
+        return malformed_v1(err);
+    if (lim && lim->max_series && n_ts > lim->max_series)
+        return tsdb_errf(err, TSDB_ELIMIT, -1, "%zu series in one request, more than the limit %zu",
+                         n_ts, lim->max_series);
+    if (charge(pa, (n_ts + 1) * sizeof(tsdb_batch_series) + (n_md + 1) * sizeof(ingest_metadata)))
+        return too_large(err);
+    tsdb_batch_series *bs = tsdb_arena_alloc(a, (n_ts + 1) * sizeof *bs);
+    ingest_metadata *md = tsdb_arena_calloc(a, n_md + 1, sizeof *md);
+    size_t n_samples = 0, n_hist = 0, n_ex = 0, n_kept = 0, i_ts = 0, i_md = 0;
+    ts_scratch sc;
+    memset(&sc, 0, sizeof sc);
+    int rc = TSDB_OK;
+    r = top;
+    while (rc == TSDB_OK && pb_key(&r, &f, &wt) > 0) {
+        if (f != 1 && f != 3) {
+            pb_skip(&r, wt);
+            continue;
+        }
+        pbr sub;
+        pb_len(&r, &sub);
+        if (f == 3) {
+            if (pb_metadata(sub, a, &md[i_md++]) < 0)
+                rc = malformed_v1(err);
+            continue;
+        }
+        size_t i = i_ts++;
+        if (pb_ts(sub, &sc) < 0) {
+            rc = malformed_v1(err);
+            break;
+        }
+        n_hist += sc.histograms;
+        n_ex += sc.exemplars;
+        if (charge(pa, (sc.n_lv + 1) * sizeof(tsdb_label) + (sc.n_sv + 1) * sizeof(tsdb_sample))) {
+            rc = too_large(err);
+            break;
+        }
+        tsdb_label *lv = tsdb_arena_alloc(a, (sc.n_lv + 1) * sizeof *lv);
+        if (sc.n_lv)
+            memcpy(lv, sc.lv, sc.n_lv * sizeof *lv);
+        size_t nl = sc.n_lv;
+        if (!keep_series(lv, &nl, lim, i, sc.n_sv, a, out))
+            continue;
+        /* A sample older than one before it in the same request is dropped silently, as
+         * Prometheus' receiver does; equal timestamps are left to the storage rules. */
+        tsdb_sample *sv = tsdb_arena_alloc(a, (sc.n_sv + 1) * sizeof *sv);
         size_t ns = 0;
-        for (size_t k = 0; k < ts->n_samples; k++) {
-            /* A sample older than one before it in the same request is dropped silently, as
-             * Prometheus' receiver does; equal timestamps are left to the storage rules. */
-            if (ns > 0 && ts->samples[k]->timestamp < sv[ns - 1].t)
+        for (size_t j = 0; j < sc.n_sv; j++) {
+            if (ns > 0 && sc.sv[j].t < sv[ns - 1].t)
                 continue;
-            sv[ns].t = ts->samples[k]->timestamp;
-            sv[ns].v = ts->samples[k]->value;
-            ns++;
+            sv[ns++] = sc.sv[j];
         }
         bs[n_kept].labels = (tsdb_labels){lv, nl};
         bs[n_kept].samples = sv;
@@ -206,18 +538,14 @@ static int decode_v1(tsdb_arena *a, ProtobufCAllocator *al, ingest__pb_arena *pa
         n_kept++;
         n_samples += ns;
     }
-    ingest_metadata *md = tsdb_arena_calloc(a, req->n_metadata + 1, sizeof *md);
-    for (size_t i = 0; i < req->n_metadata; i++) {
-        const Prometheus__MetricMetadata *m = req->metadata[i];
-        md[i].metric = cstr(m->metric_family_name);
-        md[i].type = type_name((int)m->type);
-        md[i].help = cstr(m->help);
-        md[i].unit = cstr(m->unit);
-    }
+    free(sc.lv);
+    free(sc.sv);
+    if (rc)
+        return rc;
     out->batch.series = bs;
     out->batch.n_series = n_kept;
     out->meta = md;
-    out->n_meta = req->n_metadata;
+    out->n_meta = n_md;
     out->n_samples = n_samples;
     out->n_histograms = n_hist;
     out->n_exemplars = n_ex;
@@ -322,7 +650,7 @@ int ingest_rw_decode(tsdb_arena *a, enum ingest_rw_version ver, const void *body
     if (ver == INGEST_RW_V2)
         rc = decode_v2(a, &al, &pa, buf, ulen, lim, &w, err);
     else
-        rc = decode_v1(a, &al, &pa, buf, ulen, lim, &w, err);
+        rc = decode_v1(a, &pa, buf, ulen, lim, &w, err);
     if (rc == TSDB_OK)
         *out = w;
     return rc;

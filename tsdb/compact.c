@@ -6,7 +6,8 @@
  * series by series (head chunks never cross a multiple of B, see head.c), head tombstones are
  * applied, and the block is committed and published. Then the head drops those chunks and the
  * series left without data (index entries of series that never held a sample and have no block
- * data go too), the WAL moves to a new segment, and a checkpoint written from the head (SERIES
+ * data go too), the WAL moves to a new segment (the ended one is fdatasynced after the append
+ * lock is released, before the checkpoint), and a checkpoint written from the head (SERIES
  * of every head series, CHUNKS with its closed chunks as they are, SAMPLES of its open chunk and
  * out-of-order samples, its tombstones) supersedes the older segments. When another cut is due
  * at once, the checkpoint waits for the last one. A forced cut (tsdb_cut_head) ends the range
@@ -366,8 +367,11 @@ int tsdb__cut(tsdb *db, int force, tsdb_err *err)
     tsdb__head_stats_get(db->head, &hs);
     int more = !force && hs.n_samples > 0 && hs.maxt - hs.mint > B / 2 * 3;
     if (!more)
-        rc = tsdb__wal_cut(db->wal, &closed, err);
+        rc = tsdb__wal_cut_begin(db->wal, &closed, err);
     pthread_mutex_unlock(&db->append_lock);
+    /* The ended segment's fdatasync runs while appends go on into the next one. */
+    if (rc == TSDB_OK && !more)
+        rc = tsdb__wal_cut_finish(db->wal, err);
     if (rc == TSDB_OK && !more)
         rc = write_checkpoint(db, closed, end, err);
     if (rc == TSDB_OK && !more)

@@ -90,6 +90,9 @@ int tsdb_str_eq(tsdb_str a, tsdb_str b)
 
 int tsdb_str_cmp(tsdb_str a, tsdb_str b)
 {
+    /* Label names in a set mostly differ in their first byte: decide those without memcmp. */
+    if (a.len > 0 && b.len > 0 && a.p[0] != b.p[0])
+        return (unsigned char)a.p[0] < (unsigned char)b.p[0] ? -1 : 1;
     size_t n = a.len < b.len ? a.len : b.len;
     int c = n ? memcmp(a.p, b.p, n) : 0;
     if (c != 0)

@@ -73,41 +73,45 @@ double tsdb_stale_nan(void)
 
 /* ---- Names, validation, sorting --------------------------------------------------------- */
 
-static int is_alpha_(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+/* Character classes of label and metric names: a table, as names are checked for every series
+ * of every remote-write request. */
+enum { CH_ALPHA_ = 1, CH_DIGIT = 2, CH_COLON = 4 };
 
-static int is_digit(unsigned char c)
+static const unsigned char name_class[256] = {
+    ['0'] = CH_DIGIT,  ['1'] = CH_DIGIT,  ['2'] = CH_DIGIT,  ['3'] = CH_DIGIT,  ['4'] = CH_DIGIT,
+    ['5'] = CH_DIGIT,  ['6'] = CH_DIGIT,  ['7'] = CH_DIGIT,  ['8'] = CH_DIGIT,  ['9'] = CH_DIGIT,
+    [':'] = CH_COLON,  ['_'] = CH_ALPHA_, ['a'] = CH_ALPHA_, ['b'] = CH_ALPHA_, ['c'] = CH_ALPHA_,
+    ['d'] = CH_ALPHA_, ['e'] = CH_ALPHA_, ['f'] = CH_ALPHA_, ['g'] = CH_ALPHA_, ['h'] = CH_ALPHA_,
+    ['i'] = CH_ALPHA_, ['j'] = CH_ALPHA_, ['k'] = CH_ALPHA_, ['l'] = CH_ALPHA_, ['m'] = CH_ALPHA_,
+    ['n'] = CH_ALPHA_, ['o'] = CH_ALPHA_, ['p'] = CH_ALPHA_, ['q'] = CH_ALPHA_, ['r'] = CH_ALPHA_,
+    ['s'] = CH_ALPHA_, ['t'] = CH_ALPHA_, ['u'] = CH_ALPHA_, ['v'] = CH_ALPHA_, ['w'] = CH_ALPHA_,
+    ['x'] = CH_ALPHA_, ['y'] = CH_ALPHA_, ['z'] = CH_ALPHA_, ['A'] = CH_ALPHA_, ['B'] = CH_ALPHA_,
+    ['C'] = CH_ALPHA_, ['D'] = CH_ALPHA_, ['E'] = CH_ALPHA_, ['F'] = CH_ALPHA_, ['G'] = CH_ALPHA_,
+    ['H'] = CH_ALPHA_, ['I'] = CH_ALPHA_, ['J'] = CH_ALPHA_, ['K'] = CH_ALPHA_, ['L'] = CH_ALPHA_,
+    ['M'] = CH_ALPHA_, ['N'] = CH_ALPHA_, ['O'] = CH_ALPHA_, ['P'] = CH_ALPHA_, ['Q'] = CH_ALPHA_,
+    ['R'] = CH_ALPHA_, ['S'] = CH_ALPHA_, ['T'] = CH_ALPHA_, ['U'] = CH_ALPHA_, ['V'] = CH_ALPHA_,
+    ['W'] = CH_ALPHA_, ['X'] = CH_ALPHA_, ['Y'] = CH_ALPHA_, ['Z'] = CH_ALPHA_,
+};
+
+/* Does every byte of s[0..n) belong to one of the classes in mask? */
+static int all_in(const char *s, size_t n, unsigned mask)
 {
-    return c >= '0' && c <= '9';
+    for (size_t i = 0; i < n; i++)
+        if (!(name_class[(unsigned char)s[i]] & mask))
+            return 0;
+    return 1;
 }
 
 int tsdb_label_name_valid(tsdb_str name)
 {
-    if (name.len == 0 || !is_alpha_((unsigned char)name.p[0]))
-        return 0;
-    for (size_t i = 1; i < name.len; i++) {
-        unsigned char c = (unsigned char)name.p[i];
-        if (!is_alpha_(c) && !is_digit(c))
-            return 0;
-    }
-    return 1;
+    return name.len > 0 && (name_class[(unsigned char)name.p[0]] & CH_ALPHA_) &&
+           all_in(name.p + 1, name.len - 1, CH_ALPHA_ | CH_DIGIT);
 }
 
 int tsdb_metric_name_valid(tsdb_str name)
 {
-    if (name.len == 0)
-        return 0;
-    unsigned char c0 = (unsigned char)name.p[0];
-    if (!is_alpha_(c0) && c0 != ':')
-        return 0;
-    for (size_t i = 1; i < name.len; i++) {
-        unsigned char c = (unsigned char)name.p[i];
-        if (!is_alpha_(c) && !is_digit(c) && c != ':')
-            return 0;
-    }
-    return 1;
+    return name.len > 0 && (name_class[(unsigned char)name.p[0]] & (CH_ALPHA_ | CH_COLON)) &&
+           all_in(name.p + 1, name.len - 1, CH_ALPHA_ | CH_DIGIT | CH_COLON);
 }
 
 /* Length of the valid UTF-8 sequence at s[0..n) (strict: no overlongs, no surrogates,
@@ -149,6 +153,19 @@ static int utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        /* ASCII runs, eight bytes at a time. */
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
         size_t l = utf8_seq_len(s + i, n - i);
         if (l == 0)
             return 0;

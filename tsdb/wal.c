@@ -46,6 +46,10 @@
 #define FT_LAST   4
 #define FT_ZSTD   8
 
+/* zstd's fast level -1: on remote-write SAMPLES records it is about a third cheaper than
+ * level 1 for about 7% more bytes, and it runs under the append lock. */
+#define WAL_ZSTD_LEVEL (-1)
+
 /* ---- Reading ----------------------------------------------------------------------------------
  */
 
@@ -334,16 +338,21 @@ static size_t framed_size(size_t len)
     return len + (len / (TSDB__WAL_PAGE - TSDB__WAL_HDR) + 2) * (TSDB__WAL_HDR + 8);
 }
 
-/* Compresses big records; returns the bytes to frame (rec itself or z->p). */
-static const unsigned char *maybe_compress(const void *rec, size_t *len, int *zstd, tsdb_buf *z)
+/* Compresses big records; returns the bytes to frame (rec itself or z->p). The context *cc is
+ * created on first use and kept: a fresh one per record (ZSTD_compress) costs about as much as
+ * compressing a 20 KiB record. */
+static const unsigned char *maybe_compress(const void *rec, size_t *len, int *zstd, tsdb_buf *z,
+                                           ZSTD_CCtx **cc)
 {
     *zstd = 0;
     if (*len < TSDB__WAL_ZSTD_MIN)
         return rec;
+    if (!*cc && !(*cc = ZSTD_createCCtx()))
+        return rec;
     size_t bound = ZSTD_compressBound(*len);
     z->len = 0;
     tsdb_buf_reserve(z, bound);
-    size_t n = ZSTD_compress(z->p, bound, rec, *len, 1);
+    size_t n = ZSTD_compressCCtx(*cc, z->p, bound, rec, *len, WAL_ZSTD_LEVEL);
     if (ZSTD_isError(n) || n >= *len)
         return rec;
     *zstd = 1;
@@ -356,16 +365,21 @@ static const unsigned char *maybe_compress(const void *rec, size_t *len, int *zs
 struct tsdb__wal {
     char dir[DIR_MAX];
     size_t seg_bytes;
-    uint32_t seg;                     /* current segment number */
-    wfile f;                          /* current segment */
-    uint64_t mark;                    /* file offset where the current batch started */
-    int broken;                       /* the next record must start a new segment */
-    tsdb_buf z;                       /* compression scratch */
-    pthread_mutex_t sync_lock;        /* guards fd swaps against tsdb__wal_sync_fd */
+    uint32_t seg;     /* current segment number */
+    wfile f;          /* current segment */
+    uint64_t mark;    /* file offset where the current batch started */
+    int broken;       /* the next record must start a new segment */
+    tsdb_buf z;       /* compression scratch */
+    ZSTD_CCtx *zc;    /* compression context, made on first use */
+    int retired;      /* fd of the segment ended by tsdb__wal_cut_begin, or -1 (sync_lock) */
+    int retired_sync; /* it still needs its fdatasync (sync_lock) */
+    pthread_mutex_t sync_lock;        /* guards fd swaps against tsdb__wal_sync_fd, and retired */
     _Atomic uint64_t written, synced; /* bytes written / covered by the last sync */
 };
 
-static int open_segment(tsdb__wal *w, uint32_t seg, tsdb_err *err)
+/* Switches to segment seg. The old segment's fd is closed, or with keep_old left in w->retired
+ * for tsdb__wal_cut_finish, which fdatasyncs it if sync_old. */
+static int open_segment(tsdb__wal *w, uint32_t seg, int keep_old, int sync_old, tsdb_err *err)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%08u", w->dir, seg);
@@ -385,8 +399,13 @@ static int open_segment(tsdb__wal *w, uint32_t seg, tsdb_err *err)
     w->f.page_off = 0;
     w->seg = seg;
     w->mark = 0;
+    if (keep_old) {
+        w->retired = old;
+        w->retired_sync = sync_old;
+    }
     pthread_mutex_unlock(&w->sync_lock);
-    tsdb__os_close(old);
+    if (!keep_old)
+        tsdb__os_close(old);
     return TSDB_OK;
 }
 
@@ -400,11 +419,12 @@ int tsdb__wal_open(const char *dir, uint32_t seg, size_t seg_bytes, tsdb__wal **
     if (w->seg_bytes < 4 * TSDB__WAL_PAGE)
         w->seg_bytes = 4 * TSDB__WAL_PAGE;
     w->f.fd = -1;
+    w->retired = -1;
     tsdb_buf_init(&w->z);
     pthread_mutex_init(&w->sync_lock, NULL);
     int rc = tsdb__os_mkdir_p(dir, err);
     if (rc == TSDB_OK)
-        rc = open_segment(w, seg ? seg : 1, err);
+        rc = open_segment(w, seg ? seg : 1, 0, 0, err);
     if (rc) {
         tsdb__wal_close(w);
         return rc;
@@ -417,12 +437,14 @@ void tsdb__wal_close(tsdb__wal *w)
 {
     if (!w)
         return;
+    tsdb__wal_cut_finish(w, NULL);
     if (w->f.fd >= 0 && !w->broken) {
         if (wf_flush(&w->f, NULL) == TSDB_OK)
             tsdb__os_fdatasync(w->f.fd, NULL);
     }
     tsdb__os_close(w->f.fd);
     tsdb_buf_fini(&w->z);
+    ZSTD_freeCCtx(w->zc);
     pthread_mutex_destroy(&w->sync_lock);
     free(w);
 }
@@ -434,7 +456,11 @@ void tsdb__wal_mark(tsdb__wal *w)
 
 int tsdb__wal_cut(tsdb__wal *w, uint32_t *closed, tsdb_err *err)
 {
-    int rc = TSDB_OK;
+    /* The ended segment is synced before the next one starts, so a failure leaves the writer
+     * where it was (tsdb__wal_rollback then truncates the batch in the current segment). */
+    int rc = tsdb__wal_cut_finish(w, err);
+    if (rc)
+        return rc;
     if (!w->broken) {
         rc = wf_flush(&w->f, err);
         if (rc == TSDB_OK)
@@ -443,7 +469,7 @@ int tsdb__wal_cut(tsdb__wal *w, uint32_t *closed, tsdb_err *err)
             return rc;
     }
     uint32_t prev = w->seg;
-    rc = open_segment(w, prev + 1, err);
+    rc = open_segment(w, prev + 1, 0, 0, err);
     if (rc)
         return rc;
     w->broken = 0;
@@ -452,12 +478,44 @@ int tsdb__wal_cut(tsdb__wal *w, uint32_t *closed, tsdb_err *err)
     return TSDB_OK;
 }
 
+int tsdb__wal_cut_begin(tsdb__wal *w, uint32_t *closed, tsdb_err *err)
+{
+    int rc = tsdb__wal_cut_finish(w, err);
+    if (rc)
+        return rc;
+    int sync = !w->broken;
+    if (sync && (rc = wf_flush(&w->f, err)) != TSDB_OK)
+        return rc;
+    uint32_t prev = w->seg;
+    rc = open_segment(w, prev + 1, 1, sync, err);
+    if (rc)
+        return rc;
+    w->broken = 0;
+    if (closed)
+        *closed = prev;
+    return TSDB_OK;
+}
+
+int tsdb__wal_cut_finish(tsdb__wal *w, tsdb_err *err)
+{
+    /* The writer (segment full) and the maintenance thread may both finish a pending cut. */
+    pthread_mutex_lock(&w->sync_lock);
+    int fd = w->retired, sync = w->retired_sync;
+    w->retired = -1;
+    pthread_mutex_unlock(&w->sync_lock);
+    if (fd < 0)
+        return TSDB_OK;
+    int rc = sync ? tsdb__os_fdatasync(fd, err) : TSDB_OK;
+    tsdb__os_close(fd);
+    return rc;
+}
+
 int tsdb__wal_log(tsdb__wal *w, const void *rec, size_t len, tsdb_err *err)
 {
     if (len == 0 || len > TSDB__WAL_MAX_REC)
         return tsdb_errf(err, TSDB_EINVAL, -1, "wal record of %zu bytes", len);
     int zstd;
-    const unsigned char *p = maybe_compress(rec, &len, &zstd, &w->z);
+    const unsigned char *p = maybe_compress(rec, &len, &zstd, &w->z, &w->zc);
     uint64_t size = wf_size(&w->f);
     if (w->broken || (size > 0 && size + framed_size(len) > w->seg_bytes)) {
         int rc = tsdb__wal_cut(w, NULL, err);
@@ -516,6 +574,7 @@ struct tsdb__wal_ckpt {
     uint32_t upto;
     wfile f;
     tsdb_buf z;
+    ZSTD_CCtx *zc;
 };
 
 int tsdb__wal_ckpt_begin(const char *dir, uint32_t upto, tsdb__wal_ckpt **out, tsdb_err *err)
@@ -545,7 +604,7 @@ int tsdb__wal_ckpt_log(tsdb__wal_ckpt *c, const void *rec, size_t len, tsdb_err 
     if (len == 0 || len > TSDB__WAL_MAX_REC)
         return tsdb_errf(err, TSDB_EINVAL, -1, "checkpoint record of %zu bytes", len);
     int zstd;
-    const unsigned char *p = maybe_compress(rec, &len, &zstd, &c->z);
+    const unsigned char *p = maybe_compress(rec, &len, &zstd, &c->z, &c->zc);
     return wf_log(&c->f, p, len, zstd, err);
 }
 
@@ -556,6 +615,7 @@ void tsdb__wal_ckpt_abort(tsdb__wal_ckpt *c)
     tsdb__os_close(c->f.fd);
     tsdb__os_unlink(c->f.path, NULL);
     tsdb_buf_fini(&c->z);
+    ZSTD_freeCCtx(c->zc);
     free(c);
 }
 
@@ -591,6 +651,7 @@ int tsdb__wal_ckpt_commit(tsdb__wal_ckpt *c, tsdb_err *err)
     }
     tsdb_arena_fini(&a);
     tsdb_buf_fini(&c->z);
+    ZSTD_freeCCtx(c->zc);
     free(c);
     return TSDB_OK;
 }

@@ -55,6 +55,14 @@ int tsdb__wal_sync_fd(tsdb__wal *w, tsdb_err *err);
 /* Ends the current segment (flushed and fsynced) and starts the next; *closed is the number of
  * the segment just closed. */
 int tsdb__wal_cut(tsdb__wal *w, uint32_t *closed, tsdb_err *err);
+/* tsdb__wal_cut in two steps, so the fdatasync of the ended segment can run without the append
+ * lock: _begin flushes it and starts the next segment (appends may go on at once), _finish
+ * fdatasyncs and closes it. Call _finish before relying on the ended segment being durable
+ * (before a checkpoint that supersedes it). _begin (also when tsdb__wal_log starts a new
+ * segment because the current one is full) and tsdb__wal_close finish a pending one first;
+ * _finish may run in another thread than the writer. */
+int tsdb__wal_cut_begin(tsdb__wal *w, uint32_t *closed, tsdb_err *err);
+int tsdb__wal_cut_finish(tsdb__wal *w, tsdb_err *err);
 uint32_t tsdb__wal_segment(const tsdb__wal *w);
 
 /* Checkpoints: dir/checkpoint.<upto> holds records that supersede segments <= upto. */

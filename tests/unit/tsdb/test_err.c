@@ -53,6 +53,12 @@ static void test_str_helpers(void **state)
     assert_true(tsdb_str_cmp(b, a) > 0);
     assert_true(tsdb_str_cmp(c, a) < 0);
     assert_int_equal(tsdb_str_cmp(a, a), 0);
+    /* Bytes compare unsigned, whether the first byte decides or a later one does. */
+    assert_true(tsdb_str_cmp(tsdb_str_c("\xc3\xa9"), tsdb_str_c("z")) > 0);
+    assert_true(tsdb_str_cmp(tsdb_str_c("z"), tsdb_str_c("\xc3\xa9")) < 0);
+    assert_true(tsdb_str_cmp(tsdb_str_c("a\xc3"), tsdb_str_c("az")) > 0);
+    assert_true(tsdb_str_cmp(tsdb_str_c(""), tsdb_str_c("a")) < 0);
+    assert_true(tsdb_str_cmp(tsdb_str_c("b"), tsdb_str_c("")) > 0);
     assert_int_equal(tsdb_str_c(NULL).len, 0);
     char *d = xstrndup("hello", 3);
     assert_string_equal(d, "hel");

@@ -359,13 +359,71 @@ static void test_torn_db(void **state)
     tsdb__os_remove_all(copy, NULL);
 }
 
+/* A cut in two steps: records logged between _begin and _finish land in the next segment, the
+ * ended segment is fdatasynced by _finish (whose failure is reported once and closes it), and
+ * replay sees every record in order. A segment-full cut finishes a pending one first. */
+static void test_cut_two_steps(void **state)
+{
+    (void)state;
+    const char *dir = tmpdir();
+    tsdb__wal *w;
+    assert_int_equal(tsdb__wal_open(dir, 1, 256 * 1024, &w, NULL), TSDB_OK);
+    unsigned char buf[100];
+    size_t n = 0;
+    for (int round = 0; round < 3; round++) {
+        rec_fill(buf, sizeof buf, n, 1);
+        assert_int_equal(tsdb__wal_log(w, buf, sizeof buf, NULL), TSDB_OK);
+        n++;
+        uint32_t before = tsdb__wal_segment(w), closed = 0;
+        assert_int_equal(tsdb__wal_cut_begin(w, &closed, NULL), TSDB_OK);
+        assert_int_equal(closed, before);
+        assert_int_equal(tsdb__wal_segment(w), before + 1);
+        rec_fill(buf, sizeof buf, n, 1);
+        assert_int_equal(tsdb__wal_log(w, buf, sizeof buf, NULL), TSDB_OK);
+        assert_int_equal(tsdb__wal_flush(w, 0, NULL), TSDB_OK);
+        n++;
+        uint64_t syncs = tsdb__os_calls(TSDB_OS_FSYNC);
+        if (round == 1) {
+            tsdb__os_fault_arm(TSDB_OS_FSYNC, 1, 0, 0); /* EIO */
+            assert_int_equal(tsdb__wal_cut_finish(w, NULL), TSDB_EIO);
+            tsdb__os_fault_clear();
+        } else {
+            assert_int_equal(tsdb__wal_cut_finish(w, NULL), TSDB_OK);
+        }
+        assert_int_equal(tsdb__os_calls(TSDB_OS_FSYNC), syncs + 1);
+        /* Nothing is pending any more. */
+        assert_int_equal(tsdb__wal_cut_finish(w, NULL), TSDB_OK);
+        assert_int_equal(tsdb__os_calls(TSDB_OS_FSYNC), syncs + 1);
+    }
+    /* A pending cut, then segments filled by big records: _begin inside tsdb__wal_log finishes
+     * the pending one, and a later _finish finds nothing to do. */
+    uint32_t closed;
+    assert_int_equal(tsdb__wal_cut_begin(w, &closed, NULL), TSDB_OK);
+    static unsigned char big[200000];
+    for (int i = 0; i < 3; i++) {
+        rec_fill(big, sizeof big, n, 0);
+        assert_int_equal(tsdb__wal_log(w, big, sizeof big, NULL), TSDB_OK);
+        n++;
+    }
+    uint64_t syncs = tsdb__os_calls(TSDB_OS_FSYNC);
+    assert_int_equal(tsdb__wal_cut_finish(w, NULL), TSDB_OK);
+    assert_int_equal(tsdb__os_calls(TSDB_OS_FSYNC), syncs);
+    tsdb__wal_close(w);
+    seen s = {0};
+    uint32_t next;
+    assert_int_equal(tsdb__wal_replay(dir, 1, on_rec, &s, &next, NULL), TSDB_OK);
+    assert_int_equal(s.n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(s.first[i], (unsigned char)i);
+    tsdb__os_remove_all(dir, NULL);
+}
+
 int main(void)
 {
     tsdb_log_set_level(TSDB_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_torn_segment),
-        cmocka_unit_test(test_golden_v1),
+        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_cut_two_steps),
+        cmocka_unit_test(test_torn_segment), cmocka_unit_test(test_golden_v1),
         cmocka_unit_test(test_torn_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
