@@ -228,7 +228,7 @@ static void plan_sparse(const uint64_t *v, size_t n, plan *best)
     size_t nz = 0;
     for (size_t i = 0; i < n; i++)
         nz += v[i] != z;
-    if (nz == 0 || n - nz < n / 8) /* flags cost n bits: pays only with many z */
+    if (nz == 0 || nz == n || n - nz < n / 8) /* flags cost n bits: pays only with many z */
         return;
     uint64_t *o = xmalloc(nz * sizeof(*o));
     size_t j = 0;
