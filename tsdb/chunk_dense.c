@@ -42,9 +42,10 @@
  *
  * Sparse codes: when at least an eighth of the integers equal z = 0 (steps of memory that moves
  * now and then) and it is cheaper, the header's 7-bit B field holds 65 + B (B 0..62) and is
- * followed by wide zigzag(z) before lo; each integer is then a flag bit, 0 for z, or 1 and its
- * code as above (nothing when B = 0). The frame of reference and B are those of the non-z
- * integers.
+ * followed by wide zigzag(z) before lo, then one flag bit per integer (0: the integer is z),
+ * then a code as above for each flagged integer (none when B = 0). The frame of reference and B
+ * are those of the non-z integers. The flags come first so that a reader's position in the codes
+ * does not wait on each flag.
  *
  * A wide number is a 7-bit width w (0..64) and w bits. Signed numbers in wide form are
  * zig-zagged first: (x << 1) ^ (x >> 63), so 0, -1, 1, -2 -> 0, 1, 2, 3.
@@ -72,7 +73,7 @@
  *   [resid]    codes of the n residuals: value i has the bit pattern of m[i] / 10^k plus
  *              residual i (modulo 2^64)
  *   codes      7-bit B · wide zigzag(lo) · [B > 0] one code per integer, as above; or, sparse,
- *              7-bit 65 + B · wide zigzag(z) · wide zigzag(lo) · one flag (and code) per integer
+ *              7-bit 65 + B · wide zigzag(z) · wide zigzag(lo) · a flag per integer · codes
  *
  * Accumulated value part (n >= 2 only), after the timestamp part's padding:
  *
@@ -177,8 +178,9 @@ typedef struct plan {
     uint64_t lo;
     unsigned B;
     uint64_t cost; /* bits, header included */
-    int sparse;    /* each code is preceded by a flag bit; flag 0 means the value z */
+    int sparse;    /* a flag bit per integer (all before the codes); flag 0 means the value z */
     uint64_t z;
+    size_t fpos; /* reading: the next flag's bit position */
 } plan;
 
 static inline uint64_t ones(unsigned B)
@@ -189,7 +191,7 @@ static inline uint64_t ones(unsigned B)
 /* The cheapest base width for frame of reference lo. */
 static plan plan_for(const uint64_t *v, size_t n, uint64_t lo)
 {
-    plan p = {lo, 0, UINT64_MAX, 0, 0};
+    plan p = {lo, 0, UINT64_MAX, 0, 0, 0};
     uint64_t hist[65] = {0}, full[65] = {0}; /* by width; full: codes that are all ones */
     for (size_t i = 0; i < n; i++) {
         uint64_t c = v[i] - lo;
@@ -266,7 +268,7 @@ static plan plan_codes(const uint64_t *v, size_t n)
         }
         low[j] = x;
     }
-    plan best = {0, 0, UINT64_MAX, 0, 0};
+    plan best = {0, 0, UINT64_MAX, 0, 0, 0};
     for (size_t t = 0; t < LO_TRIES && rank[t] < n_low; t++) {
         if (t > 0 && low[rank[t]] == low[rank[t - 1]])
             continue;
@@ -289,14 +291,14 @@ static void put_codes(bw *w, const uint64_t *v, size_t n, plan p)
     put_wide(w, zz(p.lo));
     if (p.B == 0 && !p.sparse)
         return;
+    if (p.sparse)
+        for (size_t i = 0; i < n; i++)
+            bw_put(w, v[i] != p.z, 1);
+    if (p.B == 0)
+        return;
     uint64_t esc = ones(p.B);
     for (size_t i = 0; i < n; i++) {
-        if (p.sparse) {
-            bw_put(w, v[i] != p.z, 1);
-            if (v[i] == p.z)
-                continue;
-        }
-        if (p.B == 0)
+        if (p.sparse && v[i] == p.z)
             continue;
         uint64_t c = v[i] - p.lo;
         if (c < esc) {
@@ -618,7 +620,8 @@ static uint64_t get_wide(br *r)
 }
 
 /* Reads a code header: base width and frame of reference. */
-static int get_plan(br *r, plan *p)
+/* Reads a code header for count integers (and skips a sparse code's flags, read by get_code). */
+static int get_plan(br *r, plan *p, size_t count)
 {
     p->B = (unsigned)br_get(r, WIDTH_BITS);
     p->sparse = p->B > 64;
@@ -628,13 +631,60 @@ static int get_plan(br *r, plan *p)
         p->z = unzz(get_wide(r));
     }
     p->lo = unzz(get_wide(r));
-    return !r->err;
+    if (r->err)
+        return 0;
+    if (p->sparse) {
+        if (r->nbits - r->pos < count)
+            return 0;
+        p->fpos = r->pos;
+        r->pos += count;
+    }
+    return 1;
 }
 
-static inline uint64_t get_code(br *r, const plan *p)
+/* w bits (0..63) at the read position, without a branch on w: the flags of sparse codes are
+ * random, and a branch on them would be mispredicted often. */
+static inline uint64_t br_get_any(br *r, unsigned w)
 {
-    if (p->sparse && br_get(r, 1) == 0)
-        return p->z;
+    if (r->err || r->nbits - r->pos < w) {
+        r->err = 1;
+        return 0;
+    }
+    size_t byte = r->pos >> 3;
+    unsigned off = (unsigned)(r->pos & 7);
+    uint64_t hi = 0;
+    if (byte + 8 <= r->len) {
+        hi = tsdb_get_u64be(r->p + byte);
+    } else {
+        for (size_t i = 0; i < 8; i++)
+            hi = hi << 8 | (byte + i < r->len ? r->p[byte + i] : 0);
+    }
+    uint64_t v = ((hi << off) >> 1) >> (63 - w);
+    if (off + w > 64) {
+        unsigned rest = off + w - 64;
+        uint64_t lo = byte + 8 < r->len ? r->p[byte + 8] : 0;
+        v |= lo >> (8 - rest);
+    }
+    r->pos += w;
+    return v;
+}
+
+static inline uint64_t get_sparse_code(br *r, plan *p)
+{
+    uint64_t f = (uint64_t)(r->p[p->fpos >> 3] >> (7 - (p->fpos & 7))) & 1;
+    p->fpos++;
+    if (p->B == 0)
+        return p->z + ((p->lo - p->z) & (0 - f));
+    uint64_t c = br_get_any(r, (unsigned)f * p->B), esc = ones(p->B);
+    if (f & (c == esc) & (p->B > 0))
+        c += get_wide(r);
+    return p->z + ((p->lo + c - p->z) & (0 - f));
+}
+
+static inline uint64_t get_code(br *r, plan *p)
+{
+    if (p->sparse)
+        return get_sparse_code(r, p);
     if (p->B == 0)
         return p->lo;
     uint64_t c = br_get(r, p->B), esc = ones(p->B);
@@ -658,7 +708,7 @@ static int decode_ts(br *r, size_t n, tsdb_sample *out)
     if (n >= 2) {
         if (br_get(r, 1)) { /* grid */
             uint64_t step = unzz(get_wide(r)), grid = t0;
-            if (!get_plan(r, &pl))
+            if (!get_plan(r, &pl, n - 1))
                 return TSDB_ECORRUPT;
             for (size_t i = 1; i < n && !r->err; i++) {
                 grid += step;
@@ -667,7 +717,7 @@ static int decode_ts(br *r, size_t n, tsdb_sample *out)
         } else { /* dod */
             uint64_t d = unzz(get_wide(r));
             out[1].t = (int64_t)(t0 + d);
-            if (n >= 3 && !get_plan(r, &pl))
+            if (n >= 3 && !get_plan(r, &pl, n - 2))
                 return TSDB_ECORRUPT;
             for (size_t i = 2; i < n && !r->err; i++) {
                 d += get_code(r, &pl);
@@ -714,7 +764,7 @@ static int decode_accum(br *r, size_t n, unsigned k, tsdb_sample *out)
     uint64_t step = 0;
     if (mode == 1)
         step = unzz(get_wide(r));
-    if ((mode == 0 || n >= 3) && !get_plan(r, &pl))
+    if ((mode == 0 || n >= 3) && !get_plan(r, &pl, mode == 0 ? n - 1 : n - 2))
         return TSDB_ECORRUPT;
     for (size_t i = 1; i < n && !r->err; i++) {
         if (mode == 0)
@@ -745,7 +795,7 @@ static int decode_values(br *r, size_t n, tsdb_sample *out)
         if (g == 0 || r->err)
             return TSDB_ECORRUPT;
         if (mode == 0) {
-            if (!get_plan(r, &pl))
+            if (!get_plan(r, &pl, n - 1))
                 return TSDB_ECORRUPT;
             for (size_t i = 1; i < n && !r->err; i++) {
                 m += get_code(r, &pl) * g;
@@ -755,7 +805,7 @@ static int decode_values(br *r, size_t n, tsdb_sample *out)
             uint64_t step = unzz(get_wide(r));
             m += step * g;
             out[1].v = scaled((int64_t)m, k, form);
-            if (n >= 3 && !get_plan(r, &pl))
+            if (n >= 3 && !get_plan(r, &pl, n - 2))
                 return TSDB_ECORRUPT;
             for (size_t i = 2; i < n && !r->err; i++) {
                 step += get_code(r, &pl);
@@ -765,7 +815,7 @@ static int decode_values(br *r, size_t n, tsdb_sample *out)
         }
     }
     if (resid) {
-        if (!get_plan(r, &pl))
+        if (!get_plan(r, &pl, n))
             return TSDB_ECORRUPT;
         for (size_t i = 0; i < n && !r->err; i++)
             out[i].v = from_bits(bits_of(out[i].v) + get_code(r, &pl));
@@ -791,7 +841,7 @@ size_t tsdb_dense_ts_len(const void *p, size_t len)
     if (n == 0)
         return 0;
     br r = {(const unsigned char *)p + 2, len - 2, (len - 2) * 8, 0, 0};
-    plan pl = {0, 0, 0, 0, 0};
+    plan pl = {0, 0, 0, 0, 0, 0};
     int ok = 1;
     br_get(&r, 64);
     if (n >= 2) {
@@ -799,7 +849,7 @@ size_t tsdb_dense_ts_len(const void *p, size_t len)
         get_wide(&r);
         codes = grid ? n - 1 : n - 2;
         if (codes > 0)
-            ok = get_plan(&r, &pl);
+            ok = get_plan(&r, &pl, codes);
     }
     for (size_t i = 0; ok && i < codes && !r.err; i++)
         get_code(&r, &pl);
