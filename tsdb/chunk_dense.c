@@ -460,6 +460,8 @@ static int find_accum(const tsdb_sample *s, size_t n, int max_k, uint64_t *q, un
             if (!(fabs(x) < MAX_EXACT))
                 break;
             int64_t qi = (int64_t)nearbyint(x);
+            if (fabs(x - (double)qi) > 1e-3) /* not this k: values would not follow (a shortcut) */
+                break;
             q[i - 1] = (uint64_t)qi;
             g = gcd64(g, (uint64_t)(qi < 0 ? -qi : qi));
         }
