@@ -41,7 +41,8 @@
  *   c >= 2^B - 1            B one bits (the escape), then a wide number of c - (2^B - 1)
  *
  * Sparse codes: when at least an eighth of the integers equal z = 0 (steps of memory that moves
- * now and then) and it is cheaper, the header's 7-bit B field holds 65 + B (B 0..62) and is
+ * now and then) and it is clearly cheaper (the encoder uses them for values only; a reader takes
+ * them anywhere), the header's 7-bit B field holds 65 + B (B 0..62) and is
  * followed by wide zigzag(z) before lo, then one flag bit per integer (0: the integer is z),
  * then a code as above for each flagged integer (none when B = 0). The frame of reference and B
  * are those of the non-z integers. The flags come first so that a reader's position in the codes
@@ -219,7 +220,7 @@ static plan plan_for(const uint64_t *v, size_t n, uint64_t lo)
     return p;
 }
 
-static plan plan_codes(const uint64_t *v, size_t n);
+static plan plan_codes(const uint64_t *v, size_t n, int sparse_ok);
 
 /* Replaces *best with a sparse plan when one is cheaper: steps that are mostly 0 (memory that
  * moves now and then) cost a flag bit each plus codes for the others only. The common value z
@@ -237,12 +238,12 @@ static void plan_sparse(const uint64_t *v, size_t n, plan *best)
     for (size_t i = 0; i < n; i++)
         if (v[i] != z)
             o[j++] = v[i];
-    plan p = plan_codes(o, nz); /* o has no z: never sparse again */
+    plan p = plan_codes(o, nz, 0); /* o has no z: never sparse again */
     free(o);
     if (p.B > SPARSE_B_MAX)
         return;
     p.cost += WIDTH_BITS + width_of(zz(z)) + n;
-    if (p.cost < best->cost) {
+    if (p.cost + n / 16 < best->cost) { /* a clear gain: flags compress worse in zstd runs */
         p.sparse = 1;
         p.z = z;
         *best = p;
@@ -250,9 +251,11 @@ static void plan_sparse(const uint64_t *v, size_t n, plan *best)
 }
 
 /* Tries the smallest values (as signed) as frame of reference: the minimum, and a few above it
- * in case the lowest ones are outliers better escaped than paid for by every code. */
+ * in case the lowest ones are outliers better escaped than paid for by every code; with
+ * sparse_ok (values), also a sparse plan. Timestamps keep plain codes: their jitter is rarely
+ * mostly 0, and zstd runs of chunks compress plain codes better. */
 #define LO_TRIES 5
-static plan plan_codes(const uint64_t *v, size_t n)
+static plan plan_codes(const uint64_t *v, size_t n, int sparse_ok)
 {
     static const size_t rank[LO_TRIES] = {0, 1, 2, 4, 8};
     int64_t low[9]; /* the 9 smallest values, ascending */
@@ -278,7 +281,7 @@ static plan plan_codes(const uint64_t *v, size_t n)
     }
     if (n == 0)
         best.cost = 0;
-    else if (best.B > 0)
+    else if (sparse_ok && best.B > 0)
         plan_sparse(v, n, &best);
     return best;
 }
@@ -403,8 +406,8 @@ static void put_steps(bw *w, const uint64_t *a, size_t n1, uint64_t *b)
 {
     for (size_t i = 1; i < n1; i++)
         b[i - 1] = a[i] - a[i - 1];
-    plan ps = plan_codes(a, n1);
-    plan pd = plan_codes(b, n1 - 1);
+    plan ps = plan_codes(a, n1, 1);
+    plan pd = plan_codes(b, n1 - 1, 1);
     uint64_t cost_d = WIDTH_BITS + width_of(zz(a[0])) + (n1 >= 2 ? pd.cost : 0);
     if (cost_d < ps.cost) {
         bw_put(w, 1, 1);
@@ -439,7 +442,7 @@ static void put_values(bw *w, const int64_t *m, size_t n, unsigned k, unsigned f
         put_steps(w, a, n - 1, b);
     }
     if (resid)
-        put_codes(w, r, n, plan_codes(r, n));
+        put_codes(w, r, n, plan_codes(r, n, 1));
     bw_flush(w);
 }
 
@@ -522,13 +525,13 @@ int tsdb_dense_encode(const tsdb_sample *s, size_t n, tsdb_buf *out)
             a[i - 2] = d - d_prev;
             d_prev = d;
         }
-        plan pd = plan_codes(a, n - 2);
+        plan pd = plan_codes(a, n - 2, 0);
         uint64_t cost_d = WIDTH_BITS + width_of(zz(d1)) + (n >= 3 ? pd.cost : 0);
         uint64_t span = (uint64_t)s[n - 1].t - (uint64_t)s[0].t;
         uint64_t step = span / (n - 1) + (span % (n - 1) >= (n - 1) - span % (n - 1) ? 1 : 0);
         for (size_t i = 1; i < n; i++)
             b[i - 1] = (uint64_t)s[i].t - (uint64_t)s[0].t - step * i;
-        plan pg = plan_codes(b, n - 1);
+        plan pg = plan_codes(b, n - 1, 0);
         uint64_t cost_g = WIDTH_BITS + width_of(zz(step)) + pg.cost;
         if (cost_g < cost_d) {
             bw_put(&w, 1, 1);
