@@ -41,9 +41,9 @@
  *   c >= 2^B - 1            B one bits (the escape), then a wide number of c - (2^B - 1)
  *
  * Sparse codes: when at least an eighth of the integers equal z = 0 (steps of memory that moves
- * now and then) and it is clearly cheaper (the encoder uses them for values only; a reader takes
- * them anywhere), the header's 7-bit B field holds 65 + B (B 0..62) and is
- * followed by wide zigzag(z) before lo, then one flag bit per integer (0: the integer is z),
+ * now and then) and that saves over n / 16 bits (the encoder uses them for values only; a reader
+ * takes them anywhere), the header's 7-bit B field holds 65 + B (B 0..62) and is followed by
+ * wide zigzag(z) before lo, then one flag bit per integer (0: the integer is z),
  * then a code as above for each flagged integer (none when B = 0). The frame of reference and B
  * are those of the non-z integers. The flags come first so that a reader's position in the codes
  * does not wait on each flag.
@@ -93,9 +93,9 @@
  *   g: w=4 10 | vmode 0 | B=0, w=2 zigzag(1)=2 | 2 bits of padding: 21 bytes in all
  *
  * Reading validates everything: widths <= 64, g >= 1 (< 2^53 when accumulated), k <= 15, form 0
- * when k = 0, an accumulated part only with n >= 2,
- * strictly ascending timestamps, no bits past the end, and only zero padding after the last code
- * (at most 7 bits); anything else is TSDB_ECORRUPT.
+ * when k = 0, an accumulated part only with n >= 2, strictly ascending timestamps, no bits past
+ * the end (sparse flags included), and only zero padding after the last code (at most 7 bits);
+ * anything else is TSDB_ECORRUPT.
  */
 #include "tsdb/chunk_dense.h"
 
