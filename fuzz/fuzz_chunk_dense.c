@@ -6,7 +6,8 @@
  * 2. The input as samples: 10 bytes each (6-byte signed time step, 4-byte signed integer
  *    numerator), first byte chooses the decimal places and whether the value is the numerator
  *    divided by the power of ten, multiplied by its inverse (both exact forms DENSE keeps) or
- *    the running sum of the divided numerators (near decimals, kept with residuals); encode,
+ *    the running sum of the divided numerators (near decimals, kept as accumulated steps or with
+ *    residuals); encode,
  *    decode, compare bit for bit.
  */
 #include "fuzz/fuzz.h"

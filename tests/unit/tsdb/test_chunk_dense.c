@@ -95,6 +95,13 @@ static void make(tsdb_sample *s, size_t n, int shape, int64_t t0, int64_t step, 
         case 6: /* tiny values with many places */
             v = (double)(rnd() % 1000) / 1e15;
             break;
+        case 7: /* pages that move now and then: sparse steps */
+            if (rnd() % 3 == 0)
+                v += (double)((int64_t)(rnd() % 512) - 256) * 4096;
+            break;
+        case 8: /* a running total of ticks * 0.15 summed in binary: accumulated */
+            v += 0.15 * (double)(rnd() % 101);
+            break;
         default: /* zeros and ones */
             v = (double)(rnd() % 2);
             break;
@@ -113,7 +120,7 @@ static void test_random_round_trips(void **state)
     tsdb_sample s[600];
     for (int iter = 0; iter < 3000; iter++) {
         size_t n = 1 + rnd() % (iter % 10 == 0 ? 600 : 130);
-        int shape = (int)(rnd() % 8);
+        int shape = (int)(rnd() % 10);
         int64_t t0 = (int64_t)(rnd() % 4000000000000ULL) - 1000000000000LL;
         int64_t step = 1 + (int64_t)(rnd() % 60000);
         int jitter = (int)(rnd() % 3 == 0 ? 0 : rnd() % (step / 2 + 1 < 50 ? step / 2 + 1 : 50));
@@ -297,7 +304,8 @@ static void test_rejects_bad_fields(void **state)
     b.p[10] |= 0x08;
     assert_int_equal(tsdb_dense_decode(b.p, b.len, out, 4, &n), TSDB_ECORRUPT);
     b.p[10] &= (unsigned char)~0x08;
-    /* k = 1: form 1 alone decodes (5 * 0.1 is 0.5 too), form 1 with residuals is refused. */
+    /* k = 1: form 1 alone decodes (5 * 0.1 is 0.5 too); form 1 with residuals marks accumulated
+     * values, which one sample never is: refused. */
     b.len = 0;
     tsdb_sample half = {5, 0.5};
     assert_int_equal(tsdb_dense_encode(&half, 1, &b), TSDB_OK);
@@ -326,11 +334,84 @@ static void test_rejects_bad_fields(void **state)
     tsdb_buf_fini(&b);
 }
 
+/* Steps that are mostly 0 pay a flag bit each plus codes for the others; a running total summed
+ * in binary is coded as its steps, not as decimals plus residuals. */
+static void test_sparse_and_accumulated(void **state)
+{
+    (void)state;
+    rng = 2024;
+    tsdb_sample s[480];
+    make(s, 480, 7, 1700000000000LL, 15000, 0);
+    size_t len = round_trip(s, 480);
+    /* 1 flag bit + 9 bits for a third of the samples, plus headers; plain codes take 9 bits. */
+    assert_true(len < 480 * 4 / 8 + 60);
+    /* Rare equal steps: the flag alone. */
+    double v = 5e9;
+    for (size_t i = 0; i < 480; i++) {
+        if (rnd() % 10 == 0)
+            v -= 4096;
+        s[i] = (tsdb_sample){1700000000000LL + (int64_t)i * 15000, v};
+    }
+    len = round_trip(s, 480);
+    assert_true(len < 480 / 8 + 50);
+    /* The running total: about 7 bits a sample (steps 0..100), never decimals plus residuals. */
+    make(s, 480, 8, 1700000000000LL, 15000, 0);
+    size_t off = 0;
+    for (size_t i = 0; i < 480; i++)
+        off += round(s[i].v * 100) / 100 != s[i].v;
+    assert_true(off > 10);
+    len = round_trip(s, 480);
+    assert_true(len < 480 * 7.5 / 8 + 40);
+    /* From a start that is no short decimal at all, with steps of 0.25 and -0.75 units. */
+    v = 3.14159265358979;
+    for (size_t i = 0; i < 480; i++) {
+        v += (i % 7 == 0 ? -0.75 : 0.25) * (double)(rnd() % 1000);
+        s[i] = (tsdb_sample){1700000000000LL + (int64_t)i * 15000, v};
+    }
+    len = round_trip(s, 480);
+    assert_true(len < 480 * 12 / 8 + 40);
+    /* Accumulated with one step and with steps that are all equal (step differences). */
+    round_trip(s, 2);
+    for (size_t i = 1; i < 480; i++)
+        s[i].v = s[i - 1].v + 0.15 * 7;
+    round_trip(s, 480);
+}
+
+static void check_corruption(const tsdb_sample *s, size_t cnt)
+{
+    tsdb_sample out[120];
+    tsdb_buf b;
+    tsdb_buf_init(&b);
+    assert_int_equal(tsdb_dense_encode(s, cnt, &b), TSDB_OK);
+    size_t n;
+    /* Every truncation is detected. */
+    for (size_t len = 0; len < b.len; len++)
+        assert_int_equal(tsdb_dense_decode(b.p, len, out, 120, &n), TSDB_ECORRUPT);
+    /* Trailing garbage is detected. */
+    tsdb_buf_putc(&b, 0);
+    assert_int_equal(tsdb_dense_decode(b.p, b.len, out, 120, &n), TSDB_ECORRUPT);
+    b.len--;
+    /* A too-small output buffer is refused. */
+    assert_int_equal(tsdb_dense_decode(b.p, b.len, out, 119, &n), TSDB_ECORRUPT);
+    /* Flipped bits: error or some samples, never a crash (ASan/UBSan watch this). */
+    for (size_t i = 0; i < b.len * 8; i++) {
+        b.p[i / 8] ^= (unsigned char)(1 << (i % 8));
+        int rc = tsdb_dense_decode(b.p, b.len, out, 120, &n);
+        assert_true(rc == TSDB_OK || rc == TSDB_ECORRUPT);
+        b.p[i / 8] ^= (unsigned char)(1 << (i % 8));
+    }
+    tsdb_buf_fini(&b);
+}
+
 static void test_corrupt_input_never_crashes(void **state)
 {
     (void)state;
     rng = 77;
     tsdb_sample s[120], out[120];
+    for (int shape = 7; shape <= 8; shape++) { /* sparse codes, accumulated values */
+        make(s, 120, shape, 1700000000000LL, 15000, 2);
+        check_corruption(s, 120);
+    }
     make(s, 120, 1, 1700000000000LL, 15000, 2);
     tsdb_buf b;
     tsdb_buf_init(&b);
@@ -398,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_grid_timestamps),
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_rejects_bad_fields),
+        cmocka_unit_test(test_sparse_and_accumulated),
         cmocka_unit_test(test_corrupt_input_never_crashes),
         cmocka_unit_test(test_smaller_than_xor_on_decimal_data),
     };
