@@ -32,7 +32,7 @@ int tsdb__index_resolve(tsdb_index *ix, const tsdb_labels *sets, size_t n, uint6
                         uint8_t *created, tsdb_err *err);
 /* Ensures series id exists with labels l (WAL replay: idempotent; keeps next id above id). */
 int tsdb__index_put_series(tsdb_index *ix, uint64_t id, tsdb_labels l, tsdb_err *err);
-/* Removes series (labels, lhash, postings) in one transaction (garbage collection). */
+/* Removes series (label records, postings, term counts) in one transaction (garbage collection). */
 int tsdb__index_delete_series(tsdb_index *ix, const uint64_t *ids, size_t n, tsdb_err *err);
 /* Next id that would be allocated. */
 uint64_t tsdb__index_next_id(tsdb_index *ix);
