@@ -265,7 +265,7 @@ tsdb__head *tsdb__head_new(int64_t block_ms)
 /* Stores the bytes of a closed chunk: in the chunk files when they take it, else in the heap. */
 static void chunk_store(tsdb__head *h, tsdb__hchunk *c, const unsigned char *p, size_t len)
 {
-    c->len = (uint32_t)len;
+    c->len = len & TSDB__HCHUNK_MAX_LEN; /* callers keep len within the limit */
     if (h->files) {
         tsdb_err e;
         if (tsdb__hchunks_append(h->files, p, len, &c->at.ref, &e) == TSDB_OK) {
@@ -276,6 +276,14 @@ static void chunk_store(tsdb__head *h, tsdb__hchunk *c, const unsigned char *p, 
     c->in_file = 0;
     c->at.p = xmalloc(len);
     memcpy(c->at.p, p, len);
+}
+
+_Static_assert(sizeof(tsdb__hchunk) == 24, "a closed chunk reference is 24 bytes");
+_Static_assert(TSDB_CHUNK_SAMPLES_MAX <= TSDB__HCHUNK_MAX_N, "closed chunks count their samples");
+
+static int64_t chunk_maxt(const tsdb__hchunk *c)
+{
+    return (int64_t)((uint64_t)c->mint + c->span);
 }
 
 /* Copies a closed chunk's bytes (stripe lock held). */
@@ -516,9 +524,9 @@ static void close_chunk(tsdb__head *h, tsdb__hseries *s)
     const unsigned char *b = tsdb_chunk_app_bytes(&s->app, &len);
     tsdb__hchunk *c = chunk_push(s);
     chunk_store(h, c, b, len);
-    c->n = s->app.n;
+    c->n = s->app.n & TSDB__HCHUNK_MAX_N;
     c->mint = s->app_mint;
-    c->maxt = s->app.t;
+    c->span = (uint32_t)((uint64_t)s->app.t - (uint64_t)s->app_mint);
     tsdb_chunk_app_reset(&s->app);
 }
 
@@ -528,7 +536,8 @@ void tsdb__head_apply(tsdb__head *h, tsdb__hseries *s, int64_t t, double v)
     pthread_mutex_lock(mu);
     int64_t cf = atomic_load_explicit(&h->chunk_floor, memory_order_relaxed);
     if (s->app.n > 0 &&
-        (s->app.n >= TSDB_CHUNK_SAMPLES_MAX || t >= s->app_end || (s->app_mint < cf && t >= cf)))
+        (s->app.n >= TSDB_CHUNK_SAMPLES_MAX || t >= s->app_end || (s->app_mint < cf && t >= cf) ||
+         (uint64_t)t - (uint64_t)s->app_mint > UINT32_MAX))
         close_chunk(h, s);
     if (s->app.n == 0) {
         s->app_mint = t;
@@ -558,7 +567,7 @@ static size_t copy_locked(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t
     size_t n = 0;
     uint32_t n_closed = parts & TSDB__HEAD_CLOSED ? s->n_chunks : 0;
     for (uint32_t i = 0; i < n_closed; i++)
-        if (s->chunks[i].maxt >= mint && s->chunks[i].mint <= maxt)
+        if (chunk_maxt(&s->chunks[i]) >= mint && s->chunks[i].mint <= maxt)
             n++;
     int app = (parts & TSDB__HEAD_OPEN) && s->app.n > 0 && s->app.t >= mint && s->app_mint <= maxt;
     uint32_t o_lo = 0, o_hi = 0;
@@ -576,11 +585,11 @@ static size_t copy_locked(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t
     size_t k = 0;
     for (uint32_t i = 0; i < n_closed; i++) {
         const tsdb__hchunk *c = &s->chunks[i];
-        if (c->maxt < mint || c->mint > maxt)
+        if (chunk_maxt(c) < mint || c->mint > maxt)
             continue;
         unsigned char *p = tsdb_arena_alloc(a, c->len);
         chunk_read(h, c, p);
-        r[k++] = (tsdb__chunk_ref){c->mint, c->maxt, p, c->len};
+        r[k++] = (tsdb__chunk_ref){c->mint, chunk_maxt(c), p, c->len};
     }
     if (app) {
         size_t len;
@@ -647,7 +656,7 @@ size_t tsdb__head_copy_split(tsdb__head *h, tsdb__hseries *s, int64_t mint, tsdb
     pthread_mutex_lock(stripe(h, s->id));
     size_t c = 0;
     for (uint32_t i = 0; i < s->n_chunks; i++)
-        if (s->chunks[i].maxt >= mint)
+        if (chunk_maxt(&s->chunks[i]) >= mint)
             c++;
     size_t n = copy_locked(h, s, mint, INT64_MAX, TSDB__HEAD_ALL, a, out);
     pthread_mutex_unlock(stripe(h, s->id));
@@ -673,7 +682,8 @@ int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t 
         n++;
         rc = TSDB_OK;
     }
-    if (rc < 0 || n == 0 || first.t != mint || last.t != maxt || len > UINT32_MAX)
+    if (rc < 0 || n == 0 || first.t != mint || last.t != maxt || len > TSDB__HCHUNK_MAX_LEN ||
+        n > TSDB__HCHUNK_MAX_N || (uint64_t)maxt - (uint64_t)mint > UINT32_MAX)
         return TSDB_ECORRUPT;
     pthread_mutex_t *mu = stripe(h, s->id);
     pthread_mutex_lock(mu);
@@ -681,7 +691,7 @@ int tsdb__head_add_chunk(tsdb__head *h, tsdb__hseries *s, int64_t mint, int64_t 
     chunk_store(h, c, p, len);
     c->n = n;
     c->mint = mint;
-    c->maxt = maxt;
+    c->span = (uint32_t)((uint64_t)maxt - (uint64_t)mint);
     pthread_mutex_unlock(mu);
     s->last_t = last.t;
     memcpy(&s->last_bits, &last.v, 8);
@@ -741,7 +751,7 @@ void tsdb__head_truncate_chunks(tsdb__head *h, int64_t t)
         pthread_mutex_t *mu = stripe(h, s->id);
         pthread_mutex_lock(mu);
         uint32_t k = 0;
-        while (k < s->n_chunks && s->chunks[k].maxt < t) {
+        while (k < s->n_chunks && chunk_maxt(&s->chunks[k]) < t) {
             dropped_samples += s->chunks[k].n;
             chunk_drop(h, &s->chunks[k]);
             k++;

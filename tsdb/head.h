@@ -24,18 +24,22 @@
 
 #define TSDB__HEAD_STRIPES 4096
 
-/* A closed chunk: its bytes live in the head chunk files (tsdb/hchunks.h) or, without them or
- * when writing them failed, in an exact-size heap copy. */
+/* A closed chunk, 24 bytes: its bytes live in the head chunk files (tsdb/hchunks.h) or, without
+ * them or when writing them failed, in an exact-size heap copy. Its last timestamp is mint +
+ * span: the appender cuts a chunk before it spans 2^32 ms (about 49 days), and replay refuses
+ * closed chunks that do, or that are over TSDB__HCHUNK_MAX_LEN bytes or TSDB__HCHUNK_MAX_N
+ * samples (the head cuts at TSDB_CHUNK_SAMPLES_MAX, far below). */
 typedef struct tsdb__hchunk {
-    int64_t mint, maxt;
+    int64_t mint;
     union {
         unsigned char *p; /* in_file == 0: heap copy, exactly len bytes */
         uint64_t ref;     /* in_file == 1: chunk file reference */
     } at;
-    uint32_t len;
-    uint16_t n;
-    uint8_t in_file;
+    uint32_t span;
+    uint32_t len : 20, n : 11, in_file : 1;
 } tsdb__hchunk;
+#define TSDB__HCHUNK_MAX_LEN ((1u << 20) - 1)
+#define TSDB__HCHUNK_MAX_N   ((1u << 11) - 1)
 
 /* Out-of-order samples of a series, sorted by t, unique t (allocated on the first one). */
 typedef struct tsdb__hooo {

@@ -168,12 +168,68 @@ static void test_tombstones(void **state)
     tsdb__head_free(h);
 }
 
+/* A closed chunk keeps its end as a 32-bit span from its start: with a block range longer than
+ * 2^32 ms, sparse samples cut a chunk before it spans that, ends read back exactly (also for
+ * negative and extreme timestamps), and replay refuses a chunk spanning more. */
+static void test_long_spans(void **state)
+{
+    (void)state;
+    tsdb__head *h = tsdb__head_new(INT64_MAX / 2);
+    tsdb_label a[2], b[2];
+    tsdb__hseries *s = tsdb__head_create(h, 7, 1, mk(a, "m", "a"));
+    const int64_t t[] = {-3000000000000LL, -2999000000000LL, -2998999999999LL, 0, 1000,
+                         4294967295LL,     4294967296LL,     9000000000LL};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        assert_int_equal(tsdb__head_check(h, s, t[i], (double)i, INT64_MIN), 1);
+        tsdb__head_apply(h, s, t[i], (double)i);
+    }
+    tsdb_arena ar;
+    tsdb_arena_init(&ar, 0);
+    tsdb__chunk_ref *r;
+    size_t n = tsdb__head_copy(h, 7, INT64_MIN, INT64_MAX, &ar, &r);
+    int64_t first, last;
+    assert_int_equal(count_samples(r, n, &first, &last), 8);
+    assert_int_equal(first, t[0]);
+    assert_int_equal(last, t[7]);
+    for (size_t i = 0; i < n; i++)
+        assert_true((uint64_t)r[i].maxt - (uint64_t)r[i].mint <= UINT32_MAX);
+    /* Cuts: t0 t1 t2 (spanning 1e9 ms) | 0 1000 4294967295 (exactly 2^32 - 1) | 4294967296 | 9e9.
+     */
+    assert_int_equal(n, 4);
+    assert_int_equal(r[0].maxt, t[2]);
+    assert_int_equal(r[1].mint, 0);
+    assert_int_equal(r[1].maxt, 4294967295LL);
+    assert_int_equal(r[2].mint, 4294967296LL);
+    assert_int_equal(r[2].maxt, 4294967296LL);
+    /* Replay: a closed chunk spanning more than 2^32 ms is corrupt; a shorter one is taken. */
+    tsdb__hseries *s2 = tsdb__head_create(h, 8, 2, mk(b, "m", "b"));
+    tsdb_chunk_app app;
+    tsdb_chunk_app_init(&app);
+    tsdb_chunk_app_add(&app, 10, 1);
+    tsdb_chunk_app_add(&app, 10 + 4294967296LL, 2);
+    size_t len;
+    const unsigned char *p = tsdb_chunk_app_bytes(&app, &len);
+    assert_int_equal(tsdb__head_add_chunk(h, s2, 10, 10 + 4294967296LL, p, len), TSDB_ECORRUPT);
+    tsdb_chunk_app_reset(&app);
+    tsdb_chunk_app_add(&app, 10, 1);
+    tsdb_chunk_app_add(&app, 10 + 4294967295LL, 2);
+    p = tsdb_chunk_app_bytes(&app, &len);
+    assert_int_equal(tsdb__head_add_chunk(h, s2, 10, 10 + 4294967295LL, p, len), 1);
+    n = tsdb__head_copy(h, 8, INT64_MIN, INT64_MAX, &ar, &r);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].maxt, 10 + 4294967295LL);
+    tsdb_chunk_app_fini(&app);
+    tsdb_arena_fini(&ar);
+    tsdb__head_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_rules_and_chunks),
         cmocka_unit_test(test_tombstones),
+        cmocka_unit_test(test_long_spans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
