@@ -171,6 +171,23 @@ static int select_err(query_eval_ctx *c, int rc, const tsdb_err *e2)
     return rc;
 }
 
+/* Names a storage error rc in the context's error unless a more precise one is already there. */
+static int read_err(query_eval_ctx *c, int rc)
+{
+    if (c->err && c->err->code != rc)
+        query__errf(c, rc, "%s", tsdb_strerror(rc));
+    return rc;
+}
+
+/* A copy of n elements of size bytes in the query arena (never NULL, even for n == 0). */
+static void *arena_copy(query_eval_ctx *c, const void *p, size_t n, size_t size)
+{
+    void *r = tsdb_arena_alloc(c->a, (n ? n : 1) * size);
+    if (n)
+        memcpy(r, p, n * size);
+    return r;
+}
+
 /* Reads every series matching the selector with samples in [mint, maxt] (all of them are
  * returned even when empty: callers decide). drop_stale removes staleness markers. */
 static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, int64_t maxt,
@@ -209,9 +226,7 @@ static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, in
         }
         rs[n].labels = tsdb_labels_copy(l, c->a);
         rs[n].n = k;
-        rs[n].pts = tsdb_arena_alloc(c->a, (k ? k : 1) * sizeof *buf);
-        if (k)
-            memcpy(rs[n].pts, buf, k * sizeof *buf);
+        rs[n].pts = arena_copy(c, buf, k, sizeof *buf);
         n++;
         c->samples_loaded += k;
         if ((rc = query__account(c, k)) < 0)
@@ -220,15 +235,10 @@ static int fetch(query_eval_ctx *c, const query_vector_sel *vs, int64_t mint, in
     free(buf);
     if (rc < 0) {
         free(rs);
-        if (c->err && c->err->code != rc)
-            query__errf(c, rc, "%s", tsdb_strerror(rc));
-        return rc;
+        return read_err(c, rc);
     }
-    query_rseries *res = tsdb_arena_alloc(c->a, (n ? n : 1) * sizeof *res);
-    if (n)
-        memcpy(res, rs, n * sizeof *rs);
+    *out = arena_copy(c, rs, n, sizeof *rs);
     free(rs);
-    *out = res;
     *n_out = n;
     return 0;
 }
@@ -315,15 +325,10 @@ static int eval_vector_sel(query_eval_ctx *c, const query_expr *e, const query_s
     free(sts);
     if (rc < 0) {
         free(vv);
-        if (c->err && c->err->code != rc)
-            query__errf(c, rc, "%s", tsdb_strerror(rc));
-        return rc;
+        return read_err(c, rc);
     }
-    query_vseries *out_s = tsdb_arena_alloc(c->a, (k ? k : 1) * sizeof *out_s);
-    if (k)
-        memcpy(out_s, vv, k * sizeof *vv);
+    out->vs = arena_copy(c, vv, k, sizeof *vv);
     free(vv);
-    out->vs = out_s;
     out->n_vs = k;
     out->held = pts;
     return query__account(c, pts);
