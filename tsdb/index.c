@@ -3065,3 +3065,50 @@ int tsdb__index_rd_select(tsdb_index_rd *r, const tsdb_matcher *const *ms, size_
     rd_exit(r->ix);
     return rc;
 }
+
+/* ---- Fuzzing -------------------------------------------------------------------------------- */
+
+struct fuzz_runs {
+    const idvec *ids;
+    size_t at;
+    int differs;
+};
+
+static void fuzz_run(void *vctx, uint64_t start, uint64_t len)
+{
+    struct fuzz_runs *x = vctx;
+    for (uint64_t i = 0; i < len && !x->differs; i++, x->at++)
+        x->differs = x->at >= x->ids->n || x->ids->v[x->at] != start + i;
+}
+
+static int fuzz_entry(void *vctx, uint64_t id, const unsigned char *refs, size_t len)
+{
+    (void)vctx;
+    (void)id;
+    const unsigned char *end = refs + len;
+    while (refs < end) {
+        uint64_t tid;
+        if (uv_get(&refs, end, &tid) != 0)
+            return MDB_CORRUPTED;
+    }
+    return 0;
+}
+
+int tsdb__index_fuzz_decode(uint64_t first, uint64_t limit, const unsigned char *p, size_t n)
+{
+    idvec ids = {0};
+    int rc_ids = chunk_ids(first, p, n, 0, UINT64_MAX, limit, &ids);
+    struct fuzz_runs x = {&ids, 0, 0};
+    int rc_walk = chunk_walk(first, p, n, fuzz_run, &x);
+    if (rc_ids == 0 && rc_walk == 0 && (x.differs || x.at != ids.n))
+        abort();
+    free(ids.v);
+    int rc_rec = record_each(first >> SERIES_SHIFT, p, n, fuzz_entry, NULL);
+    for (uint64_t id = 0; id < (1u << SERIES_SHIFT) && rc_rec == 0; id++) {
+        const unsigned char *refs;
+        size_t len;
+        if (record_find(p, n, id, &refs, &len) < 0)
+            rc_rec = MDB_CORRUPTED;
+    }
+    return (rc_ids == 0 && rc_walk == 0 ? 1 : 0) | (rc_rec == 0 ? 2 : 0);
+}

@@ -71,6 +71,11 @@ void tsdb__index_set_cache_max(tsdb_index *ix, size_t bytes);
 size_t tsdb__index_cache_bytes(tsdb_index *ix);
 /* Tests: every hashed term key (long values) collides, to exercise collision handling. */
 void tsdb__index_set_weak_hash(tsdb_index *ix, int on);
+/* Fuzzing: decodes p[0..n) both as the postings chunk of ids starting at first (every id below
+ * limit) and as a series record. Returns 1 | 2 for what decoded (1: the postings chunk, 2: the
+ * series record, 0: neither); aborts only if the two postings decoders (the run walker and the
+ * id expander) disagree about a chunk both accept. */
+int tsdb__index_fuzz_decode(uint64_t first, uint64_t limit, const unsigned char *p, size_t n);
 /* Tests: writes (val != NULL) or deletes a raw entry of database db ("meta", "series", "terms",
  * "tstr", "postings") in its own transaction, to check that damage is detected. */
 int tsdb__index_poke(tsdb_index *ix, const char *db, const void *key, size_t klen, const void *val,

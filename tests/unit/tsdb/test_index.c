@@ -1233,6 +1233,35 @@ static void test_term_cache_threads(void **state)
     assert_true(tsdb__index_cache_bytes(f->ix) <= 80 * 1024);
 }
 
+/* The value decoders behind fuzz_index: a run, a stride and a run after a gap decode as
+ * postings; a zero count, a run past the count, ids reaching the limit and a truncated code
+ * are refused; a series record with ascending offsets decodes, one with a repeated offset or a
+ * length past its end does not. */
+static void test_value_decoders(void **state)
+{
+    (void)state;
+    static const unsigned char run[] = {100, 0, 98};          /* 1..100 */
+    static const unsigned char stride[] = {4, 2, 2, 2};       /* 5 8 11 14 */
+    static const unsigned char gap[] = {6, 0, 1, 10, 0, 1};   /* 7 8 9 20 21 22 */
+    static const unsigned char zero[] = {0};                  /* no ids */
+    static const unsigned char over[] = {3, 0, 5};            /* a run longer than the count */
+    static const unsigned char cut[] = {3, 0x80};             /* a truncated varint */
+    static const unsigned char rec[] = {0, 2, 1, 2, 3, 1, 5}; /* offsets 0 and 3 */
+    static const unsigned char rep[] = {3, 1, 5, 3, 1, 6};    /* offset 3 twice */
+    static const unsigned char long_[] = {0, 9, 1};           /* refs past the end */
+    assert_int_equal(tsdb__index_fuzz_decode(1, 1000, run, sizeof run) & 1, 1);
+    assert_int_equal(tsdb__index_fuzz_decode(1, 100, run, sizeof run) & 1, 0); /* 100 >= limit */
+    assert_int_equal(tsdb__index_fuzz_decode(5, 1000, stride, sizeof stride) & 1, 1);
+    assert_int_equal(tsdb__index_fuzz_decode(7, 1000, gap, sizeof gap) & 1, 1);
+    assert_int_equal(tsdb__index_fuzz_decode(7, 1000, gap, sizeof gap - 1) & 1, 0);
+    assert_int_equal(tsdb__index_fuzz_decode(1, 1000, zero, sizeof zero) & 1, 0);
+    assert_int_equal(tsdb__index_fuzz_decode(1, 1000, over, sizeof over) & 1, 0);
+    assert_int_equal(tsdb__index_fuzz_decode(1, 1000, cut, sizeof cut), 0);
+    assert_int_equal(tsdb__index_fuzz_decode(16, 1000, rec, sizeof rec) & 2, 2);
+    assert_int_equal(tsdb__index_fuzz_decode(16, 1000, rep, sizeof rep) & 2, 0);
+    assert_int_equal(tsdb__index_fuzz_decode(16, 1000, long_, sizeof long_) & 2, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1253,6 +1282,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hash_collisions, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_term_cache_budget, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_term_cache_threads, fx_setup, fx_teardown),
+        cmocka_unit_test(test_value_decoders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
